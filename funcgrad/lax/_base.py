@@ -1,0 +1,122 @@
+"""Family helpers that turn a primitive definition into a few lines (as JAX's ``lax/utils``).
+
+An elementwise primitive takes operands of one dtype whose shapes broadcast by NumPy's
+rules; ``funcgrad.numpy`` does the promotion before binding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from funcgrad import dtypes
+from funcgrad.core import Primitive, ShapedArray
+from funcgrad.interpreters import batching
+
+#: Lowering rules for the numba backend, keyed by primitive (filled by the backend).
+primitive_lowerings: dict[Primitive, Any] = {}
+
+
+def shape_str(avals: tuple[ShapedArray, ...]) -> str:
+    return ", ".join(a.str_short() for a in avals)
+
+
+def broadcast_shapes(name: str, *shapes: tuple[int, ...]) -> tuple[int, ...]:
+    """NumPy's broadcasting of ``shapes``, or a ValueError naming ``name`` and the shapes."""
+    rank = max(map(len, shapes), default=0)
+    out = []
+    for i in range(-rank, 0):
+        size = 1
+        for s in shapes:
+            if len(s) >= -i:
+                d = s[i]
+                if d != 1:
+                    if size != 1 and size != d:
+                        raise ValueError(
+                            f"{name}: shapes {', '.join(map(str, shapes))} do not broadcast "
+                            f"(axis {i} has sizes {size} and {d}); reshape or expand one "
+                            "operand so that each axis matches or is 1"
+                        )
+                    size = d
+        out.append(size)
+    return tuple(out)
+
+
+_KIND_NAMES = {
+    "f": "floating",
+    "c": "complex",
+    "i": "signed integer",
+    "u": "unsigned integer",
+    "b": "bool",
+}
+
+
+def check_dtype(name: str, aval: ShapedArray, kinds: str) -> None:
+    if aval.dtype.kind not in kinds:
+        allowed = " or ".join(_KIND_NAMES[k] for k in kinds)
+        raise TypeError(
+            f"{name}: expected a {allowed} operand, got {aval.str_short()}; "
+            f"convert it first, e.g. with `.astype(float32)`"
+        )
+
+
+FLOAT = "fc"
+NUMBER = "fciu"
+INT = "iu"
+INT_OR_BOOL = "iub"
+ANY = "fciub"
+
+
+def standard_unop(
+    name: str, impl: Callable, kinds: str = FLOAT, result_dtype: Any = None
+) -> Primitive:
+    """An elementwise unary primitive: impl, abstract eval with a dtype check, batching."""
+    prim = Primitive(name)
+
+    def abstract_eval(x: ShapedArray, **params: Any) -> ShapedArray:
+        check_dtype(name, x, kinds)
+        return ShapedArray(x.shape, x.dtype if result_dtype is None else result_dtype)
+
+    prim.def_abstract_eval(abstract_eval)
+    prim.def_impl(impl)
+    batching.defvectorized(prim)
+    return prim
+
+
+def standard_naryop(
+    name: str, impl: Callable, kinds: str = NUMBER, result_dtype: Any = None
+) -> Primitive:
+    """An elementwise n-ary primitive: operands share a dtype, shapes broadcast."""
+    prim = Primitive(name)
+
+    def abstract_eval(*avals: ShapedArray, **params: Any) -> ShapedArray:
+        dtype = avals[0].dtype
+        for a in avals:
+            check_dtype(name, a, kinds)
+            if a.dtype != dtype:
+                raise TypeError(
+                    f"{name}: operands must have one dtype, got {shape_str(avals)}; "
+                    "use funcgrad.numpy (which promotes) or `.astype` to convert"
+                )
+        shape = broadcast_shapes(name, *(a.shape for a in avals))
+        return ShapedArray(shape, dtype if result_dtype is None else result_dtype)
+
+    prim.def_abstract_eval(abstract_eval)
+    prim.def_impl(impl)
+    batching.defbroadcasting(prim)
+    return prim
+
+
+def as_dtype(dtype: Any) -> np.dtype:
+    return dtype if isinstance(dtype, np.dtype) else np.dtype(dtype)
+
+
+def fresh(x: Any) -> Any:
+    """A result that never aliases an input (NumPy views and no-op casts alias)."""
+    if isinstance(x, np.ndarray):
+        return x.copy()
+    return x
+
+
