@@ -165,11 +165,37 @@ def _classify(t: type) -> _NodeKind | None:
     return None
 
 
-def _dict_keys(x: dict) -> list[Any]:
+# Sorting every dict's keys on every flatten is the main cost of flattening, so the order is
+# computed once per distinct key tuple (in insertion order) and cached as C-level getters:
+# `_SORTED` if insertion order is already sorted (or the keys do not sort, in which case
+# insertion order is kept), else `(sort_keys, get_values)`, which permute the dict's own key
+# tuple and fetch the values in sorted order. Keys are permuted rather than taken from the
+# cache because equal keys may differ in type (1, 1.0, True; a StrEnum member and its str).
+_SORTED = (None, None)
+_DICT_ORDERS: dict[tuple, tuple] = {}
+_MAX_DICT_ORDERS = 10_000
+
+
+def _dict_order(keys: tuple) -> tuple:
     try:
-        return sorted(x)
+        perm = sorted(range(len(keys)), key=keys.__getitem__)
     except TypeError:  # keys that do not sort: keep insertion order
-        return list(x)
+        perm = list(range(len(keys)))
+    if perm == list(range(len(keys))):
+        order = _SORTED
+    else:
+        order = (operator.itemgetter(*perm), operator.itemgetter(*[keys[i] for i in perm]))
+    if len(_DICT_ORDERS) >= _MAX_DICT_ORDERS:
+        _DICT_ORDERS.clear()
+    _DICT_ORDERS[keys] = order
+    return order
+
+
+def _dict_keys(x: dict) -> tuple:
+    """The keys of ``x`` in flatten order: sorted, or insertion order if they do not sort."""
+    keys = tuple(x)
+    order = _DICT_ORDERS.get(keys) or _dict_order(keys)
+    return keys if order is _SORTED else order[0](keys)
 
 
 def _flatten_children(vals: Sequence[Any], leaves: list[Any]) -> int | tuple:
@@ -177,6 +203,11 @@ def _flatten_children(vals: Sequence[Any], leaves: list[Any]) -> int | tuple:
     if _all_leaf_types(map(type, vals)):
         leaves.extend(vals)
         return len(vals)
+    return _flatten_mixed(vals, leaves)
+
+
+def _flatten_mixed(vals: Sequence[Any], leaves: list[Any]) -> int | tuple:
+    """`_flatten_children` once some child may be a node (or of a type not yet seen)."""
     kids = []
     append = kids.append
     any_node = False
@@ -191,17 +222,33 @@ def _flatten_children(vals: Sequence[Any], leaves: list[Any]) -> int | tuple:
     return tuple(kids) if any_node else len(kids)
 
 
+# The all-leaves check of `_flatten_children` is inlined in the three common containers.
 def _fast_tuple(x: tuple, leaves: list[Any]) -> tuple:
-    return (tuple, None, _flatten_children(x, leaves))
+    if _all_leaf_types(map(type, x)):
+        leaves.extend(x)
+        return (tuple, None, len(x))
+    return (tuple, None, _flatten_mixed(x, leaves))
 
 
 def _fast_list(x: list, leaves: list[Any]) -> tuple:
-    return (list, None, _flatten_children(x, leaves))
+    if _all_leaf_types(map(type, x)):
+        leaves.extend(x)
+        return (list, None, len(x))
+    return (list, None, _flatten_mixed(x, leaves))
 
 
 def _fast_dict(x: dict, leaves: list[Any]) -> tuple:
-    keys = _dict_keys(x)
-    return (dict, tuple(keys), _flatten_children([x[k] for k in keys], leaves))
+    keys = tuple(x)
+    order = _DICT_ORDERS.get(keys) or _dict_order(keys)
+    if order is _SORTED:
+        vals: Any = x.values()
+    else:
+        keys = order[0](keys)
+        vals = order[1](x)
+    if _all_leaf_types(map(type, vals)):
+        leaves.extend(vals)
+        return (dict, keys, len(vals))
+    return (dict, keys, _flatten_mixed(vals, leaves))
 
 
 def _fast_none(x: None, leaves: list[Any]) -> tuple:
@@ -217,9 +264,8 @@ def _fast_ordereddict(x: collections.OrderedDict, leaves: list[Any]) -> tuple:
 
 
 def _fast_defaultdict(x: collections.defaultdict, leaves: list[Any]) -> tuple:
-    keys = _dict_keys(x)
-    aux = (x.default_factory, tuple(keys))
-    return (collections.defaultdict, aux, _flatten_children([x[k] for k in keys], leaves))
+    vals, keys = _dict_flatten(x)
+    return (collections.defaultdict, (x.default_factory, keys), _flatten_children(vals, leaves))
 
 
 _NONE_NODE = (_NoneType, None, 0)
@@ -231,12 +277,12 @@ def _seq_with_keys(x: Sequence[Any]) -> tuple[list[tuple[Any, Any]], None]:
 
 def _dict_flatten(x: dict) -> tuple[list[Any], tuple]:
     keys = _dict_keys(x)
-    return [x[k] for k in keys], tuple(keys)
+    return [x[k] for k in keys], keys
 
 
 def _dict_flatten_with_keys(x: dict) -> tuple[list[tuple[Any, Any]], tuple]:
     keys = _dict_keys(x)
-    return [(DictKey(k), x[k]) for k in keys], tuple(keys)
+    return [(DictKey(k), x[k]) for k in keys], keys
 
 
 def _ordereddict_flatten(x: collections.OrderedDict) -> tuple[list[Any], tuple]:
@@ -444,12 +490,14 @@ def register_dataclass(
 class PyTreeDef:
     """The structure of a pytree: everything but its leaves. Hashable, cheap to compare."""
 
-    __slots__ = ("_node", "num_leaves", "_hash")
+    __slots__ = ("_node", "num_leaves", "_hash", "_uses", "_compiled")
 
     def __init__(self, node: tuple | None, num_leaves: int) -> None:
         self._node = node
         self.num_leaves = num_leaves
         self._hash: int | None = None
+        self._uses = 0  # unflattens so far; a reused treedef gets a compiled unflatten
+        self._compiled: Callable[[Sequence[Any]], Any] | None = None
 
     def __eq__(self, other: object) -> bool:
         if self is other:
@@ -655,9 +703,17 @@ def tree_structure(tree: PyTree, is_leaf: Callable[[Any], bool] | None = None) -
 def _unflatten(node: tuple, it: Iterable[Any]) -> Any:
     t, aux, kids = node
     if kids.__class__ is int:
+        if t is dict:
+            return dict(zip(aux, it))  # zip stops at the last key without taking another leaf
+        if t is tuple:
+            return tuple(islice(it, kids))
         children: Iterable[Any] = islice(it, kids)
     else:
         children = [next(it) if k is None else _unflatten(k, it) for k in kids]  # type: ignore[call-overload]
+        if t is tuple:
+            return tuple(children)
+        if t is dict:
+            return dict(zip(aux, children))
     try:
         build = _BUILD[t]
     except KeyError:  # a namedtuple treedef unpickled before this process saw the type
@@ -674,9 +730,75 @@ def tree_unflatten(treedef: PyTreeDef, leaves: Iterable[Any]) -> PyTree:
             f"tree_unflatten: the treedef has {treedef.num_leaves} leaves, but "
             f"{len(leaves)} leaves were given. Treedef: {_short(repr(treedef))}"  # type: ignore[arg-type]
         )
+    compiled = treedef._compiled
+    if compiled is not None:
+        return compiled(leaves)  # type: ignore[arg-type]
     node = treedef._node
     if node is None:
         return leaves[0]  # type: ignore[index]
+    treedef._uses += 1
+    if treedef._uses >= _COMPILE_AFTER:
+        treedef._compiled = _compile_unflatten(node)
+    return _unflatten(node, iter(leaves))
+
+
+# A treedef that is unflattened again and again (a jitted function's output structure, kept in
+# its cache) gets a generated function that builds the whole tree in one expression, e.g.
+# ``lambda l: {'a': (l[0], l[1]), 'b': l[2]}``. Measured for 100 leaves: 2.2 us instead of 6 us
+# (dict of dicts) and 2.6 us instead of 25 us (list of 25 tuples of an array and a dict), for a
+# one-off compile of about 0.5 ms, hence the threshold. Very deep or large trees keep the
+# interpreter.
+_COMPILE_AFTER = 32
+_COMPILE_MAX_DEPTH = 50  # well below the parser's nesting limit
+_COMPILE_MAX_NODES = 5_000
+_LITERAL_TYPES = (str, int, bool, _NoneType)  # types whose repr is a literal of the same type
+
+
+def _compile_unflatten(node: tuple) -> Callable[[Sequence[Any]], Any]:
+    if _count_nodes(node) > _COMPILE_MAX_NODES:
+        return functools.partial(_unflatten_seq, node)
+    env: dict[str, Any] = {}
+    n_leaves = 0
+
+    def const(value: Any) -> str:
+        if type(value) in _LITERAL_TYPES:
+            return repr(value)
+        name = f"_c{len(env)}"
+        env[name] = value
+        return name
+
+    def expr(node: tuple | None, depth: int) -> str:
+        nonlocal n_leaves
+        if node is None:
+            n_leaves += 1
+            return f"l[{n_leaves - 1}]"
+        if depth > _COMPILE_MAX_DEPTH:
+            raise RecursionError
+        t, aux, _ = node
+        parts = [expr(k, depth + 1) for k in _kids_list(node)]
+        if t is dict:
+            return "{" + ", ".join(f"{const(k)}: {p}" for k, p in zip(aux, parts)) + "}"
+        if t is list:
+            return "[" + ", ".join(parts) + "]"
+        items = "(" + ", ".join(parts) + ("," if len(parts) == 1 else "") + ")"
+        if t is tuple:
+            return items
+        if t is _NoneType:
+            return "None"
+        build = _BUILD.get(t) or _classify(t).build  # type: ignore[union-attr]
+        return f"{const(build)}({const(aux)}, {items})"
+
+    try:
+        src = f"def unflatten(l):\n    return {expr(node, 0)}\n"
+    except RecursionError:
+        return functools.partial(_unflatten_seq, node)
+    exec(compile(src, "<funcgrad.tree_util unflatten>", "exec"), env)  # noqa: S102
+    fn = env["unflatten"]
+    fn.__source__ = src
+    return fn
+
+
+def _unflatten_seq(node: tuple, leaves: Sequence[Any]) -> Any:
     return _unflatten(node, iter(leaves))
 
 

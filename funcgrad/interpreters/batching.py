@@ -160,10 +160,16 @@ class BatchTrace(Trace):
 
 
 def vmap_flat(
-    fun: Callable, in_axes: Sequence[int | None], out_axes: Sequence[int | None], axis_size: int,
+    fun: Callable,
+    in_axes: Sequence[int | None],
+    out_axes: Sequence[int | None] | Callable[[], Sequence[int | None]],
+    axis_size: int,
     args: Sequence[Any],
 ) -> list[Any]:
-    """vmap on flat lists: axes already validated and non-negative."""
+    """vmap on flat lists; in_axes validated and non-negative.
+
+    ``out_axes`` may be a thunk, called after tracing (when the output structure is known).
+    """
     with core.new_main(BatchTrace, axis_size) as main:
         trace = main.trace
         tracers_in = [
@@ -174,6 +180,8 @@ def vmap_flat(
         tracers_out = [core.full_raise(trace, x) for x in outs]
         vals_out = [t.val for t in tracers_out]
         dims_out = [t.batch_dim for t in tracers_out]
+    if callable(out_axes):
+        out_axes = out_axes()
     results = []
     for val, d, out_ax in zip(vals_out, dims_out, out_axes):
         if out_ax is None:

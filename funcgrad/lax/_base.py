@@ -120,3 +120,21 @@ def fresh(x: Any) -> Any:
     return x
 
 
+def promote_scalars(*args: Any) -> tuple[Any, ...]:
+    """Python scalars among ``args`` as NumPy scalars of the first array operand's dtype.
+
+    A convenience of the public ``lax`` functions (``lax.add(x, 2.0)``): ``bind`` never sees a
+    Python scalar. With no array operand, each scalar takes its own default dtype
+    (``dtypes.dtype_of``: float64, int64, bool).
+    """
+    dtype = None
+    for a in args:
+        if not dtypes.is_python_scalar(a):
+            dtype = dtypes.dtype_of(a)
+            break
+    return tuple(
+        np.array(a, dtypes.dtype_of(a) if dtype is None else dtype)[()]
+        if dtypes.is_python_scalar(a)
+        else a
+        for a in args
+    )

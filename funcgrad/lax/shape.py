@@ -174,3 +174,375 @@ def _transpose_batch(args, dims, *, permutation):
 
 ad.deflinear(transpose_p, _transpose_transpose)
 batching.primitive_batchers[transpose_p] = _transpose_batch
+
+
+def canonicalize_axis(name: str, axis: int, ndim: int) -> int:
+    """``axis`` in ``[0, ndim)`` (negative counts from the end), or a ValueError."""
+    axis = int(axis)
+    if not -ndim <= axis < ndim:
+        raise ValueError(
+            f"{name}: axis {axis} is out of range for an array of rank {ndim}; "
+            f"give an axis in [{-ndim}, {ndim})"
+        )
+    return axis % ndim if ndim else axis
+
+
+def _check_dims(name: str, x: ShapedArray, dims: tuple[int, ...], rank: int | None = None):
+    rank = x.ndim if rank is None else rank
+    if any(not 0 <= d < rank for d in dims) or len(set(dims)) != len(dims):
+        raise ValueError(
+            f"{name}: dimensions {dims} are invalid for {x.str_short()}; give distinct "
+            f"axes in [0, {rank})"
+        )
+
+
+def _insert_unbatched(dims: tuple[int, ...], bdim: int) -> tuple[int, ...]:
+    """Axes of the unbatched operand, renumbered for an operand batched at ``bdim``."""
+    return tuple(d + (d >= bdim) for d in dims)
+
+
+# -- squeeze
+squeeze_p = Primitive("squeeze")
+
+
+def squeeze(array: Any, dimensions: tuple[int, ...]) -> Any:
+    """Remove the size-1 axes ``dimensions`` (negative axes count from the end)."""
+    ndim = get_aval(array).ndim
+    dims = tuple(sorted(canonicalize_axis("squeeze", d, ndim) for d in dimensions))
+    return squeeze_p.bind(array, dimensions=dims)
+
+
+@squeeze_p.def_abstract_eval
+def _squeeze_abstract_eval(x, *, dimensions):
+    _check_dims("squeeze", x, dimensions)
+    for d in dimensions:
+        if x.shape[d] != 1:
+            raise ValueError(
+                f"squeeze: dimension {d} of {x.str_short()} has size {x.shape[d]}, not 1; "
+                "only size-1 axes can be squeezed (slice or reshape instead)"
+            )
+    return ShapedArray(tuple(s for i, s in enumerate(x.shape) if i not in dimensions), x.dtype)
+
+
+@squeeze_p.def_impl
+def _squeeze_impl(x, *, dimensions):
+    return np.array(np.squeeze(np.asarray(x), axis=dimensions))
+
+
+def _squeeze_batch(args, dims, *, dimensions):
+    (x,), (d,) = args, dims
+    out_d = d - sum(a < d for a in dimensions)
+    return squeeze(x, _insert_unbatched(dimensions, d)), out_d
+
+
+ad.deflinear(squeeze_p, lambda ct, x, *, dimensions: [expand_dims(ct, dimensions)])
+batching.primitive_batchers[squeeze_p] = _squeeze_batch
+
+# -- expand_dims (a primitive here; JAX spells it as broadcast_in_dim)
+expand_dims_p = Primitive("expand_dims")
+
+
+def expand_dims(array: Any, dimensions: tuple[int, ...]) -> Any:
+    """Insert size-1 axes so that they sit at ``dimensions`` of the result."""
+    ndim_out = get_aval(array).ndim + len(dimensions)
+    dims = [canonicalize_axis("expand_dims", d, ndim_out) for d in dimensions]
+    if len(set(dims)) != len(dims):
+        raise ValueError(f"expand_dims: repeated axis in dimensions {tuple(dimensions)}")
+    return expand_dims_p.bind(array, dimensions=tuple(sorted(dims)))
+
+
+@expand_dims_p.def_abstract_eval
+def _expand_dims_abstract_eval(x, *, dimensions):
+    _check_dims("expand_dims", x, dimensions, x.ndim + len(dimensions))
+    shape = list(x.shape)
+    for d in sorted(dimensions):
+        shape.insert(d, 1)
+    return ShapedArray(tuple(shape), x.dtype)
+
+
+@expand_dims_p.def_impl
+def _expand_dims_impl(x, *, dimensions):
+    return np.array(np.expand_dims(np.asarray(x), dimensions))
+
+
+def _expand_dims_batch(args, dims, *, dimensions):
+    (x,), (d,) = args, dims
+    x = batching.moveaxis(x, d, 0)
+    return expand_dims(x, tuple(a + 1 for a in dimensions)), 0
+
+
+ad.deflinear(expand_dims_p, lambda ct, x, *, dimensions: [squeeze(ct, dimensions)])
+batching.primitive_batchers[expand_dims_p] = _expand_dims_batch
+
+# -- rev
+rev_p = Primitive("rev")
+
+
+def rev(operand: Any, dimensions: tuple[int, ...]) -> Any:
+    """Reverse the order of elements along each axis in ``dimensions``."""
+    ndim = get_aval(operand).ndim
+    dims = tuple(sorted(canonicalize_axis("rev", d, ndim) for d in dimensions))
+    return rev_p.bind(operand, dimensions=dims)
+
+
+@rev_p.def_abstract_eval
+def _rev_abstract_eval(x, *, dimensions):
+    _check_dims("rev", x, dimensions)
+    return ShapedArray(x.shape, x.dtype)
+
+
+@rev_p.def_impl
+def _rev_impl(x, *, dimensions):
+    return np.array(np.flip(np.asarray(x), dimensions))
+
+
+def _rev_batch(args, dims, *, dimensions):
+    (x,), (d,) = args, dims
+    return rev(x, _insert_unbatched(dimensions, d)), d
+
+
+ad.deflinear(rev_p, lambda ct, x, *, dimensions: [rev(ct, dimensions)])
+batching.primitive_batchers[rev_p] = _rev_batch
+
+# -- iota
+iota_p = Primitive("iota")
+
+
+def iota(dtype: Any, size: int) -> Any:
+    """``[0, 1, ..., size - 1]`` of ``dtype``."""
+    return iota_p.bind(dtype=as_dtype(dtype), shape=(int(size),), dimension=0)
+
+
+def broadcasted_iota(dtype: Any, shape: tuple[int, ...], dimension: int) -> Any:
+    """An array of ``shape`` whose value at each position is its index along ``dimension``."""
+    shape = tuple(int(s) for s in shape)
+    dimension = canonicalize_axis("broadcasted_iota", dimension, len(shape))
+    return iota_p.bind(dtype=as_dtype(dtype), shape=shape, dimension=dimension)
+
+
+@iota_p.def_abstract_eval
+def _iota_abstract_eval(*, dtype, shape, dimension):
+    if dtype.kind not in "iuf":
+        raise TypeError(
+            f"iota: dtype {dtype.name} is not a number type; use an integer or floating dtype"
+        )
+    if any(s < 0 for s in shape) or not 0 <= dimension < len(shape):
+        raise ValueError(
+            f"iota: shape {shape} with dimension={dimension} is invalid; give non-negative "
+            f"sizes and a dimension in [0, {len(shape)})"
+        )
+    return ShapedArray(shape, dtype)
+
+
+@iota_p.def_impl
+def _iota_impl(*, dtype, shape, dimension):
+    line = np.arange(shape[dimension], dtype=dtype)
+    expanded = [1] * len(shape)
+    expanded[dimension] = shape[dimension]
+    out = np.empty(shape, dtype)
+    out[...] = line.reshape(expanded)
+    return out
+
+
+def _iota_batch(args, dims, **params):
+    # iota has no operands, so the batching trace never calls this (nothing is batched).
+    raise AssertionError("iota has no operands to batch")
+
+
+ad.defjvp_zero(iota_p)
+batching.primitive_batchers[iota_p] = _iota_batch
+
+# -- concatenate
+concatenate_p = Primitive("concatenate")
+
+
+def concatenate(operands: Any, dimension: int) -> Any:
+    """Join ``operands`` (same dtype and rank; equal sizes off ``dimension``) along it."""
+    operands = list(operands)
+    if not operands:
+        raise ValueError("concatenate: needs at least one operand, got an empty sequence")
+    ndim = get_aval(operands[0]).ndim
+    if ndim == 0:
+        raise ValueError(
+            "concatenate: cannot concatenate 0-d arrays; expand them to rank 1 first"
+        )
+    dimension = canonicalize_axis("concatenate", dimension, ndim)
+    return concatenate_p.bind(*operands, dimension=dimension)
+
+
+@concatenate_p.def_abstract_eval
+def _concatenate_abstract_eval(*xs, dimension):
+    if not xs:
+        raise ValueError("concatenate: needs at least one operand")
+    x0 = xs[0]
+    if not 0 <= dimension < x0.ndim:
+        raise ValueError(
+            f"concatenate: dimension {dimension} is out of range for {x0.str_short()}; "
+            f"give a dimension in [0, {x0.ndim})"
+        )
+    for x in xs[1:]:
+        if x.dtype != x0.dtype:
+            raise TypeError(
+                f"concatenate: operands {x0.str_short()} and {x.str_short()} have different "
+                "dtypes; convert them to one dtype first (e.g. with `.astype`)"
+            )
+        if x.ndim != x0.ndim:
+            raise ValueError(
+                f"concatenate: operands {x0.str_short()} and {x.str_short()} have different "
+                "ranks; reshape them to one rank first"
+            )
+        for i, (a, b) in enumerate(zip(x0.shape, x.shape)):
+            if i != dimension and a != b:
+                raise ValueError(
+                    f"concatenate: operands {x0.str_short()} and {x.str_short()} differ in "
+                    f"axis {i} ({a} vs {b}), but only the concatenation axis {dimension} may "
+                    "differ; reshape or slice them to match"
+                )
+    shape = list(x0.shape)
+    shape[dimension] = sum(x.shape[dimension] for x in xs)
+    return ShapedArray(tuple(shape), x0.dtype)
+
+
+@concatenate_p.def_impl
+def _concatenate_impl(*xs, dimension):
+    return np.concatenate([np.asarray(x) for x in xs], axis=dimension)
+
+
+def _concatenate_transpose(ct, *xs, dimension):
+    from funcgrad.lax.slicing import slice_in_dim
+
+    cts = []
+    start = 0
+    for x in xs:
+        size = (x.aval if ad.is_undefined_primal(x) else get_aval(x)).shape[dimension]
+        if ad.is_undefined_primal(x):
+            cts.append(slice_in_dim(ct, start, start + size, axis=dimension))
+        else:
+            cts.append(None)
+        start += size
+    return cts
+
+
+def _concatenate_batch(args, dims, *, dimension):
+    size = batching.axis_size_of(args, dims)
+    xs = [batching.bdim_at_front(x, d, size) for x, d in zip(args, dims)]
+    return concatenate_p.bind(*xs, dimension=dimension + 1), 0
+
+
+ad.deflinear(concatenate_p, _concatenate_transpose)
+batching.primitive_batchers[concatenate_p] = _concatenate_batch
+
+# -- pad
+pad_p = Primitive("pad")
+
+
+def pad(operand: Any, padding_value: Any, padding_config: Any) -> Any:
+    """Pad ``operand`` with the scalar ``padding_value``: ``padding_config`` gives
+    ``(low, high, interior)`` per axis; negative low/high crop, interior goes between
+    elements."""
+    if type(padding_value) in (bool, int, float):
+        padding_value = np.array(padding_value, get_aval(operand).dtype)[()]
+    config = tuple((int(lo), int(hi), int(it)) for lo, hi, it in padding_config)
+    return pad_p.bind(operand, padding_value, padding_config=config)
+
+
+def _dilated(size: int, interior: int) -> int:
+    return size + max(size - 1, 0) * interior
+
+
+@pad_p.def_abstract_eval
+def _pad_abstract_eval(x, padding_value, *, padding_config):
+    if padding_value.dtype != x.dtype:
+        raise TypeError(
+            f"pad: operand {x.str_short()} and padding_value {padding_value.str_short()} "
+            "must have one dtype; convert the padding value (e.g. `np.float32(0)`)"
+        )
+    if padding_value.ndim != 0:
+        raise ValueError(
+            f"pad: padding_value must be a scalar, got {padding_value.str_short()}"
+        )
+    if len(padding_config) != x.ndim:
+        raise ValueError(
+            f"pad: padding_config has {len(padding_config)} entries for {x.str_short()}; "
+            f"give one (low, high, interior) triple per axis ({x.ndim})"
+        )
+    shape = []
+    for i, (d, (lo, hi, it)) in enumerate(zip(x.shape, padding_config)):
+        if it < 0:
+            raise ValueError(
+                f"pad: interior padding {it} of axis {i} is negative for {x.str_short()}; "
+                "interior padding must be >= 0 (only low/high may be negative)"
+            )
+        size = lo + hi + _dilated(d, it)
+        if size < 0:
+            raise ValueError(
+                f"pad: padding_config {padding_config} gives axis {i} of {x.str_short()} "
+                f"the negative size {size}; crop less with negative low/high padding"
+            )
+        shape.append(size)
+    return ShapedArray(tuple(shape), x.dtype)
+
+
+@pad_p.def_impl
+def _pad_impl(x, padding_value, *, padding_config):
+    x = np.asarray(x)
+    # Dilate and pad by the positive amounts, then crop by the negative ones.
+    grown = [
+        max(lo, 0) + max(hi, 0) + _dilated(d, it)
+        for d, (lo, hi, it) in zip(x.shape, padding_config)
+    ]
+    out = np.full(grown, padding_value, dtype=x.dtype)
+    inner = tuple(
+        slice(max(lo, 0), max(lo, 0) + _dilated(d, it), it + 1)
+        for d, (lo, hi, it) in zip(x.shape, padding_config)
+    )
+    out[inner] = x
+    crop = tuple(
+        slice(-min(lo, 0), g + min(hi, 0)) for g, (lo, hi, _) in zip(grown, padding_config)
+    )
+    return np.array(out[crop])
+
+
+def _pad_transpose(ct, x, padding_value, *, padding_config):
+    from funcgrad.lax.elementwise import sub
+    from funcgrad.lax.reductions import reduce_sum
+    from funcgrad.lax.slicing import slice as slice_
+
+    ct_aval = get_aval(ct)
+    # Undo low/high padding (re-growing what was cropped, with zeros), then drop interior.
+    zero = np.zeros((), ct_aval.dtype)
+    unpadded = pad(ct, zero, tuple((-lo, -hi, 0) for lo, hi, _ in padding_config))
+    strides = tuple(it + 1 for _, _, it in padding_config)
+    shape = get_aval(unpadded).shape
+    t_x = slice_(unpadded, (0,) * len(shape), shape, strides)
+    ct_x = t_x if ad.is_undefined_primal(x) else None
+    ct_pv = None
+    if ad.is_undefined_primal(padding_value):
+        every = tuple(range(ct_aval.ndim))
+        ct_pv = sub(reduce_sum(ct, every), reduce_sum(t_x, every))
+    return [ct_x, ct_pv]
+
+
+def _pad_batch(args, dims, *, padding_config):
+    (x, pv), (dx, dpv) = args, dims
+    if dpv is None:
+        config = list(padding_config)
+        config.insert(dx, (0, 0, 0))
+        return pad(x, pv, tuple(config)), dx
+    # A batched padding value: pad with zeros, then select the padding value where a mask
+    # (the padded positions) is true.
+    from funcgrad import lax
+
+    size = batching.axis_size_of(args, dims)
+    x = batching.bdim_at_front(x, dx, size)
+    config = ((0, 0, 0), *padding_config)
+    aval = get_aval(x)
+    padded = pad(x, np.zeros((), aval.dtype), config)
+    mask = pad(full(aval.shape, False, np.bool_), np.True_, config)
+    out_shape = get_aval(padded).shape
+    pv_full = broadcast_in_dim(pv, out_shape, (0,))
+    return lax.select(mask, pv_full, padded), 0
+
+
+ad.deflinear(pad_p, _pad_transpose)
+batching.primitive_batchers[pad_p] = _pad_batch

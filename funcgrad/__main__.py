@@ -1,0 +1,99 @@
+"""The tour: ``python -m funcgrad`` walks through what funcgrad does, with real output."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+import funcgrad as fg
+import funcgrad.numpy as fnp
+
+
+def section(title: str) -> None:
+    print(f"\n== {title} " + "=" * max(0, 70 - len(title)))
+
+
+def tour() -> None:
+    print(f"funcgrad {fg.__version__}: composable grad, vmap and jit on NumPy and numba")
+
+    section("1. An array function, its jaxpr, its value")
+
+    def f(x):
+        return fnp.sin(x) * 2.0
+
+    x = np.linspace(0.0, 1.0, 3, dtype=np.float32)
+    print(">>> def f(x): return fnp.sin(x) * 2.0")
+    print(">>> fg.make_jaxpr(f)(x)")
+    print(fg.make_jaxpr(f)(x))
+    print(">>> f(x)")
+    print(repr(f(x)))
+
+    if hasattr(fg, "grad"):
+        section("2. grad: derivatives as IR transformations")
+
+        def loss(w):
+            return fnp.sum(fnp.tanh(w) ** 2)
+
+        w = np.array([0.5, -1.0, 2.0])
+        print(">>> loss = lambda w: fnp.sum(fnp.tanh(w) ** 2)")
+        print(">>> fg.grad(loss)(w)")
+        print(repr(fg.grad(loss)(w)))
+        print(">>> fg.make_jaxpr(fg.grad(fnp.sin))(1.0)   # forward and backward equations")
+        print(fg.make_jaxpr(fg.grad(fnp.sin))(1.0))
+        print(">>> fg.grad(fg.grad(fnp.sin))(1.0) == -sin(1.0)")
+        print(fg.grad(fg.grad(fnp.sin))(1.0), -np.sin(1.0))
+
+    section("3. vmap: batching without loops")
+
+    def predict(w, x):
+        return fnp.tanh(x @ w)
+
+    w = np.ones((3, 2))
+    xs = np.arange(12.0).reshape(4, 3) / 10
+    print(">>> fg.vmap(predict, in_axes=(None, 0))(w, xs).shape")
+    print(fg.vmap(predict, in_axes=(None, 0))(w, xs).shape)
+    print(">>> fg.make_jaxpr(fg.vmap(fnp.matmul, in_axes=(0, None)))(xs, w)  # one dot_general")
+    print(fg.make_jaxpr(fg.vmap(fnp.matmul, in_axes=(0, None)))(xs, w))
+
+    if hasattr(fg, "grad"):
+        print(">>> per-example gradients: fg.vmap(fg.grad(loss_one), in_axes=(None, 0, 0))")
+
+        def loss_one(w, x, y):
+            return (fnp.dot(x, w[:, 0]) - y) ** 2
+
+        ys = np.arange(4.0)
+        print(fg.vmap(fg.grad(loss_one), in_axes=(None, 0, 0))(w, xs, ys))
+
+    if hasattr(fg, "jit"):
+        section("4. jit: fused numba kernels")
+
+        def g(x):
+            return fnp.sin(x) * fnp.exp(-x * x) + fnp.tanh(x)
+
+        big = np.random.default_rng(0).standard_normal(2_000_000).astype(np.float32)
+        g_jit = fg.jit(g)
+        t0 = time.perf_counter()
+        g_jit(big)
+        print(f"first call (trace + compile, or disk-cache load): {time.perf_counter() - t0:.2f} s")
+        t_eager = _best_of(lambda: g(big))
+        t_jit = _best_of(lambda: g_jit(big))
+        print(f"eager NumPy ops: {t_eager * 1e3:.1f} ms   jit: {t_jit * 1e3:.1f} ms   "
+              f"speed-up {t_eager / t_jit:.1f}x")
+        print(">>> fg.jit(g).lower(x).as_text()   # the generated source")
+        print(g_jit.lower(x).as_text())
+
+    print("\nDone. See README.md for more.")
+
+
+def _best_of(fn, n: int = 5) -> float:
+    best = float("inf")
+    for _ in range(n):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+if __name__ == "__main__":
+    tour()

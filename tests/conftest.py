@@ -1,0 +1,16 @@
+"""Test-wide settings: deterministic hypothesis profile and a shared on-disk kernel cache."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from hypothesis import settings
+
+settings.register_profile("funcgrad", max_examples=60, deadline=None, derandomize=True)
+settings.load_profile("funcgrad")
+
+# Compiled numba kernels are shared across test processes and runs.
+os.environ.setdefault(
+    "FUNCGRAD_CACHE_DIR", str(Path(__file__).resolve().parent.parent / ".funcgrad_cache")
+)
