@@ -116,7 +116,7 @@ def test_dce_drops_unused_equations_and_inputs():
 def test_make_jaxpr_static_argnums():
     closed = fg.make_jaxpr(lambda x, n: x * n, static_argnums=1)(F32_3, 3)
     assert isinstance(closed, ClosedJaxpr)
-    assert str(closed) == "{ lambda ; a:f32[3]. let b:f32[3] = mul a 3:f32[] in (b,) }"
+    assert str(closed) == "{ lambda ; a:f32[3]. let b:f32[3] = mul a 3.0:f32[] in (b,) }"
 
 
 def test_make_jaxpr_pytree_args():

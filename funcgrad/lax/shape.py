@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from funcgrad.core import Primitive, ShapedArray, get_aval
+from funcgrad.core import Primitive, ShapedArray, get_aval, shaped_aval
 from funcgrad.interpreters import ad, batching
 from funcgrad.lax._base import as_dtype
 
@@ -34,9 +34,7 @@ def _broadcast_in_dim_abstract_eval(x, *, shape, broadcast_dimensions):
         0 <= d < len(shape) for d in broadcast_dimensions
     )
     ok = ok and list(broadcast_dimensions) == sorted(set(broadcast_dimensions))
-    ok = ok and all(
-        x.shape[i] in (1, shape[d]) for i, d in enumerate(broadcast_dimensions)
-    )
+    ok = ok and all(x.shape[i] in (1, shape[d]) for i, d in enumerate(broadcast_dimensions))
     if not ok:
         raise ValueError(
             f"broadcast_in_dim: cannot broadcast {x.str_short()} to shape {shape} with "
@@ -73,9 +71,7 @@ def _broadcast_in_dim_batch(args, dims, *, shape, broadcast_dimensions):
     (x,), (d,) = args, dims
     x = batching.moveaxis(x, d, 0)
     size = get_aval(x).shape[0]
-    return broadcast_in_dim(
-        x, (size, *shape), (0, *(b + 1 for b in broadcast_dimensions))
-    ), 0
+    return broadcast_in_dim(x, (size, *shape), (0, *(b + 1 for b in broadcast_dimensions))), 0
 
 
 ad.deflinear(broadcast_in_dim_p, _broadcast_in_dim_transpose)
@@ -174,6 +170,15 @@ def _transpose_batch(args, dims, *, permutation):
 
 ad.deflinear(transpose_p, _transpose_transpose)
 batching.primitive_batchers[transpose_p] = _transpose_batch
+
+
+def validate(prim: Primitive, *args: Any, **params: Any) -> None:
+    """Run ``prim``'s abstract eval on concrete inputs.
+
+    Eager ``bind`` calls the impl directly; impls whose NumPy code would quietly accept bad
+    input (clip a slice bound, cast a padding value, promote dtypes) call this first.
+    """
+    prim.abstract_eval(*(shaped_aval(a) for a in args), **params)
 
 
 def canonicalize_axis(name: str, axis: int, ndim: int) -> int:
@@ -336,6 +341,7 @@ def _iota_abstract_eval(*, dtype, shape, dimension):
 
 @iota_p.def_impl
 def _iota_impl(*, dtype, shape, dimension):
+    validate(iota_p, dtype=dtype, shape=shape, dimension=dimension)
     line = np.arange(shape[dimension], dtype=dtype)
     expanded = [1] * len(shape)
     expanded[dimension] = shape[dimension]
@@ -363,9 +369,7 @@ def concatenate(operands: Any, dimension: int) -> Any:
         raise ValueError("concatenate: needs at least one operand, got an empty sequence")
     ndim = get_aval(operands[0]).ndim
     if ndim == 0:
-        raise ValueError(
-            "concatenate: cannot concatenate 0-d arrays; expand them to rank 1 first"
-        )
+        raise ValueError("concatenate: cannot concatenate 0-d arrays; expand them to rank 1 first")
     dimension = canonicalize_axis("concatenate", dimension, ndim)
     return concatenate_p.bind(*operands, dimension=dimension)
 
@@ -391,7 +395,7 @@ def _concatenate_abstract_eval(*xs, dimension):
                 f"concatenate: operands {x0.str_short()} and {x.str_short()} have different "
                 "ranks; reshape them to one rank first"
             )
-        for i, (a, b) in enumerate(zip(x0.shape, x.shape)):
+        for i, (a, b) in enumerate(zip(x0.shape, x.shape, strict=True)):
             if i != dimension and a != b:
                 raise ValueError(
                     f"concatenate: operands {x0.str_short()} and {x.str_short()} differ in "
@@ -405,6 +409,7 @@ def _concatenate_abstract_eval(*xs, dimension):
 
 @concatenate_p.def_impl
 def _concatenate_impl(*xs, dimension):
+    validate(concatenate_p, *xs, dimension=dimension)
     return np.concatenate([np.asarray(x) for x in xs], axis=dimension)
 
 
@@ -425,7 +430,7 @@ def _concatenate_transpose(ct, *xs, dimension):
 
 def _concatenate_batch(args, dims, *, dimension):
     size = batching.axis_size_of(args, dims)
-    xs = [batching.bdim_at_front(x, d, size) for x, d in zip(args, dims)]
+    xs = [batching.bdim_at_front(x, d, size) for x, d in zip(args, dims, strict=True)]
     return concatenate_p.bind(*xs, dimension=dimension + 1), 0
 
 
@@ -458,16 +463,14 @@ def _pad_abstract_eval(x, padding_value, *, padding_config):
             "must have one dtype; convert the padding value (e.g. `np.float32(0)`)"
         )
     if padding_value.ndim != 0:
-        raise ValueError(
-            f"pad: padding_value must be a scalar, got {padding_value.str_short()}"
-        )
+        raise ValueError(f"pad: padding_value must be a scalar, got {padding_value.str_short()}")
     if len(padding_config) != x.ndim:
         raise ValueError(
             f"pad: padding_config has {len(padding_config)} entries for {x.str_short()}; "
             f"give one (low, high, interior) triple per axis ({x.ndim})"
         )
     shape = []
-    for i, (d, (lo, hi, it)) in enumerate(zip(x.shape, padding_config)):
+    for i, (d, (lo, hi, it)) in enumerate(zip(x.shape, padding_config, strict=True)):
         if it < 0:
             raise ValueError(
                 f"pad: interior padding {it} of axis {i} is negative for {x.str_short()}; "
@@ -485,20 +488,22 @@ def _pad_abstract_eval(x, padding_value, *, padding_config):
 
 @pad_p.def_impl
 def _pad_impl(x, padding_value, *, padding_config):
+    validate(pad_p, x, padding_value, padding_config=padding_config)
     x = np.asarray(x)
     # Dilate and pad by the positive amounts, then crop by the negative ones.
     grown = [
         max(lo, 0) + max(hi, 0) + _dilated(d, it)
-        for d, (lo, hi, it) in zip(x.shape, padding_config)
+        for d, (lo, hi, it) in zip(x.shape, padding_config, strict=True)
     ]
     out = np.full(grown, padding_value, dtype=x.dtype)
     inner = tuple(
         slice(max(lo, 0), max(lo, 0) + _dilated(d, it), it + 1)
-        for d, (lo, hi, it) in zip(x.shape, padding_config)
+        for d, (lo, hi, it) in zip(x.shape, padding_config, strict=True)
     )
     out[inner] = x
     crop = tuple(
-        slice(-min(lo, 0), g + min(hi, 0)) for g, (lo, hi, _) in zip(grown, padding_config)
+        slice(-min(lo, 0), g + min(hi, 0))
+        for g, (lo, hi, _) in zip(grown, padding_config, strict=True)
     )
     return np.array(out[crop])
 
