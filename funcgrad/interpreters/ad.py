@@ -1,25 +1,83 @@
-"""Forward mode (the JVP interpreter), symbolic zeros, and the jvp/transpose rule tables.
+"""Automatic differentiation: forward mode, linearize, and transposition (reverse mode).
 
-Reverse mode is linearize (jvp + partial evaluation) followed by transposition of the
-linear part, so each primitive needs a jvp rule and each linear primitive a transpose rule.
+Forward mode is the JVP interpreter: each primitive has one jvp rule in
+:data:`primitive_jvps`. Reverse mode is *linearize followed by transposition*, as in JAX:
+
+1. ``linearize_flat`` runs the JVP interpreter on top of partial evaluation
+   (``partial_eval.PartialEvalTrace``) with known primals and unknown tangents. Primal
+   operations run immediately (on NumPy values when no ``jit``/``vmap`` is active, so
+   Python control flow such as ``if x > 0:`` works under ``grad``); tangent operations
+   are recorded as a *linear jaxpr* whose constants are the residuals.
+2. :func:`backward_pass` walks that jaxpr backwards, calling each linear primitive's rule in
+   :data:`primitive_transposes` with the cotangent of its output and :class:`UndefPrimal`
+   for its linear inputs, and accumulating the cotangents of each variable.
+
+Because both steps call ``bind``, they compose with every other interpreter:
+``make_jaxpr(grad(f))`` is a plain jaxpr with the forward equations followed by the
+backward ones, and ``grad(grad(f))``, ``jacfwd(jacrev(f))``, ``vmap(grad(f))`` work.
 
 Rule signatures:
 - ``primitive_jvps[p](primals, tangents, **params) -> (primal_out, tangent_out)``; a tangent
   may be a symbolic :class:`Zero`. Most rules are built with :func:`defjvp`.
 - ``primitive_transposes[p](ct, *args, **params) -> list`` with one cotangent (or ``None``
   for "no contribution") per argument; the linear arguments arrive as :class:`UndefPrimal`.
+  ``ct`` is never a symbolic zero (equations whose outputs all have zero cotangents are
+  skipped; for multiple-result primitives missing cotangents are instantiated).
+
+Decisions (where funcgrad chooses):
+
+- **Symbolic zeros.** A tangent or cotangent that is known to be zero is :class:`Zero` and
+  costs nothing: unused inputs, constant branches and integer-valued paths do no work in
+  either pass, and ``grad`` returns real zeros only at the end.
+- **Zero cotangents absorb inf and NaN (NaN-safe ``where``).** The transposes of ``mul``
+  and ``div`` use :func:`zero_absorbing_mul` / :func:`zero_absorbing_div`: where the
+  incoming cotangent is exactly 0 the result is 0 even if the other factor is inf or NaN.
+  ``select_n`` routes exact zeros to the branch it did not take, so the infinite
+  derivative of an untaken branch (``sqrt`` at 0, ``sin(x) / x`` at 0) no longer poisons
+  the gradient: ``grad(lambda x: fnp.where(x > 0, fnp.sqrt(x), 0.0))(0.0) == 0.0`` with no
+  "double where" trick. The price is that a genuinely zero cotangent times an infinite
+  partial derivative gives 0 rather than NaN (the "strong zero" convention). Forward mode
+  needs no special case: ``select_n`` picks the finite tangent. When the values are
+  concrete NumPy arrays the check runs in NumPy (one ``isnan`` scan of the product); under
+  ``jit``/``make_jaxpr`` it is an ``eq``/``select_n`` pair next to the product, and it is
+  left out when a concrete operand proves it unnecessary (a nonzero cotangent, or a finite
+  factor).
+- **Dtypes.** A tangent or cotangent has its primal's dtype; gradients of float32 inputs
+  are float32.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
+
+import numpy as np
 
 from funcgrad import core
 from funcgrad.core import Primitive, ShapedArray, Trace, Tracer, get_aval, shaped_aval
+from funcgrad.interpreters import partial_eval as pe
+from funcgrad.ir import ClosedJaxpr, Jaxpr, Literal, Var, eval_jaxpr
 
 primitive_jvps: dict[Primitive, Callable] = {}
 primitive_transposes: dict[Primitive, Callable] = {}
+
+_lax_module: list[Any] = []
+
+
+def _lax() -> Any:
+    """funcgrad.lax, imported on first use (it imports this module)."""
+    if not _lax_module:
+        from funcgrad import lax
+
+        _lax_module.append(lax)
+    return _lax_module[0]
+
+
+def _shaped(x: Any) -> ShapedArray:
+    """The ShapedArray of ``x`` (cheap for NumPy values: no ConcreteArray)."""
+    if type(x) is np.ndarray or isinstance(x, np.generic):
+        return ShapedArray(x.shape, x.dtype)
+    return shaped_aval(x)
 
 
 class Zero:
@@ -35,7 +93,7 @@ class Zero:
 
     @staticmethod
     def from_value(x: Any) -> Zero:
-        return Zero(shaped_aval(x))
+        return Zero(_shaped(x))
 
 
 class UndefPrimal:
@@ -55,9 +113,9 @@ def is_undefined_primal(x: Any) -> bool:
 
 
 def zeros_like_aval(aval: ShapedArray) -> Any:
-    from funcgrad import lax
-
-    return lax.full(aval.shape, 0, aval.dtype)
+    if core._eager_only[0]:
+        return np.zeros(aval.shape, aval.dtype)
+    return _lax().full(aval.shape, 0, aval.dtype)
 
 
 def instantiate_zeros(t: Any) -> Any:
@@ -69,9 +127,52 @@ def add_tangents(x: Any, y: Any) -> Any:
         return y
     if type(y) is Zero:
         return x
-    from funcgrad import lax
+    return _lax().add(x, y)
 
-    return lax.add(x, y)
+
+# ----------------------------------------------------------------------------------------
+# Zero-absorbing products (the NaN-safe ``where`` decision, see the module docstring)
+
+
+def _has_zero(x: Any) -> bool:
+    return not np.all(np.asarray(x) != 0)
+
+
+def _all_finite(x: Any) -> bool:
+    return bool(np.all(np.isfinite(x)))
+
+
+def _absorbing(op: Callable, np_op: Callable, ct: Any, y: Any) -> Any:
+    ct_traced = isinstance(ct, Tracer)
+    y_traced = isinstance(y, Tracer)
+    if not ct_traced and not y_traced:
+        with np.errstate(all="ignore"):
+            out = np_op(ct, y)
+        if out.dtype.kind in "fc" and np.isnan(out).any():
+            out = np.where(np.asarray(ct) == 0, np.zeros((), out.dtype), out)
+        return out
+    if not ct_traced and not _has_zero(ct):
+        return op(ct, y)
+    if not y_traced and _all_finite(y):
+        return op(ct, y)
+    lax = _lax()
+    out = op(ct, y)
+    zero = np.zeros((), get_aval(out).dtype)[()]
+    return lax.select_n(lax.eq(ct, zero), out, zero)
+
+
+def zero_absorbing_mul(ct: Any, y: Any) -> Any:
+    """``ct * y``, but 0 wherever ``ct == 0`` (even where ``y`` is inf or NaN).
+
+    For the transposes of ``mul`` (and any rule that scales a cotangent by a residual): a
+    zero cotangent means "this path does not matter", so it must not turn into NaN.
+    """
+    return _absorbing(_lax().mul, np.multiply, ct, y)
+
+
+def zero_absorbing_div(ct: Any, y: Any) -> Any:
+    """``ct / y``, but 0 wherever ``ct == 0`` (even where ``y`` is 0, inf or NaN)."""
+    return _absorbing(_lax().div, np.true_divide, ct, y)
 
 
 # ----------------------------------------------------------------------------------------
@@ -91,10 +192,15 @@ def defjvp(primitive: Primitive, *jvprules: Callable | None) -> None:
 
 def _standard_jvp(jvprules, primitive, primals, tangents, params):
     val_out = primitive.bind(*primals, **params)
-    tangent_out: Any = Zero(shaped_aval(val_out))
+    tangent_out: Any = None
     for rule, t in zip(jvprules, tangents):
         if rule is not None and type(t) is not Zero:
-            tangent_out = add_tangents(tangent_out, rule(t, *primals, **params))
+            contribution = rule(t, *primals, **params)
+            tangent_out = (
+                contribution if tangent_out is None else add_tangents(tangent_out, contribution)
+            )
+    if tangent_out is None:
+        tangent_out = Zero(_shaped(val_out))
     return val_out, tangent_out
 
 
@@ -103,10 +209,17 @@ def defjvp2(primitive: Primitive, *jvprules: Callable | None) -> None:
 
     def jvp(primals, tangents, **params):
         ans = primitive.bind(*primals, **params)
-        tangent_out: Any = Zero(shaped_aval(ans))
+        tangent_out: Any = None
         for rule, t in zip(jvprules, tangents):
             if rule is not None and type(t) is not Zero:
-                tangent_out = add_tangents(tangent_out, rule(t, ans, *primals, **params))
+                contribution = rule(t, ans, *primals, **params)
+                tangent_out = (
+                    contribution
+                    if tangent_out is None
+                    else add_tangents(tangent_out, contribution)
+                )
+        if tangent_out is None:
+            tangent_out = Zero(_shaped(ans))
         return ans, tangent_out
 
     primitive_jvps[primitive] = jvp
@@ -118,8 +231,8 @@ def defjvp_zero(primitive: Primitive) -> None:
     def jvp(primals, tangents, **params):
         ans = primitive.bind(*primals, **params)
         if primitive.multiple_results:
-            return ans, [Zero(shaped_aval(a)) for a in ans]
-        return ans, Zero(shaped_aval(ans))
+            return ans, [Zero(_shaped(a)) for a in ans]
+        return ans, Zero(_shaped(ans))
 
     primitive_jvps[primitive] = jvp
 
@@ -152,6 +265,21 @@ class JVPTracer(Tracer):
     def aval(self) -> ShapedArray:
         return get_aval(self.primal)
 
+    # shape and dtype without building a ConcreteArray (they are read on every operation)
+    @property
+    def shape(self) -> tuple[int, ...]:
+        try:
+            return self.primal.shape
+        except AttributeError:
+            return self.aval.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        try:
+            return self.primal.dtype
+        except AttributeError:
+            return self.aval.dtype
+
     def full_lower(self) -> Any:
         if type(self.tangent) is Zero:
             return core.full_lower(self.primal)
@@ -166,18 +294,20 @@ class JVPTrace(Trace):
     __slots__ = ()
 
     def pure(self, val: Any) -> JVPTracer:
-        return JVPTracer(self, val, Zero(shaped_aval(val)))
+        return JVPTracer(self, val, Zero(_shaped(val)))
 
     lift = pure
 
     def process_primitive(self, primitive: Primitive, tracers: list, params: dict) -> Any:
         primals = [t.primal for t in tracers]
         tangents = [t.tangent for t in tracers]
-        if all(type(t) is Zero for t in tangents):
-            out = primitive.bind(*primals, **params)
-            if primitive.multiple_results:
-                return [JVPTracer(self, x, Zero(shaped_aval(x))) for x in out]
-            return JVPTracer(self, out, Zero(shaped_aval(out)))
+        for t in tangents:
+            if type(t) is not Zero:
+                break
+        else:
+            # No tangent flows through: run the primitive on the primals alone. The outputs
+            # are not JVP tracers, so ``bind`` hands them back unboxed.
+            return primitive.bind(*primals, **params)
         rule = primitive_jvps.get(primitive)
         if rule is None:
             raise NotImplementedError(
@@ -199,3 +329,238 @@ def jvp_flat(fun: Callable, primals: list, tangents: list) -> tuple[list, list]:
         primals_out = [t.primal for t in tracers_out]
         tangents_out = [t.tangent for t in tracers_out]
     return primals_out, tangents_out
+
+
+def _primal_part(x: Any, main: core.MainTrace) -> Any:
+    """The primal of ``x`` if it is a JVP tracer of ``main`` (``has_aux`` outputs)."""
+    if isinstance(x, JVPTracer) and x._trace.main is main:
+        return x.primal
+    return x
+
+
+# ----------------------------------------------------------------------------------------
+# Linearize: jvp + partial evaluation
+
+
+class LinearFun:
+    """The linear part of ``fun`` at a point: a jaxpr from input to output tangents.
+
+    ``jaxpr`` maps the input tangents (one per primal input) to the output tangents that
+    are not symbolically zero (``out_nonzero``); ``consts`` are its residuals.
+    """
+
+    __slots__ = ("jaxpr", "consts", "in_avals", "out_avals", "out_nonzero")
+
+    def __init__(
+        self,
+        jaxpr: Jaxpr,
+        consts: list[Any],
+        in_avals: list[ShapedArray],
+        out_avals: list[ShapedArray],
+        out_nonzero: list[bool],
+    ) -> None:
+        self.jaxpr = jaxpr
+        self.consts = consts
+        self.in_avals = in_avals
+        self.out_avals = out_avals
+        self.out_nonzero = out_nonzero
+
+    @property
+    def closed_jaxpr(self) -> ClosedJaxpr:
+        return ClosedJaxpr(self.jaxpr, self.consts)
+
+    def jvp(self, tangents: Sequence[Any]) -> list[Any]:
+        """Push input tangents forward: the output tangents (zeros where symbolic)."""
+        outs = iter(eval_jaxpr(self.jaxpr, self.consts, *tangents))
+        return [
+            next(outs) if nz else zeros_like_aval(a)
+            for a, nz in zip(self.out_avals, self.out_nonzero)
+        ]
+
+    def transpose(self, cts: Sequence[Any]) -> list[Any]:
+        """Pull output cotangents back: one cotangent per input (Zero where none flows)."""
+        cts_nonzero = [ct for ct, nz in zip(cts, self.out_nonzero, strict=True) if nz]
+        args = [UndefPrimal(a) for a in self.in_avals]
+        return backward_pass(self.jaxpr, self.consts, args, cts_nonzero)
+
+
+def linearize_flat(
+    fun: Callable, primals: Sequence[Any], has_aux: bool = False
+) -> tuple[list[Any], LinearFun, list[Any]]:
+    """``(fun(*primals), linear part of fun at primals, aux)`` on flat lists.
+
+    With ``has_aux``, ``fun`` returns ``(outputs, aux)`` (two flat lists); aux values are
+    returned as they are, without derivatives.
+    """
+    builder = pe.PEBuilder()
+    with core.new_main(pe.PartialEvalTrace, builder) as pe_main:
+        pe_trace = pe_main.trace
+        in_avals = [_shaped(p) for p in primals]
+        tangents_in = [pe_trace.new_arg(a) for a in in_avals]
+        with core.new_main(JVPTrace) as main:
+            trace = main.trace
+            tracers_in = [JVPTracer(trace, x, t) for x, t in zip(primals, tangents_in)]
+            result = fun(*tracers_in)
+            outs, aux = result if has_aux else (result, ())
+            tracers_out = [core.full_raise(trace, x) for x in outs]
+            primals_out = [t.primal for t in tracers_out]
+            tangents_out = [t.tangent for t in tracers_out]
+            aux = [_primal_part(x, main) for x in aux]
+        out_nonzero = [type(t) is not Zero for t in tangents_out]
+        jaxpr, consts = builder.build(
+            [t.var for t in tangents_in],
+            [t for t, nz in zip(tangents_out, out_nonzero) if nz],
+            dce=False,
+        )
+    out_avals = [_shaped(p) for p in primals_out]
+    return primals_out, LinearFun(jaxpr, consts, in_avals, out_avals, out_nonzero), aux
+
+
+def vjp_flat(
+    fun: Callable, primals: Sequence[Any], has_aux: bool = False
+) -> tuple[list[Any], Callable[[Sequence[Any]], list[Any]], list[Any]]:
+    """``(outputs, vjp_fun, aux)``: ``vjp_fun(cts)`` returns one cotangent per input."""
+    primals_out, lin, aux = linearize_flat(fun, primals, has_aux)
+    return primals_out, lin.transpose, aux
+
+
+# ----------------------------------------------------------------------------------------
+# Transposition
+
+
+def backward_pass(
+    jaxpr: Jaxpr, consts: Sequence[Any], args: Sequence[Any], cts_out: Sequence[Any]
+) -> list[Any]:
+    """Transpose ``jaxpr`` with respect to its :class:`UndefPrimal` arguments.
+
+    ``args`` has one entry per invar: an :class:`UndefPrimal` for a linear input, the value
+    for a non-linear one. ``cts_out`` has one cotangent (or :class:`Zero`/None) per output.
+    Equations none of whose inputs are linear (residual computations, e.g. recomputed by
+    ``checkpoint``) are evaluated forward first; the linear ones are then transposed in
+    reverse order, skipping those whose outputs carry no cotangent. Returns one cotangent
+    per invar: a :class:`Zero` for linear inputs nothing flowed to, None for the others.
+    """
+    primal_env: dict[Var, Any] = dict(zip(jaxpr.constvars, consts))
+    linear: set[Var] = set()
+    for v, a in zip(jaxpr.invars, args, strict=True):
+        if type(a) is UndefPrimal:
+            linear.add(v)
+        else:
+            primal_env[v] = a
+
+    def read_primal(x: Any) -> Any:
+        return x.val if type(x) is Literal else primal_env[x]
+
+    linear_eqns = []
+    for eqn in jaxpr.eqns:
+        if any(type(x) is Var and x in linear for x in eqn.inputs):
+            linear.update(eqn.outvars)
+            linear_eqns.append(eqn)
+        else:
+            outs = eqn.primitive.bind(*map(read_primal, eqn.inputs), **eqn.params)
+            if eqn.primitive.multiple_results:
+                primal_env.update(zip(eqn.outvars, outs))
+            else:
+                primal_env[eqn.outvars[0]] = outs
+
+    ct_env: dict[Var, Any] = {}
+
+    def write_ct(v: Var, ct: Any) -> None:
+        if ct is None or type(ct) is Zero:
+            return
+        old = ct_env.get(v)
+        ct_env[v] = ct if old is None else _lax().add(old, ct)
+
+    for v, ct in zip(jaxpr.outvars, cts_out, strict=True):
+        if type(v) is Var and v in linear:
+            write_ct(v, ct)
+
+    for eqn in reversed(linear_eqns):
+        prim = eqn.primitive
+        if prim.multiple_results:
+            cts = [ct_env.pop(v, None) for v in eqn.outvars]
+            if all(c is None for c in cts):
+                continue
+            ct: Any = [
+                zeros_like_aval(v.aval) if c is None else c for c, v in zip(cts, eqn.outvars)
+            ]
+        else:
+            ct = ct_env.pop(eqn.outvars[0], None)
+            if ct is None:
+                continue
+        invals = [
+            UndefPrimal(x.aval) if type(x) is Var and x in linear else read_primal(x)
+            for x in eqn.inputs
+        ]
+        rule = primitive_transposes.get(prim)
+        if rule is None:
+            raise NotImplementedError(
+                f"Transpose rule (for reverse-mode differentiation) for '{prim.name}' not "
+                "implemented"
+            )
+        cts_in = rule(ct, *invals, **eqn.params)
+        for x, c in zip(eqn.inputs, cts_in, strict=True):
+            if c is not None and type(x) is Var and x in linear:
+                write_ct(x, c)
+
+    return [
+        ct_env.get(v, Zero(v.aval)) if type(a) is UndefPrimal else None
+        for v, a in zip(jaxpr.invars, args)
+    ]
+
+
+# ----------------------------------------------------------------------------------------
+# Jaxpr-to-jaxpr transformations (for primitives that carry jaxprs: checkpoint, calls)
+
+
+def jvp_jaxpr(
+    closed: ClosedJaxpr, nonzeros: Sequence[bool], instantiate: bool | Sequence[bool]
+) -> tuple[ClosedJaxpr, list[bool]]:
+    """The JVP of ``closed`` as a jaxpr.
+
+    The result takes the primals followed by the tangents of the inputs marked in
+    ``nonzeros``, and returns the primal outputs followed by the output tangents that are
+    not symbolically zero (or that ``instantiate`` asks for); the second result says which.
+    """
+    n_out = len(closed.jaxpr.outvars)
+    if isinstance(instantiate, bool):
+        instantiate = [instantiate] * n_out
+    in_avals = closed.in_avals
+    tangent_avals = [a for a, nz in zip(in_avals, nonzeros, strict=True) if nz]
+    out_nz_box: list[list[bool]] = []
+
+    def fun(*args: Any) -> list[Any]:
+        primals = args[: len(in_avals)]
+        it = iter(args[len(in_avals) :])
+        tangents = [next(it) if nz else Zero(a) for a, nz in zip(in_avals, nonzeros)]
+        outs, touts = jvp_flat(
+            lambda *xs: eval_jaxpr(closed.jaxpr, closed.consts, *xs), list(primals), tangents
+        )
+        out_nz = [type(t) is not Zero or inst for t, inst in zip(touts, instantiate)]
+        out_nz_box.append(out_nz)
+        return outs + [instantiate_zeros(t) for t, nz in zip(touts, out_nz) if nz]
+
+    jaxpr = pe.trace_to_jaxpr(fun, list(in_avals) + tangent_avals)
+    return jaxpr, out_nz_box[0]
+
+
+def transpose_jaxpr(closed: ClosedJaxpr, linear: Sequence[bool]) -> ClosedJaxpr:
+    """The transpose of ``closed`` with respect to the inputs marked ``linear``.
+
+    The result takes the non-linear inputs followed by one cotangent per output, and
+    returns one cotangent per linear input (instantiated zeros where none flows). Its
+    equations include the forward (non-linear) part that the transposition needs, e.g. the
+    recomputation inside ``checkpoint``.
+    """
+    in_avals = closed.in_avals
+    res_avals = [a for a, lin in zip(in_avals, linear, strict=True) if not lin]
+    ct_avals = closed.out_avals
+
+    def fun(*args: Any) -> list[Any]:
+        res, cts = args[: len(res_avals)], args[len(res_avals) :]
+        it = iter(res)
+        full = [UndefPrimal(a) if lin else next(it) for a, lin in zip(in_avals, linear)]
+        cts_in = backward_pass(closed.jaxpr, closed.consts, full, list(cts))
+        return [instantiate_zeros(c) for c, lin in zip(cts_in, linear) if lin]
+
+    return pe.trace_to_jaxpr(fun, res_avals + list(ct_avals))

@@ -15,7 +15,7 @@ import numpy as np
 
 from funcgrad import core
 from funcgrad.core import ShapedArray, Trace, Tracer, get_aval, new_dynamic, new_main
-from funcgrad.ir import ClosedJaxpr, Eqn, Jaxpr, Literal, Var
+from funcgrad.ir import ClosedJaxpr, Eqn, Jaxpr, Literal, Var, dce_jaxpr, eval_jaxpr
 
 
 class StagingTracer(Tracer):
@@ -181,3 +181,286 @@ def _as_array(x: Any) -> Any:
     if isinstance(x, Tracer) or isinstance(x, (np.ndarray, np.generic)):
         return x
     return np.asarray(x)
+
+
+# ========================================================================================
+# Partial evaluation: known values are computed now, unknown ones are staged into a jaxpr.
+#
+# Reverse mode is linearize (jvp + partial evaluation) followed by transposition: under
+# ``linearize`` the primal inputs are *known* and the tangent inputs *unknown*, so every
+# primal operation runs immediately (eagerly on NumPy values outside jit/vmap, which is why
+# Python control flow on values works under ``grad``) while every tangent operation is
+# recorded as an equation of a linear jaxpr. Known values that unknown equations use become
+# the jaxpr's constants (the residuals); 0-d concrete ones are inlined as literals.
+#
+# The trace records equations in the order they are created (like the staging trace),
+# so building the jaxpr needs no topological sort; unused equations are dropped by DCE
+# where it matters. Higher-order primitives (``checkpoint``, ``jit``, control flow) register
+# a rule in :data:`custom_partial_eval_rules` to split themselves into a known and an
+# unknown part; every other primitive with an unknown input is recorded whole.
+
+
+class PartialVal:
+    """A value that is either known (``const``) or unknown (only its ``aval``)."""
+
+    __slots__ = ("aval", "const")
+
+    def __init__(self, aval: ShapedArray, const: Any) -> None:
+        self.aval = aval
+        self.const = const
+
+    @classmethod
+    def known(cls, val: Any) -> PartialVal:
+        return cls(get_aval(val), val)
+
+    @classmethod
+    def unknown(cls, aval: ShapedArray) -> PartialVal:
+        return cls(aval.strip(), None)
+
+    @property
+    def is_known(self) -> bool:
+        return self.const is not None
+
+    def __repr__(self) -> str:
+        what = "known" if self.is_known else "unknown"
+        return f"PartialVal({what} {self.aval.str_short()})"
+
+
+class PartialEvalTracer(Tracer):
+    """Known (``var is None``: ``const`` holds the value) or unknown (a jaxpr variable)."""
+
+    __slots__ = ("const", "var")
+
+    def __init__(self, trace: PartialEvalTrace, const: Any, var: Var | None) -> None:
+        self._trace = trace
+        self.const = const
+        self.var = var
+
+    @property
+    def aval(self) -> ShapedArray:
+        var = self.var
+        return get_aval(self.const) if var is None else var.aval
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.aval.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.aval.dtype
+
+    @property
+    def is_known(self) -> bool:
+        return self.var is None
+
+    @property
+    def pval(self) -> PartialVal:
+        if self.var is None:
+            return PartialVal.known(self.const)
+        return PartialVal.unknown(self.var.aval)
+
+    def full_lower(self) -> Any:
+        if self.var is None:
+            return core.full_lower(self.const)
+        return self
+
+
+def _shaped(x: Any) -> ShapedArray:
+    """The ShapedArray of ``x`` without building a ConcreteArray for NumPy values."""
+    if type(x) is np.ndarray or isinstance(x, np.generic):
+        return ShapedArray(x.shape, x.dtype)
+    return get_aval(x).strip()
+
+
+class PEBuilder:
+    """The unknown side of a partial evaluation: equations, inputs and residuals."""
+
+    __slots__ = ("eqns", "residual_vars", "residual_vals", "_by_id")
+
+    def __init__(self) -> None:
+        self.eqns: list[Eqn] = []
+        self.residual_vars: list[Var] = []
+        self.residual_vals: list[Any] = []  # also keeps the ids in ``_by_id`` stable
+        self._by_id: dict[int, Var] = {}
+
+    def new_arg(self, trace: PartialEvalTrace, aval: ShapedArray) -> PartialEvalTracer:
+        return PartialEvalTracer(trace, None, Var(aval))
+
+    def const_atom(self, val: Any) -> Var | Literal:
+        """The jaxpr atom of a known value: a literal (0-d, concrete) or a residual."""
+        if not isinstance(val, Tracer) and np.ndim(val) == 0:
+            return Literal(val)
+        var = self._by_id.get(id(val))
+        if var is None:
+            var = Var(_shaped(val))
+            self._by_id[id(val)] = var
+            self.residual_vars.append(var)
+            self.residual_vals.append(val)
+        return var
+
+    def atom(self, tracer: PartialEvalTracer) -> Var | Literal:
+        var = tracer.var
+        return self.const_atom(tracer.const) if var is None else var
+
+    def build(
+        self, invars: Sequence[Var], outs: Sequence[Any], dce: bool = True
+    ) -> tuple[Jaxpr, list[Any]]:
+        """The jaxpr ``residuals ; invars -> outs`` (``outs``: tracers or known values)."""
+        outvars = [
+            self.atom(o) if isinstance(o, PartialEvalTracer) else self.const_atom(o)
+            for o in outs
+        ]
+        jaxpr = Jaxpr(self.residual_vars, list(invars), self.eqns, outvars)
+        consts = list(self.residual_vals)
+        if dce:
+            jaxpr, _ = dce_jaxpr(jaxpr)
+            kept = set(jaxpr.constvars)
+            consts = [c for v, c in zip(self.residual_vars, consts) if v in kept]
+        return jaxpr, consts
+
+
+#: ``rule(trace, tracers, **params) -> output tracer(s)`` for primitives that split
+#: themselves into known and unknown parts (called only when some input is unknown).
+custom_partial_eval_rules: dict[core.Primitive, Callable] = {}
+
+
+class PartialEvalTrace(Trace):
+    """Run known operations now; record operations with an unknown input."""
+
+    __slots__ = ()
+
+    @property
+    def builder(self) -> PEBuilder:
+        return self.main.global_data
+
+    def pure(self, val: Any) -> PartialEvalTracer:
+        return PartialEvalTracer(self, val, None)
+
+    lift = pure
+
+    def new_arg(self, aval: ShapedArray) -> PartialEvalTracer:
+        return PartialEvalTracer(self, None, Var(aval.strip()))
+
+    def process_primitive(self, primitive: core.Primitive, tracers: list, params: dict) -> Any:
+        for t in tracers:
+            if t.var is not None:
+                break
+        else:
+            return primitive.bind(*[t.const for t in tracers], **params)
+        rule = custom_partial_eval_rules.get(primitive)
+        if rule is not None:
+            return rule(self, tracers, **params)
+        return self.default_process_primitive(primitive, tracers, params)
+
+    def default_process_primitive(
+        self, primitive: core.Primitive, tracers: list, params: dict
+    ) -> Any:
+        """Record ``primitive`` as one unknown equation (its known inputs are residuals)."""
+        builder = self.main.global_data
+        inputs = [builder.atom(t) for t in tracers]
+        out = primitive.abstract_eval(*[x.aval for x in inputs], **params)
+        if primitive.multiple_results:
+            outvars = [Var(a.strip()) for a in out]
+            builder.eqns.append(Eqn(primitive, inputs, params, outvars))
+            return [PartialEvalTracer(self, None, v) for v in outvars]
+        outvar = Var(out.strip())
+        builder.eqns.append(Eqn(primitive, inputs, params, [outvar]))
+        return PartialEvalTracer(self, None, outvar)
+
+    def record(
+        self,
+        primitive: core.Primitive,
+        inputs: Sequence[Any],
+        params: dict,
+        out_avals: Sequence[ShapedArray],
+    ) -> list[PartialEvalTracer]:
+        """Record an equation with the given output types (for custom rules)."""
+        builder = self.main.global_data
+        atoms = [
+            builder.atom(x) if isinstance(x, PartialEvalTracer) else builder.const_atom(x)
+            for x in inputs
+        ]
+        outvars = [Var(a.strip()) for a in out_avals]
+        builder.eqns.append(Eqn(primitive, atoms, params, outvars))
+        return [PartialEvalTracer(self, None, v) for v in outvars]
+
+
+def partial_eval_flat(
+    fun: Callable[..., Sequence[Any]], pvals: Sequence[PartialVal]
+) -> tuple[ClosedJaxpr, list[PartialVal]]:
+    """Run ``fun`` on partly known inputs.
+
+    Returns the jaxpr of the unknown part (inputs: the unknown inputs, in order; constants:
+    the residuals) and one PartialVal per output (known outputs carry their value).
+    """
+    builder = PEBuilder()
+    with new_main(PartialEvalTrace, builder) as main:
+        trace = main.trace
+        tracers_in = [
+            PartialEvalTracer(trace, p.const, None) if p.is_known else trace.new_arg(p.aval)
+            for p in pvals
+        ]
+        outs = fun(*tracers_in)
+        outs = [core.full_raise(trace, _as_array(x)) for x in outs]
+        pvals_out = [
+            PartialVal.known(o.const) if o.is_known else PartialVal.unknown(o.var.aval)
+            for o in outs
+        ]
+        unknown_outs = [o for o in outs if not o.is_known]
+        invars = [t.var for t in tracers_in if t.var is not None]
+        jaxpr, consts = builder.build(invars, unknown_outs)
+    return ClosedJaxpr(jaxpr, consts), pvals_out
+
+
+def partial_eval_jaxpr(
+    closed: ClosedJaxpr,
+    unknowns: Sequence[bool],
+    instantiate: bool | Sequence[bool] = False,
+) -> tuple[ClosedJaxpr, ClosedJaxpr, list[bool], int]:
+    """Split ``closed`` into a known and an unknown jaxpr.
+
+    ``unknowns[i]`` says whether input i is unknown. Returns ``(jaxpr_known,
+    jaxpr_unknown, out_unknowns, num_res)``: ``jaxpr_known`` takes the known inputs and
+    returns the known outputs followed by ``num_res`` residuals; ``jaxpr_unknown`` takes
+    the residuals followed by the unknown inputs and returns the unknown outputs. An output
+    is unknown if it depends on an unknown input or ``instantiate`` asks for it.
+    """
+    n_out = len(closed.jaxpr.outvars)
+    if isinstance(instantiate, bool):
+        instantiate = [instantiate] * n_out
+    in_avals = closed.in_avals
+    known_avals = [a for a, uk in zip(in_avals, unknowns, strict=True) if not uk]
+    result: dict[str, Any] = {}
+
+    def fun_known(*known_args: Any) -> list[Any]:
+        builder = PEBuilder()
+        with new_main(PartialEvalTrace, builder) as main:
+            trace = main.trace
+            it = iter(known_args)
+            tracers_in = [
+                trace.new_arg(a) if uk else PartialEvalTracer(trace, next(it), None)
+                for a, uk in zip(in_avals, unknowns)
+            ]
+            outs = eval_jaxpr(closed.jaxpr, closed.consts, *tracers_in)
+            outs = [core.full_raise(trace, _as_array(x)) for x in outs]
+            out_unknowns = [
+                not o.is_known or inst for o, inst in zip(outs, instantiate, strict=True)
+            ]
+            known_outs = [o.const for o, uk in zip(outs, out_unknowns) if not uk]
+            unknown_outs = [o for o, uk in zip(outs, out_unknowns) if uk]
+            invars = [t.var for t in tracers_in if t.var is not None]
+            jaxpr, consts = builder.build(invars, unknown_outs)
+        # Residuals computed by the known side become its outputs; concrete ones (constants
+        # of ``closed``) stay constants of the unknown jaxpr.
+        staged = [isinstance(c, Tracer) for c in consts]
+        res_vars = [v for v, s in zip(jaxpr.constvars, staged) if s]
+        const_vars = [v for v, s in zip(jaxpr.constvars, staged) if not s]
+        jaxpr_unknown = Jaxpr(const_vars, res_vars + jaxpr.invars, jaxpr.eqns, jaxpr.outvars)
+        result["unknown"] = ClosedJaxpr(jaxpr_unknown, [c for c, s in zip(consts, staged) if not s])
+        result["out_unknowns"] = out_unknowns
+        residuals = [c for c, s in zip(consts, staged) if s]
+        result["num_res"] = len(residuals)
+        return known_outs + residuals
+
+    jaxpr_known = trace_to_jaxpr(fun_known, known_avals)
+    return jaxpr_known, result["unknown"], result["out_unknowns"], result["num_res"]

@@ -109,4 +109,5 @@ from funcgrad.lax.slicing import slice as slice
 from funcgrad.lax.slicing import slice_in_dim as slice_in_dim
 from funcgrad.lax.sort import argsort as argsort
 from funcgrad.lax.sort import sort as sort
+from funcgrad.lax.sort import sort_key_val as sort_key_val
 from funcgrad.lax.sort import top_k as top_k

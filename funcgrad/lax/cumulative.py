@@ -21,9 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from funcgrad.core import Primitive, ShapedArray
+from funcgrad.core import Primitive, ShapedArray, get_aval
 from funcgrad.interpreters import ad, batching
 from funcgrad.lax._base import FLOAT, NUMBER, check_dtype
+from funcgrad.lax.reductions import as_array
 
 ORDERED = "fiub"
 
@@ -55,7 +56,6 @@ def _fill_block(x: Any, axis: int, fill: Any) -> Any:
 
 def _prepend(fill: Any, rest: Any, axis: int, reverse: bool) -> Any:
     """Put a size-1 block of ``fill`` before ``rest`` in scan order (after it if reverse)."""
-
     block = _fill_block(rest, axis, fill)
     return _concatenate([rest, block] if reverse else [block, rest], axis)
 
@@ -74,7 +74,7 @@ def _all_but_last(x: Any, axis: int, reverse: bool) -> Any:
 
 def shift(x: Any, axis: int, fill: Any, reverse: bool = False) -> Any:
     """Shift by one along ``axis`` in scan order: ``out[i] = x[i-1]`` (``x[i+1]`` when
-    ``reverse``), with ``fill`` at the first position. Linear in ``x``."""
+    ``reverse``), with ``fill`` at the first position (one slice and one concatenate)."""
     if x.shape[axis] == 0:
         return x
     return _prepend(fill, _all_but_last(x, axis, reverse), axis, reverse)
@@ -89,28 +89,31 @@ def _linear_scan(r: Any, b: Any, axis: int, reverse: bool) -> Any:
     n = b.shape[axis]
     k = 1
     while k < n:
-        if reverse:
-            r_prev, b_prev = _slice(r, k, n, axis), _slice(b, k, n, axis)
-            r_cur, b_cur = _slice(r, 0, n - k, axis), _slice(b, 0, n - k, axis)
-        else:
-            r_prev, b_prev = _slice(r, 0, n - k, axis), _slice(b, 0, n - k, axis)
-            r_cur, b_cur = _slice(r, k, n, axis), _slice(b, k, n, axis)
+        # Element i (in scan order) absorbs the segment that ends k elements before it.
+        prev, cur = ((k, n), (0, n - k)) if reverse else ((0, n - k), (k, n))
+        untouched = (n - k, n) if reverse else (0, k)
 
-        def join(new, old):
-            if reverse:
-                return _concatenate([new, _slice(old, n - k, n, axis)], axis)
-            return _concatenate([_slice(old, 0, k, axis), new], axis)
+        def step(new, old):
+            kept = _slice(old, *untouched, axis)
+            return _concatenate([new, kept] if reverse else [kept, new], axis)
 
-        new_b = join(lax.add(lax.mul(b_prev, r_cur), b_cur), b)
+        r_cur = _slice(r, *cur, axis)
+        new_b = lax.add(lax.mul(_slice(b, *prev, axis), r_cur), _slice(b, *cur, axis))
         if 2 * k < n:  # the last step needs no r
-            r = join(lax.mul(r_prev, r_cur), r)
-        b = new_b
+            r = step(lax.mul(_slice(r, *prev, axis), r_cur), r)
+        b = step(new_b, b)
         k *= 2
     return b
 
 
 # ----------------------------------------------------------------------------------------
 # The family
+
+
+def _axis(operand: Any, axis: int) -> int:
+    """The public functions accept a negative ``axis``; the primitives' is non-negative."""
+    axis, ndim = int(axis), get_aval(operand).ndim
+    return axis + ndim if -ndim <= axis < 0 else axis
 
 
 def _cumulative(name: str, np_fn, kinds: str) -> Primitive:
@@ -130,6 +133,8 @@ def _cumulative(name: str, np_fn, kinds: str) -> Primitive:
     @prim.def_impl
     def impl(x, *, axis, reverse):
         x = np.asarray(x)
+        if not 0 <= axis < x.ndim:  # NumPy accepts some of these (axis 0 of a 0-d array)
+            abstract_eval(ShapedArray(x.shape, x.dtype), axis=axis, reverse=reverse)
         if reverse:
             x = np.flip(x, axis)
         out = np.asarray(np_fn(x, axis), dtype=x.dtype)
@@ -151,7 +156,7 @@ cumsum_p = _cumulative("cumsum", lambda x, axis: np.cumsum(x, axis=axis, dtype=x
 
 def cumsum(operand: Any, axis: int = 0, reverse: bool = False) -> Any:
     """Cumulative sum along ``axis`` (from the end when ``reverse``); the dtype is kept."""
-    return cumsum_p.bind(operand, axis=int(axis), reverse=bool(reverse))
+    return cumsum_p.bind(operand, axis=_axis(operand, axis), reverse=bool(reverse))
 
 
 ad.deflinear(cumsum_p, lambda ct, x, *, axis, reverse: [cumsum(ct, axis=axis, reverse=not reverse)])
@@ -162,13 +167,14 @@ cumprod_p = _cumulative("cumprod", lambda x, axis: np.cumprod(x, axis=axis, dtyp
 
 def cumprod(operand: Any, axis: int = 0, reverse: bool = False) -> Any:
     """Cumulative product along ``axis`` (from the end when ``reverse``)."""
-    return cumprod_p.bind(operand, axis=int(axis), reverse=bool(reverse))
+    return cumprod_p.bind(operand, axis=_axis(operand, axis), reverse=bool(reverse))
 
 
 def _cumprod_jvp(primals, tangents, *, axis, reverse):
     from funcgrad import lax
 
     (x,), (g,) = primals, tangents
+    x, g = as_array(x), as_array(g)
     ans = cumprod(x, axis=axis, reverse=reverse)
     exclusive = shift(ans, axis, 1, reverse)
     return ans, _linear_scan(x, lax.mul(g, exclusive), axis, reverse)
@@ -185,6 +191,7 @@ def _cumchooser_jvp(prim: Primitive, compare: str):
         from funcgrad import lax
 
         (x,), (g,) = primals, tangents
+        x, g = as_array(x), as_array(g)
         ans = prim.bind(x, axis=axis, reverse=reverse)
         if x.shape[axis] <= 1:
             return ans, g
@@ -192,10 +199,9 @@ def _cumchooser_jvp(prim: Primitive, compare: str):
         before = _all_but_last(ans, axis, reverse)
         new_extreme = getattr(lax, compare)(_rest(x, axis, reverse), before)
         new_extreme = _prepend(True, new_extreme, axis, reverse)
-        zeros = lax.full(g.shape, 0, g.dtype)
-        ones = lax.full(g.shape, 1, g.dtype)
-        r = lax.select_n(new_extreme, ones, zeros)
-        b = lax.select_n(new_extreme, zeros, g)
+        zero, one = np.zeros((), g.dtype)[()], np.ones((), g.dtype)[()]
+        r = lax.select_n(new_extreme, one, zero)  # keep the previous tangent?
+        b = lax.select_n(new_extreme, zero, g)  # or take this one?
         return ans, _linear_scan(r, b, axis, reverse)
 
     return jvp
@@ -206,7 +212,7 @@ cummax_p = _cumulative("cummax", lambda x, axis: np.maximum.accumulate(x, axis=a
 
 def cummax(operand: Any, axis: int = 0, reverse: bool = False) -> Any:
     """Running maximum along ``axis`` (NaN propagates, as ``np.maximum.accumulate``)."""
-    return cummax_p.bind(operand, axis=int(axis), reverse=bool(reverse))
+    return cummax_p.bind(operand, axis=_axis(operand, axis), reverse=bool(reverse))
 
 
 cummin_p = _cumulative("cummin", lambda x, axis: np.minimum.accumulate(x, axis=axis), ORDERED)
@@ -214,7 +220,7 @@ cummin_p = _cumulative("cummin", lambda x, axis: np.minimum.accumulate(x, axis=a
 
 def cummin(operand: Any, axis: int = 0, reverse: bool = False) -> Any:
     """Running minimum along ``axis`` (NaN propagates, as ``np.minimum.accumulate``)."""
-    return cummin_p.bind(operand, axis=int(axis), reverse=bool(reverse))
+    return cummin_p.bind(operand, axis=_axis(operand, axis), reverse=bool(reverse))
 
 
 ad.primitive_jvps[cummax_p] = _cumchooser_jvp(cummax_p, "gt")
@@ -228,13 +234,14 @@ cumlogsumexp_p = _cumulative(
 
 def cumlogsumexp(operand: Any, axis: int = 0, reverse: bool = False) -> Any:
     """``log(cumsum(exp(x)))`` along ``axis``, computed stably."""
-    return cumlogsumexp_p.bind(operand, axis=int(axis), reverse=bool(reverse))
+    return cumlogsumexp_p.bind(operand, axis=_axis(operand, axis), reverse=bool(reverse))
 
 
 def _cumlogsumexp_jvp(primals, tangents, *, axis, reverse):
     from funcgrad import lax
 
     (x,), (g,) = primals, tangents
+    x, g = as_array(x), as_array(g)
     ans = cumlogsumexp(x, axis=axis, reverse=reverse)
     b = lax.mul(g, lax.exp(lax.sub(x, ans)))
     if x.shape[axis] <= 1:

@@ -27,7 +27,10 @@ Semantics worth knowing (where funcgrad chooses, it says so):
   transpose converts back); to or from integers and bools the tangent is a symbolic zero.
 - ``select_n(which, *cases)``: ``which`` is bool (one or two cases) or an integer (any
   number of cases; out-of-range values clip to the first/last case). ``which`` and the
-  cases broadcast together.
+  cases broadcast together. Its transpose routes the cotangent to the chosen case.
+- ``nextafter(x1, x2)`` is one ulp from ``x1``, so funcgrad differentiates it as ``x1``
+  (JAX defines no derivative).
+- Beyond JAX's list here: ``asinh acosh atanh`` (JAX has them as primitives too).
 """
 
 from __future__ import annotations
@@ -174,6 +177,8 @@ class RoundingMethod(enum.IntEnum):
 def _round_impl(x, *, rounding_method):
     if rounding_method == RoundingMethod.TO_NEAREST_EVEN:
         return np.rint(x)
+    if rounding_method != RoundingMethod.AWAY_FROM_ZERO:
+        raise ValueError(rounding_method)  # bind reports abstract eval's clearer error
     with np.errstate(all="ignore"):
         t = np.trunc(x)
         # x - t is exact; inf/nan fall through unchanged (the comparison is false).
@@ -880,6 +885,8 @@ def _select_n_abstract_eval(which, *cases):
 @select_n_p.def_impl
 def _select_n_impl(which, *cases):
     which = np.asarray(which)
+    if which.dtype.kind not in "biu" or which.dtype.kind == "b" and len(cases) > 2:
+        raise TypeError(which.dtype)  # bind reports abstract eval's clearer error
     if len(cases) == 1:
         shape = np.broadcast_shapes(which.shape, *(np.shape(c) for c in cases))
         return np.array(np.broadcast_to(cases[0], shape))

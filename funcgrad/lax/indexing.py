@@ -35,17 +35,22 @@ Out-of-bounds indices (decisions; JAX leaves them to ``mode``, NumPy raises Inde
     is CLIP, the NumPy-like choice that never invents values.
 
 Duplicate indices:
-    - ``scatter`` (replace): the *last* update wins, in row-major order of the update's
-      (scatter axes, window axes). This is deterministic, so the jvp of ``scatter``
+    - ``scatter`` (replace): the *last* update wins, in row-major order of (index batch
+      position, window position). This is deterministic, so the jvp of ``scatter``
       (scatter the tangents the same way) is exact even with duplicates, and its transpose
-      gives each losing update a zero cotangent (found with a scatter of update ids).
+      gives each losing update a zero cotangent (found with a scatter of update ids; skipped
+      when ``unique_indices=True``, which, as in JAX, is a promise that is not checked).
     - ``scatter-add``: all updates add (``np.add.at``); the rules are exact.
+    - ``scatter-mul`` is linear in its operand only, and transposes only there.
     - ``scatter-mul``: with ``unique_indices=True`` the jvp is JAX's rule
-      (``x * scatter_add(0, idx, du)``); otherwise an exact rule that also handles repeated
-      indices and zero updates (product of the *other* updates at each target).
+      (``x * scatter_add(0, idx, du)``, wrong if the promise is broken); otherwise a rule
+      that handles repeated indices and zero updates (each update's derivative is the product
+      of the *other* updates at its target). Its first derivative is exact everywhere; its
+      second derivative is not where an update is exactly 0 and shares its target with
+      another update (the zero tests are piecewise constant). JAX raises there instead.
     - ``scatter-min/-max``: the tangent of each output element is the average of the
       tangents of the values that attain the extremum (operand and/or updates), so ties
-      share the derivative, as JAX does.
+      share the derivative. scatter-min/-max have no transpose (they are not linear).
 
 The impls evaluate on a copy of the operand (never mutating inputs) with NumPy fancy
 indexing and ``ufunc.at``. Batching rules emit one gather/scatter: a batched operand
@@ -195,30 +200,56 @@ def default_fill_value(dtype: np.dtype) -> Any:
 # Shared validation
 
 
+def _check_mode(name: str, mode: Any) -> None:
+    if not isinstance(mode, GatherScatterMode):
+        raise TypeError(
+            f"{name}: mode must be a GatherScatterMode, got {mode!r}; bind through "
+            f"funcgrad.lax.{name.replace('-', '_')}, which converts 'clip'/'fill'/'drop', or "
+            "pass GatherScatterMode.from_any(mode)"
+        )
+
+
 def _sorted_unique(dims: tuple[int, ...]) -> bool:
-    return all(a < b for a, b in zip(dims, dims[1:]))
+    return all(a < b for a, b in zip(dims, dims[1:], strict=False))
 
 
 def _check_index_dims(
-    fail, operand: ShapedArray, indices: ShapedArray, index_map: tuple[int, ...],
-    window_dropped: tuple[int, ...], map_name: str, dropped_name: str,
-    obd: tuple[int, ...], ibd: tuple[int, ...], ibd_name: str,
+    fail,
+    operand: ShapedArray,
+    indices: ShapedArray,
+    index_map: tuple[int, ...],
+    window_dropped: tuple[int, ...],
+    map_name: str,
+    dropped_name: str,
+    obd: tuple[int, ...],
+    ibd: tuple[int, ...],
+    ibd_name: str,
 ) -> None:
     """Checks shared by gather and scatter on the operand/indices side."""
     rank = operand.ndim
     if indices.dtype.kind not in "iu":
-        raise TypeError(fail("indices must have an integer dtype; convert them with "
-                             "`.astype(int32)`"))
+        raise TypeError(
+            fail("indices must have an integer dtype; convert them with `.astype(int32)`")
+        )
     if indices.ndim < 1:
-        raise ValueError(fail("indices must have rank >= 1 (the last axis is the index "
-                              "vector); add a trailing axis of size 1"))
+        raise ValueError(
+            fail(
+                "indices must have rank >= 1 (the last axis is the index "
+                "vector); add a trailing axis of size 1"
+            )
+        )
     if len(index_map) != indices.shape[-1]:
-        raise ValueError(fail(
-            f"{map_name} has {len(index_map)} entries but the index vector (last axis of "
-            f"indices) has size {indices.shape[-1]}; give one operand axis per index component"
-        ))
-    for name, dims in ((map_name, index_map), (dropped_name, window_dropped),
-                       ("operand_batching_dims", obd)):
+        raise ValueError(
+            fail(
+                f"{map_name} has {len(index_map)} entries but the index vector (last axis of "
+                f"indices) has size {indices.shape[-1]}; give one operand axis per index component"
+            )
+        )
+    for name, dims in (
+        (map_name, index_map),
+        (dropped_name, window_dropped),
+        ("operand_batching_dims", obd),
+    ):
         if any(not 0 <= d < rank for d in dims):
             raise ValueError(fail(f"{name} {dims} out of range for operand rank {rank}"))
     if len(set(index_map)) != len(index_map):
@@ -230,27 +261,60 @@ def _check_index_dims(
     if set(window_dropped) & set(obd):
         raise ValueError(fail(f"{dropped_name} and operand_batching_dims share axes"))
     if set(index_map) & set(obd):
-        raise ValueError(fail(f"{map_name} and operand_batching_dims share axes; a batching "
-                              "axis is indexed by its batch position, not by indices"))
+        raise ValueError(
+            fail(
+                f"{map_name} and operand_batching_dims share axes; a batching "
+                "axis is indexed by its batch position, not by indices"
+            )
+        )
     if len(obd) != len(ibd):
-        raise ValueError(fail(f"operand_batching_dims {obd} and {ibd_name} {ibd} differ in "
-                              "length; pair each operand batching axis with an indices axis"))
+        raise ValueError(
+            fail(
+                f"operand_batching_dims {obd} and {ibd_name} {ibd} differ in "
+                "length; pair each operand batching axis with an indices axis"
+            )
+        )
     if any(not 0 <= d < indices.ndim - 1 for d in ibd) or len(set(ibd)) != len(ibd):
-        raise ValueError(fail(f"{ibd_name} {ibd} must be distinct batch axes of indices, in "
-                              f"[0, {indices.ndim - 1}) (not the index-vector axis)"))
-    for o, i in zip(obd, ibd):
+        raise ValueError(
+            fail(
+                f"{ibd_name} {ibd} must be distinct batch axes of indices, in "
+                f"[0, {indices.ndim - 1}) (not the index-vector axis)"
+            )
+        )
+    for o, i in zip(obd, ibd, strict=True):
         if operand.shape[o] != indices.shape[i]:
-            raise ValueError(fail(
-                f"operand batching axis {o} has size {operand.shape[o]} but indices axis {i} "
-                f"has size {indices.shape[i]}; paired batching axes must have equal sizes"
-            ))
+            raise ValueError(
+                fail(
+                    f"operand batching axis {o} has size {operand.shape[o]} but indices axis {i} "
+                    f"has size {indices.shape[i]}; paired batching axes must have equal sizes"
+                )
+            )
 
 
 # ----------------------------------------------------------------------------------------
 # Shared NumPy evaluation
 
 
-def _window_positions(
+def _aval(x: np.ndarray) -> ShapedArray:
+    return ShapedArray(x.shape, x.dtype)
+
+
+class _Plan(NamedTuple):
+    """Vectorised addressing of every slice/window of a gather or scatter.
+
+    Operand axes named by the index map or the batching dims are *indexed*: each batch
+    position has a start (clamped, or checked for FILL_OR_DROP) plus window offsets. Every
+    other axis starts at 0, so it is read as the basic slice ``[:window]`` (a view, no index
+    arrays): ``x[i]`` on a matrix indexes one axis and slices the other.
+    """
+
+    indexed: list[int]  # operand axes addressed by index arrays
+    static: list[int]  # operand axes taken as ``[:window]``
+    positions: list[np.ndarray]  # per indexed axis, broadcastable to bshape + window[indexed]
+    valid: np.ndarray | None  # FILL_OR_DROP: bool[bshape], which slices fit
+
+
+def _plan(
     indices: np.ndarray,
     operand_shape: tuple[int, ...],
     index_map: tuple[int, ...],
@@ -258,25 +322,20 @@ def _window_positions(
     ibd: tuple[int, ...],
     window: tuple[int, ...],
     mode: GatherScatterMode,
-) -> tuple[list[np.ndarray], np.ndarray | None]:
-    """Operand coordinates of every element of every slice/window.
-
-    Returns one integer array per operand axis, broadcastable to
-    ``indices.shape[:-1] + window``, and (FILL_OR_DROP only) a bool array over the batch
-    positions saying which slices fit (the others start at 0 and must be filled/dropped).
-    """
+) -> _Plan:
     bshape = indices.shape[:-1]
     nb = len(bshape)
-    rank = len(operand_shape)
-    starts = [np.zeros(bshape, np.intp) for _ in range(rank)]
+    starts = {}
     for k, d in enumerate(index_map):
         starts[d] = indices[..., k].astype(np.intp)
-    for o, i in zip(obd, ibd):
+    for o, i in zip(obd, ibd, strict=True):
         shape = [1] * nb
         shape[i] = bshape[i]
         starts[o] = np.broadcast_to(np.arange(bshape[i]).reshape(shape), bshape)
+    indexed = sorted(starts)
+    static = [d for d in range(len(operand_shape)) if d not in starts]
     valid = None
-    for d in range(rank):
+    for d in indexed:
         hi = operand_shape[d] - window[d]
         if mode is GatherScatterMode.FILL_OR_DROP:
             ok = (starts[d] >= 0) & (starts[d] <= hi)
@@ -284,15 +343,23 @@ def _window_positions(
         else:
             starts[d] = np.clip(starts[d], 0, max(hi, 0))
     if valid is not None:
-        starts = [np.where(valid, s, 0) for s in starts]
+        for d in indexed:
+            starts[d] = np.where(valid, starts[d], 0)
+    k = len(indexed)
     positions = []
-    for d in range(rank):
-        wshape = [1] * rank
-        wshape[d] = window[d]
+    for j, d in enumerate(indexed):
+        wshape = [1] * k
+        wshape[j] = window[d]
         positions.append(
-            starts[d].reshape(bshape + (1,) * rank) + np.arange(window[d]).reshape(wshape)
+            starts[d].reshape(bshape + (1,) * k) + np.arange(window[d]).reshape(wshape)
         )
-    return positions, valid
+    return _Plan(indexed, static, positions, valid)
+
+
+def _static_view(x: np.ndarray, plan: _Plan, window: tuple[int, ...]) -> np.ndarray:
+    """``x`` with static axes cut to their window, axes ordered indexed then static."""
+    cut = tuple(slice(0, window[d]) if d in plan.static else slice(None) for d in range(x.ndim))
+    return x[cut].transpose(plan.indexed + plan.static)
 
 
 # ----------------------------------------------------------------------------------------
@@ -338,8 +405,15 @@ def _gather_out_shape(
 
 @gather_p.def_abstract_eval
 def _gather_abstract_eval(
-    operand, indices, *, dimension_numbers, slice_sizes, indices_are_sorted, unique_indices,
-    mode, fill_value,
+    operand,
+    indices,
+    *,
+    dimension_numbers,
+    slice_sizes,
+    indices_are_sorted,
+    unique_indices,
+    mode,
+    fill_value,
 ):
     dn = dimension_numbers
 
@@ -350,76 +424,118 @@ def _gather_abstract_eval(
         )
 
     check_dtype("gather", operand, ANY)
+    _check_mode("gather", mode)
     _check_index_dims(
-        fail, operand, indices, dn.start_index_map, dn.collapsed_slice_dims, "start_index_map",
-        "collapsed_slice_dims", dn.operand_batching_dims, dn.start_indices_batching_dims,
+        fail,
+        operand,
+        indices,
+        dn.start_index_map,
+        dn.collapsed_slice_dims,
+        "start_index_map",
+        "collapsed_slice_dims",
+        dn.operand_batching_dims,
+        dn.start_indices_batching_dims,
         "start_indices_batching_dims",
     )
     rank = operand.ndim
     if len(slice_sizes) != rank:
         raise ValueError(fail(f"slice_sizes needs one entry per operand axis ({rank})"))
-    for d, (s, n) in enumerate(zip(slice_sizes, operand.shape)):
+    for d, (s, n) in enumerate(zip(slice_sizes, operand.shape, strict=True)):
         if not 0 <= s <= n:
-            raise ValueError(fail(
-                f"slice size {s} on axis {d} does not fit the operand's size {n}; use sizes in "
-                f"[0, {n}]"
-            ))
-    for name, dims in (("collapsed_slice_dims", dn.collapsed_slice_dims),
-                       ("operand_batching_dims", dn.operand_batching_dims)):
+            raise ValueError(
+                fail(
+                    f"slice size {s} on axis {d} does not fit the operand's size {n}; use sizes in "
+                    f"[0, {n}]"
+                )
+            )
+    for name, dims in (
+        ("collapsed_slice_dims", dn.collapsed_slice_dims),
+        ("operand_batching_dims", dn.operand_batching_dims),
+    ):
         for d in dims:
             if slice_sizes[d] != 1:
-                raise ValueError(fail(f"{name} axis {d} has slice size {slice_sizes[d]}; "
-                                      "collapsed and batching axes need slice size 1"))
+                raise ValueError(
+                    fail(
+                        f"{name} axis {d} has slice size {slice_sizes[d]}; "
+                        "collapsed and batching axes need slice size 1"
+                    )
+                )
     n_window = rank - len(dn.collapsed_slice_dims) - len(dn.operand_batching_dims)
     if len(dn.offset_dims) != n_window:
-        raise ValueError(fail(
-            f"offset_dims has {len(dn.offset_dims)} entries but the slice keeps {n_window} axes "
-            "(operand rank minus collapsed_slice_dims and operand_batching_dims)"
-        ))
+        raise ValueError(
+            fail(
+                f"offset_dims has {len(dn.offset_dims)} entries but the slice keeps {n_window} "
+                "axes (operand rank minus collapsed_slice_dims and operand_batching_dims)"
+            )
+        )
     out_rank = indices.ndim - 1 + n_window
     if not _sorted_unique(dn.offset_dims) or any(not 0 <= d < out_rank for d in dn.offset_dims):
-        raise ValueError(fail(
-            f"offset_dims {dn.offset_dims} must be sorted, distinct and in [0, {out_rank})"
-        ))
+        raise ValueError(
+            fail(f"offset_dims {dn.offset_dims} must be sorted, distinct and in [0, {out_rank})")
+        )
     return ShapedArray(_gather_out_shape(indices.shape, dn, slice_sizes), operand.dtype)
 
 
 @gather_p.def_impl
 def _gather_impl(
-    operand, indices, *, dimension_numbers, slice_sizes, indices_are_sorted, unique_indices,
-    mode, fill_value,
+    operand,
+    indices,
+    *,
+    dimension_numbers,
+    slice_sizes,
+    indices_are_sorted,
+    unique_indices,
+    mode,
+    fill_value,
 ):
     dn = dimension_numbers
     operand, indices = np.asarray(operand), np.asarray(indices)
-    bshape = indices.shape[:-1]
-    rank = operand.ndim
-    pos, valid = _window_positions(
-        indices, operand.shape, dn.start_index_map, dn.operand_batching_dims,
-        dn.start_indices_batching_dims, slice_sizes, mode,
+    # Eager binds skip abstract eval: check here (cheap next to the indexing itself).
+    _gather_abstract_eval(
+        _aval(operand),
+        _aval(indices),
+        dimension_numbers=dn,
+        slice_sizes=slice_sizes,
+        indices_are_sorted=indices_are_sorted,
+        unique_indices=unique_indices,
+        mode=mode,
+        fill_value=fill_value,
     )
-    if rank:
-        full = np.asarray(operand[tuple(pos)])
-    else:
-        full = np.broadcast_to(operand, bshape)
-    dropped = set(dn.collapsed_slice_dims) | set(dn.operand_batching_dims)
-    kept = tuple(s for d, s in enumerate(slice_sizes) if d not in dropped)
-    full = np.array(full.reshape(bshape + kept))  # a fresh array we may write into
-    if valid is not None and not valid.all():
-        fill = default_fill_value(operand.dtype) if fill_value is None else fill_value
-        full[~valid] = np.array(fill, operand.dtype)
-    # full is (batch axes..., offset axes...): interleave them into the output layout.
+    bshape = indices.shape[:-1]
     nb = len(bshape)
-    out_rank = nb + len(kept)
-    src = []
-    b = o = 0
-    for p in range(out_rank):
-        if p in dn.offset_dims:
-            src.append(nb + o)
-            o += 1
-        else:
-            src.append(b)
-            b += 1
-    return np.ascontiguousarray(full.transpose(src))
+    window = tuple(slice_sizes)
+    plan = _plan(
+        indices,
+        operand.shape,
+        dn.start_index_map,
+        dn.operand_batching_dims,
+        dn.start_indices_batching_dims,
+        window,
+        mode,
+    )
+    view = _static_view(operand, plan, window)
+    if plan.indexed:
+        full = view[tuple(plan.positions)]  # fresh: bshape + window[indexed] + window[static]
+    else:
+        full = np.broadcast_to(view, bshape + view.shape)
+    if plan.valid is not None and not plan.valid.all():
+        fill = default_fill_value(operand.dtype) if fill_value is None else fill_value
+        full[~plan.valid] = np.array(fill, operand.dtype)
+    # Axis of ``full`` holding each operand axis; then the output's layout: batch axes at the
+    # non-offset positions, kept slice axes (in operand order) at offset_dims, and the
+    # dropped size-1 axes (collapsed, batching) last, to be reshaped away.
+    axis_of = {d: nb + j for j, d in enumerate(plan.indexed + plan.static)}
+    dropped = set(dn.collapsed_slice_dims) | set(dn.operand_batching_dims)
+    kept = iter(d for d in range(operand.ndim) if d not in dropped)
+    batch = iter(range(nb))
+    out_rank = nb + len(dn.offset_dims)
+    perm = [axis_of[next(kept)] if p in dn.offset_dims else next(batch) for p in range(out_rank)]
+    perm += [axis_of[d] for d in sorted(dropped)]
+    out_shape = _gather_out_shape(indices.shape, dn, slice_sizes)
+    out = full.transpose(perm).reshape(out_shape)
+    if np.may_share_memory(out, operand):
+        return out.copy()
+    return np.asarray(out, order="C")  # (np.ascontiguousarray would make a 0-d array 1-d)
 
 
 def _gather_jvp(g, operand, indices, *, fill_value, **params):
@@ -428,8 +544,16 @@ def _gather_jvp(g, operand, indices, *, fill_value, **params):
 
 
 def _gather_transpose(
-    ct, operand, indices, *, dimension_numbers, slice_sizes, indices_are_sorted,
-    unique_indices, mode, fill_value,
+    ct,
+    operand,
+    indices,
+    *,
+    dimension_numbers,
+    slice_sizes,
+    indices_are_sorted,
+    unique_indices,
+    mode,
+    fill_value,
 ):
     from funcgrad import lax
 
@@ -481,9 +605,12 @@ def _gather_batch(args, dims, *, dimension_numbers, slice_sizes, **params):
         obd = shift(dn.operand_batching_dims, od)
         sizes = slice_sizes[:od] + (size if idim is None else 1,) + slice_sizes[od:]
     else:
-        collapsed, index_map, obd = dn.collapsed_slice_dims, dn.start_index_map, dn.operand_batching_dims
+        collapsed, index_map = dn.collapsed_slice_dims, dn.start_index_map
+        obd = dn.operand_batching_dims
         sizes = slice_sizes
-    ibd = dn.start_indices_batching_dims if idim is None else shift(dn.start_indices_batching_dims, idim)
+    ibd = dn.start_indices_batching_dims
+    if idim is not None:
+        ibd = shift(ibd, idim)
 
     if idim is None:
         # Operand only: its batch axis is one more (full-size) window axis.
@@ -499,7 +626,7 @@ def _gather_batch(args, dims, *, dimension_numbers, slice_sizes, **params):
         offset = shift(dn.offset_dims, out_dim)
         if od is not None:
             # Both: the two batch axes become an operand_batching_dims pair.
-            pairs = sorted(zip(obd + (od,), ibd + (idim,)))
+            pairs = sorted(zip(obd + (od,), ibd + (idim,), strict=True))
             obd = tuple(p[0] for p in pairs)
             ibd = tuple(p[1] for p in pairs)
     new_dn = GatherDimensionNumbers(offset, collapsed, index_map, obd, ibd)
@@ -517,7 +644,14 @@ batching.primitive_batchers[gather_p] = _gather_batch
 
 
 def _scatter_abstract_eval(
-    name, operand, indices, updates, *, dimension_numbers, indices_are_sorted, unique_indices,
+    name,
+    operand,
+    indices,
+    updates,
+    *,
+    dimension_numbers,
+    indices_are_sorted,
+    unique_indices,
     mode,
 ):
     dn = dimension_numbers
@@ -529,82 +663,152 @@ def _scatter_abstract_eval(
         )
 
     check_dtype(name, operand, ANY)
+    _check_mode(name, mode)
     if updates.dtype != operand.dtype:
-        raise TypeError(fail("updates must have the operand's dtype; convert them with "
-                             "`.astype(operand.dtype)`"))
+        raise TypeError(
+            fail(
+                "updates must have the operand's dtype; convert them with `.astype(operand.dtype)`"
+            )
+        )
     _check_index_dims(
-        fail, operand, indices, dn.scatter_dims_to_operand_dims, dn.inserted_window_dims,
-        "scatter_dims_to_operand_dims", "inserted_window_dims", dn.operand_batching_dims,
-        dn.scatter_indices_batching_dims, "scatter_indices_batching_dims",
+        fail,
+        operand,
+        indices,
+        dn.scatter_dims_to_operand_dims,
+        dn.inserted_window_dims,
+        "scatter_dims_to_operand_dims",
+        "inserted_window_dims",
+        dn.operand_batching_dims,
+        dn.scatter_indices_batching_dims,
+        "scatter_indices_batching_dims",
     )
     rank = operand.ndim
     n_window = rank - len(dn.inserted_window_dims) - len(dn.operand_batching_dims)
     if len(dn.update_window_dims) != n_window:
-        raise ValueError(fail(
-            f"update_window_dims has {len(dn.update_window_dims)} entries but a window has "
-            f"{n_window} axes (operand rank minus inserted_window_dims and "
-            "operand_batching_dims)"
-        ))
+        raise ValueError(
+            fail(
+                f"update_window_dims has {len(dn.update_window_dims)} entries but a window has "
+                f"{n_window} axes (operand rank minus inserted_window_dims and "
+                "operand_batching_dims)"
+            )
+        )
     expected_rank = indices.ndim - 1 + n_window
     if updates.ndim != expected_rank:
-        raise ValueError(fail(
-            f"updates must have rank {expected_rank} (indices batch axes + window axes), got "
-            f"rank {updates.ndim}"
-        ))
+        raise ValueError(
+            fail(
+                f"updates must have rank {expected_rank} (indices batch axes + window axes), got "
+                f"rank {updates.ndim}"
+            )
+        )
     uwd = dn.update_window_dims
     if not _sorted_unique(uwd) or any(not 0 <= d < updates.ndim for d in uwd):
-        raise ValueError(fail(f"update_window_dims {uwd} must be sorted, distinct and in "
-                              f"[0, {updates.ndim})"))
+        raise ValueError(
+            fail(f"update_window_dims {uwd} must be sorted, distinct and in [0, {updates.ndim})")
+        )
     scatter_sizes = tuple(s for d, s in enumerate(updates.shape) if d not in uwd)
     if scatter_sizes != indices.shape[:-1]:
-        raise ValueError(fail(
-            f"the updates' scatter axes have sizes {scatter_sizes} but the indices' batch axes "
-            f"have sizes {indices.shape[:-1]}; they must match"
-        ))
+        raise ValueError(
+            fail(
+                f"the updates' scatter axes have sizes {scatter_sizes} but the indices' batch axes "
+                f"have sizes {indices.shape[:-1]}; they must match"
+            )
+        )
     window = _scatter_window_sizes(rank, updates.shape, dn)
-    for d, (w, n) in enumerate(zip(window, operand.shape)):
+    for d, (w, n) in enumerate(zip(window, operand.shape, strict=True)):
         if w > n:
-            raise ValueError(fail(f"the window has size {w} on operand axis {d} of size {n}; "
-                                  "a window must fit inside the operand"))
+            raise ValueError(
+                fail(
+                    f"the window has size {w} on operand axis {d} of size {n}; "
+                    "a window must fit inside the operand"
+                )
+            )
     return ShapedArray(operand.shape, operand.dtype)
 
 
 def _scatter_impl(
-    combine, operand, indices, updates, *, dimension_numbers, indices_are_sorted,
-    unique_indices, mode,
+    name,
+    combine,
+    operand,
+    indices,
+    updates,
+    *,
+    dimension_numbers,
+    indices_are_sorted,
+    unique_indices,
+    mode,
 ):
     dn = dimension_numbers
     out = np.array(operand, copy=True, order="C")
     indices, updates = np.asarray(indices), np.asarray(updates)
+    # Eager binds skip abstract eval: check here (cheap next to the scatter itself).
+    _scatter_abstract_eval(
+        name,
+        _aval(out),
+        _aval(indices),
+        _aval(updates),
+        dimension_numbers=dn,
+        indices_are_sorted=indices_are_sorted,
+        unique_indices=unique_indices,
+        mode=mode,
+    )
     rank = out.ndim
     bshape = indices.shape[:-1]
+    nb = len(bshape)
     window = _scatter_window_sizes(rank, updates.shape, dn)
+    plan = _plan(
+        indices,
+        out.shape,
+        dn.scatter_dims_to_operand_dims,
+        dn.operand_batching_dims,
+        dn.scatter_indices_batching_dims,
+        window,
+        mode,
+    )
+    # Updates as (batch..., window axes in operand order), then indexed axes before static.
     scatter_axes = [d for d in range(updates.ndim) if d not in dn.update_window_dims]
     upd = updates.transpose(scatter_axes + list(dn.update_window_dims)).reshape(bshape + window)
-    pos, valid = _window_positions(
-        indices, out.shape, dn.scatter_dims_to_operand_dims, dn.operand_batching_dims,
-        dn.scatter_indices_batching_dims, window, mode,
-    )
-    flat = np.zeros(upd.shape, np.intp)
-    stride = 1
-    for d in reversed(range(rank)):
-        flat = flat + pos[d] * stride
-        stride *= out.shape[d]
-    if valid is not None:
-        keep = np.broadcast_to(valid.reshape(bshape + (1,) * rank), upd.shape)
-        flat, vals = flat[keep], upd[keep]
+    upd = upd.transpose([*range(nb), *(nb + d for d in plan.indexed + plan.static)])
+    target = _static_view(out, plan, window)  # a view: writes land in ``out``
+    if plan.indexed:
+        positions = plan.positions
+        w_idx = tuple(window[d] for d in plan.indexed)
     else:
-        flat, vals = flat.reshape(-1), upd.reshape(-1)
-    target = out.reshape(-1)  # a view: out is C-contiguous
+        target = target[None]  # one pseudo-axis, always at index 0
+        positions = [np.zeros(bshape + (1,), np.intp)]
+        w_idx = (1,)
+        upd = upd.reshape(bshape + (1,) + upd.shape[nb:])
+    # One row per (batch position, indexed-window offset), in row-major order.
+    pos = [np.broadcast_to(p, bshape + w_idx) for p in positions]
+    if plan.valid is not None:
+        pos = [p[plan.valid] for p in pos]  # drops whole windows that do not fit
+        upd = upd[plan.valid]
+    lead, n = pos[0].ndim, pos[0].size
+    pos = [p.reshape(n) for p in pos]
+    upd = upd.reshape((n,) + upd.shape[lead:])
     if combine is None:
-        if flat.size:
+        if pos[0].size > 1 and not unique_indices:
             # Replace; with repeated targets the last update (row-major order) wins.
-            _, first_in_reversed = np.unique(flat[::-1], return_index=True)
-            last = flat.size - 1 - first_in_reversed
-            target[flat[last]] = vals[last]
+            key = np.ravel_multi_index(pos, target.shape[: len(pos)])
+            _, first_in_reversed = np.unique(key[::-1], return_index=True)
+            last = key.size - 1 - first_in_reversed
+            pos = [p[last] for p in pos]
+            upd = upd[last]
+        target[tuple(pos)] = upd
     else:
-        combine.at(target, flat, vals)
+        combine.at(target, tuple(pos), upd)
     return out
+
+
+def _batch_axis_at(x: Any, bdim: int | None, pos: int, size: int) -> Any:
+    """``x`` with its batch axis at ``pos``; an unbatched ``x`` is broadcast straight there."""
+    if bdim is not None:
+        return batching.moveaxis(x, bdim, pos)
+    from funcgrad import lax
+
+    aval = get_aval(x)
+    shape = aval.shape[:pos] + (size,) + aval.shape[pos:]
+    dims = tuple(d + (d >= pos) for d in range(aval.ndim))
+    return lax.broadcast_in_dim(x, shape, dims)
 
 
 def _scatter_batch(prim, args, dims, *, dimension_numbers, **params):
@@ -637,10 +841,10 @@ def _scatter_batch(prim, args, dims, *, dimension_numbers, **params):
         scatter_positions = [p for p in range(upd_rank) if p not in dn.update_window_dims]
         upos = _insert_pos(scatter_positions, idim)
         uwd = shift(dn.update_window_dims, upos)
-        pairs = sorted(zip(obd + (od,), shift(ibd, idim) + (idim,)))
+        pairs = sorted(zip(obd + (od,), shift(ibd, idim) + (idim,), strict=True))
         obd = tuple(p[0] for p in pairs)
         ibd = tuple(p[1] for p in pairs)
-    updates = batching.move_batch_axis(updates, ud, upos, size)
+    updates = _batch_axis_at(updates, ud, upos, size)
     new_dn = ScatterDimensionNumbers(uwd, inserted, index_map, obd, ibd)
     return prim.bind(operand, indices, updates, dimension_numbers=new_dn, **params), od
 
@@ -648,7 +852,7 @@ def _scatter_batch(prim, args, dims, *, dimension_numbers, **params):
 def _scatter_primitive(name: str, combine: Any) -> Primitive:
     prim = Primitive(name)
     prim.def_abstract_eval(lambda *avals, **params: _scatter_abstract_eval(name, *avals, **params))
-    prim.def_impl(lambda *args, **params: _scatter_impl(combine, *args, **params))
+    prim.def_impl(lambda *args, **params: _scatter_impl(name, combine, *args, **params))
     batching.primitive_batchers[prim] = lambda args, dims, **params: _scatter_batch(
         prim, args, dims, **params
     )
@@ -656,8 +860,15 @@ def _scatter_primitive(name: str, combine: Any) -> Primitive:
 
 
 def _scatter_bind(
-    prim, name, operand, scatter_indices, updates, dimension_numbers, indices_are_sorted,
-    unique_indices, mode,
+    prim,
+    name,
+    operand,
+    scatter_indices,
+    updates,
+    dimension_numbers,
+    indices_are_sorted,
+    unique_indices,
+    mode,
 ):
     return prim.bind(
         operand,
@@ -676,8 +887,9 @@ def _zeros(aval: ShapedArray) -> Any:
     return lax.full(aval.shape, 0, aval.dtype)
 
 
-def _gather_targets(x, indices, updates_shape, *, dimension_numbers, indices_are_sorted,
-                    unique_indices, mode):
+def _gather_targets(
+    x, indices, updates_shape, *, dimension_numbers, indices_are_sorted, unique_indices, mode
+):
     """For each update element of a scatter, the element of ``x`` it targets (0 if dropped)."""
     dn = dimension_numbers
     rank = get_aval(x).ndim
@@ -724,8 +936,15 @@ def scatter(
     With repeated indices the last update (row-major order) wins.
     """
     return _scatter_bind(
-        scatter_p, "scatter", operand, scatter_indices, updates, dimension_numbers,
-        indices_are_sorted, unique_indices, mode,
+        scatter_p,
+        "scatter",
+        operand,
+        scatter_indices,
+        updates,
+        dimension_numbers,
+        indices_are_sorted,
+        unique_indices,
+        mode,
     )
 
 
@@ -757,9 +976,7 @@ def _scatter_transpose(ct, x, indices, u, **params):
             n = max(u_aval.size, 1)
             id_dtype = np.int32 if n < 2**31 - 1 else np.int64
             ids = np.arange(1, u_aval.size + 1, dtype=id_dtype).reshape(u_aval.shape)
-            winners = scatter_p.bind(
-                np.zeros(_aval_of(x).shape, id_dtype), indices, ids, **params
-            )
+            winners = scatter_p.bind(np.zeros(_aval_of(x).shape, id_dtype), indices, ids, **params)
             won = lax.eq(_gather_targets(winners, indices, u_aval.shape, **params), ids)
             u_ct = _select(won, u_ct, _zeros(u_aval))
     return [x_ct, None, u_ct]
@@ -785,8 +1002,15 @@ def scatter_add(
 ) -> Any:
     """Add ``updates`` into windows of ``operand`` (JAX's ``lax.scatter_add``; mode: drop)."""
     return _scatter_bind(
-        scatter_add_p, "scatter-add", operand, scatter_indices, updates, dimension_numbers,
-        indices_are_sorted, unique_indices, mode,
+        scatter_add_p,
+        "scatter-add",
+        operand,
+        scatter_indices,
+        updates,
+        dimension_numbers,
+        indices_are_sorted,
+        unique_indices,
+        mode,
     )
 
 
@@ -829,8 +1053,15 @@ def scatter_mul(
 ) -> Any:
     """Multiply windows of ``operand`` by ``updates`` (JAX's ``lax.scatter_mul``)."""
     return _scatter_bind(
-        scatter_mul_p, "scatter-mul", operand, scatter_indices, updates, dimension_numbers,
-        indices_are_sorted, unique_indices, mode,
+        scatter_mul_p,
+        "scatter-mul",
+        operand,
+        scatter_indices,
+        updates,
+        dimension_numbers,
+        indices_are_sorted,
+        unique_indices,
+        mode,
     )
 
 
@@ -856,7 +1087,9 @@ def _scatter_mul_jvp(primals, tangents, **params):
             is_zero = lax.eq(u, zeros_u)
             safe_u = _select(is_zero, lax.full(u_aval.shape, 1, u_aval.dtype), u)
             n_zero = scatter_add_p.bind(
-                _zeros(x_aval), indices, lax.convert_element_type(is_zero, x_aval.dtype),
+                _zeros(x_aval),
+                indices,
+                lax.convert_element_type(is_zero, x_aval.dtype),
                 **params,
             )
             prod_nz = scatter_mul_p.bind(x, indices, safe_u, **params)
@@ -926,8 +1159,15 @@ def scatter_min(
 ) -> Any:
     """Elementwise minimum of windows of ``operand`` and ``updates`` (``lax.scatter_min``)."""
     return _scatter_bind(
-        scatter_min_p, "scatter-min", operand, scatter_indices, updates, dimension_numbers,
-        indices_are_sorted, unique_indices, mode,
+        scatter_min_p,
+        "scatter-min",
+        operand,
+        scatter_indices,
+        updates,
+        dimension_numbers,
+        indices_are_sorted,
+        unique_indices,
+        mode,
     )
 
 
@@ -943,8 +1183,15 @@ def scatter_max(
 ) -> Any:
     """Elementwise maximum of windows of ``operand`` and ``updates`` (``lax.scatter_max``)."""
     return _scatter_bind(
-        scatter_max_p, "scatter-max", operand, scatter_indices, updates, dimension_numbers,
-        indices_are_sorted, unique_indices, mode,
+        scatter_max_p,
+        "scatter-max",
+        operand,
+        scatter_indices,
+        updates,
+        dimension_numbers,
+        indices_are_sorted,
+        unique_indices,
+        mode,
     )
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from funcgrad import pretty
 from funcgrad.core import Primitive, ShapedArray, get_aval
 from funcgrad.interpreters import ad, batching
 from funcgrad.lax._base import ANY, as_dtype, check_dtype
@@ -88,13 +89,17 @@ def _dot_general_abstract_eval(lhs, rhs, *, dimension_numbers, preferred_element
         )
     if len(lc) != len(rc):
         raise _dims_error(
-            lhs, rhs, dimension_numbers,
+            lhs,
+            rhs,
+            dimension_numbers,
             f"{len(lc)} lhs contracting dimensions but {len(rc)} rhs contracting dimensions; "
             "give one rhs dimension per lhs dimension",
         )
     if len(lb) != len(rb):
         raise _dims_error(
-            lhs, rhs, dimension_numbers,
+            lhs,
+            rhs,
+            dimension_numbers,
             f"{len(lb)} lhs batch dimensions but {len(rb)} rhs batch dimensions; give one "
             "rhs dimension per lhs dimension",
         )
@@ -102,21 +107,27 @@ def _dot_general_abstract_eval(lhs, rhs, *, dimension_numbers, preferred_element
         used = c + b
         if any(not 0 <= d < x.ndim for d in used):
             raise _dims_error(
-                lhs, rhs, dimension_numbers,
+                lhs,
+                rhs,
+                dimension_numbers,
                 f"{name} dimensions {used} out of range for rank {x.ndim}; use axes in "
                 f"[0, {x.ndim})",
             )
         if len(set(used)) != len(used):
             raise _dims_error(
-                lhs, rhs, dimension_numbers,
+                lhs,
+                rhs,
+                dimension_numbers,
                 f"{name} contracting and batch dimensions {used} repeat an axis; each axis "
                 "may appear once",
             )
     for kind, ls, rs in (("contracting", lc, rc), ("batch", lb, rb)):
-        for a, b in zip(ls, rs):
+        for a, b in zip(ls, rs, strict=True):
             if lhs.shape[a] != rhs.shape[b]:
                 raise _dims_error(
-                    lhs, rhs, dimension_numbers,
+                    lhs,
+                    rhs,
+                    dimension_numbers,
                     f"{kind} dimensions have sizes {lhs.shape[a]} and {rhs.shape[b]} (lhs axis "
                     f"{a}, rhs axis {b}); paired {kind} dimensions must have equal sizes "
                     "(transpose or reshape an operand)",
@@ -263,6 +274,31 @@ def _dot_general_batch(args, dims, *, dimension_numbers, preferred_element_type)
 ad.defjvp(dot_general_p, _dot_general_jvp_lhs, _dot_general_jvp_rhs)
 ad.primitive_transposes[dot_general_p] = _dot_general_transpose
 batching.primitive_batchers[dot_general_p] = _dot_general_batch
+
+
+def _is_dot_dims(value: Any) -> bool:
+    return (
+        type(value) is tuple
+        and len(value) == 2
+        and all(type(p) is tuple and len(p) == 2 for p in value)
+        and all(type(t) is tuple for p in value for t in p)
+    )
+
+
+_other_pp_dimension_numbers = pretty.pp_param_rules.get("dimension_numbers")
+
+
+def _pp_dimension_numbers(value: Any, namer: Any) -> str:
+    """JAX's text for dot_general's dimension numbers: ``(([1], [0]), ([], []))``."""
+    if not _is_dot_dims(value):
+        other = _other_pp_dimension_numbers
+        return other(value, namer) if other is not None else repr(value)
+    (lc, rc), (lb, rb) = value
+    return f"(({list(lc)}, {list(rc)}), ({list(lb)}, {list(rb)}))"
+
+
+# Other families (conv) print their own NamedTuple dimension numbers: defer to them.
+pretty.pp_param_rules["dimension_numbers"] = _pp_dimension_numbers
 
 
 # -- wrappers

@@ -16,12 +16,18 @@ from typing import Any
 
 import numpy as np
 
-from funcgrad.core import Primitive, ShapedArray
+from funcgrad.core import Primitive, ShapedArray, Tracer
 from funcgrad.interpreters import ad, batching
 from funcgrad.lax._base import INT_OR_BOOL, NUMBER, as_dtype, check_dtype
 
 #: Dtypes that have an order (reduce_max/min, argmax/argmin): numbers and bool, no complex.
 ORDERED = "fiub"
+
+
+def as_array(x: Any) -> Any:
+    """``x`` with ``.shape``/``.dtype``: tracers and NumPy values as they are, anything
+    else (a Python number, a list) through ``np.asarray``. For primals in jvp rules."""
+    return x if isinstance(x, (Tracer, np.ndarray, np.generic)) else np.asarray(x)
 
 
 def _check_axes(name: str, x: ShapedArray, axes: tuple[int, ...]) -> None:
@@ -74,8 +80,13 @@ def _standard_reduction(name: str, impl, kinds: str, empty_ok: str = "fciub") ->
             )
         return ShapedArray(_reduced_shape(x.shape, axes), x.dtype)
 
+    def checked_impl(x, *, axes):
+        if any(a < 0 for a in axes):  # NumPy would accept these; abstract eval reports them
+            abstract_eval(ShapedArray(np.shape(x), np.asarray(x).dtype), axes=axes)
+        return impl(x, axes=axes)
+
     prim.def_abstract_eval(abstract_eval)
-    prim.def_impl(impl)
+    prim.def_impl(checked_impl)
     batching.primitive_batchers[prim] = _reduction_batcher(prim)
     return prim
 
@@ -122,6 +133,7 @@ def _chooser_jvp(g, ans, x, *, axes):
     (as JAX). An empty reduction (a constant +-inf) has a zero tangent."""
     from funcgrad import lax
 
+    x, g = as_array(x), as_array(g)
     shape = x.shape
     if any(shape[a] == 0 for a in axes):
         return lax.full(ans.shape, 0, g.dtype)
@@ -177,6 +189,7 @@ def _reduce_prod_jvp(g, x, *, axes):
     from funcgrad import lax
     from funcgrad.lax.cumulative import cumprod, shift
 
+    x, g = as_array(x), as_array(g)
     shape = x.shape
     kept = _kept_dims(len(shape), axes)
     out_shape = tuple(shape[i] for i in kept)
@@ -257,6 +270,10 @@ def _arg_reduction(name: str, np_fn) -> Primitive:
         return ShapedArray(_reduced_shape(x.shape, axes), as_dtype(index_dtype))
 
     def impl(x, *, axes, index_dtype):
+        if axes[0] < 0 or as_dtype(index_dtype).kind not in "iu":
+            abstract_eval(
+                ShapedArray(np.shape(x), np.asarray(x).dtype), axes=axes, index_dtype=index_dtype
+            )
         return np.asarray(np_fn(np.asarray(x), axis=axes[0]), dtype=as_dtype(index_dtype))
 
     prim.def_abstract_eval(abstract_eval)

@@ -1,7 +1,24 @@
-"""Shape primitives: broadcast_in_dim, reshape, transpose, and friends.
+"""Shape primitives: broadcast_in_dim, reshape, transpose, squeeze, expand_dims, rev, iota,
+concatenate and pad (the slicing family is in ``slicing.py``).
 
-All are linear, so each has a transpose rule; all impls return fresh arrays (NumPy's
-reshape and transpose return views, which would alias the input).
+All but ``iota`` are linear in their array operands, so each has a transpose rule; all
+impls return fresh arrays (NumPy's reshape, transpose and flip return views, which would
+alias the input). Decisions, where JAX leaves room:
+
+- ``expand_dims`` is a primitive here (JAX spells it as ``broadcast_in_dim``), with the
+  param ``dimensions``: sorted, non-negative positions of the new size-1 axes in the output.
+- The public functions accept negative axes (``squeeze``, ``expand_dims``, ``rev``,
+  ``concatenate``, ``broadcasted_iota``) and bind canonical ones: non-negative, and sorted
+  where order does not matter. They never skip the bind (JAX returns a lone
+  ``concatenate`` operand or an empty ``squeeze`` as is), so results never alias inputs.
+- ``pad``: ``padding_config`` is one ``(low, high, interior)`` per axis; negative low/high
+  crop (after interior padding), as XLA. A Python scalar padding value takes the operand's
+  dtype (it is weakly typed, NEP 50); any other must match it.
+- ``iota`` takes integer and floating dtypes (not bool). It has no operands, so its jvp
+  is zero and its batch rule is never called.
+- Impls whose NumPy code would quietly accept bad input (``np.concatenate`` promotes, a
+  padding value is cast) first run the abstract eval (:func:`validate`): eager ``bind``
+  calls the impl directly, and must still raise the primitive's own error.
 """
 
 from __future__ import annotations

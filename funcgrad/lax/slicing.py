@@ -6,6 +6,18 @@ slice stays inside the operand, as in XLA and JAX; the public functions also wra
 indices (``allow_negative_indices=True``, JAX's default). Under ``vmap`` with batched start
 indices the dynamic primitives become one ``gather`` / ``scatter`` in clip mode, whose
 semantics are exactly this clamping.
+
+Decisions, where JAX leaves room:
+
+- ``slice`` keeps JAX's params (``strides=None`` means all ones) and takes non-negative
+  bounds; ``slice_in_dim`` resolves ``None`` and negative bounds first.
+- The start indices of ``dynamic_slice``/``dynamic_update_slice`` are 0-d integer operands
+  of one dtype (as JAX). The public functions give Python ints that dtype (int64 when all
+  are Python ints) and convert mismatched traced ones to the promoted integer dtype.
+- Negative starts are wrapped (``i + dim``) by the public functions only
+  (``allow_negative_indices``, per axis as in JAX); the primitives just clamp, so a start
+  still negative after wrapping reads from 0.
+- ``index_in_dim`` with a static out-of-range index raises ``IndexError``.
 """
 
 from __future__ import annotations
@@ -19,11 +31,8 @@ import numpy as np
 from funcgrad.core import Primitive, ShapedArray, Tracer, get_aval
 from funcgrad.interpreters import ad, batching
 from funcgrad.lax.shape import (
-    broadcast_in_dim,
-    broadcasted_iota,
     canonicalize_axis,
     concatenate,
-    iota,
     pad,
     reshape,
     squeeze,
@@ -211,7 +220,7 @@ def _normalize_indices(
         aval = get_aval(start_indices)
         if aval.ndim != 1:
             raise ValueError(f"{name}: start_indices must be 1-d, got {aval.str_short()}")
-        start_indices = [start_indices[i] for i in range(aval.shape[0])]
+        start_indices = [index_in_dim(start_indices, i, 0, False) for i in range(aval.shape[0])]
     indices = list(start_indices)
     if len(indices) != len(shape):
         raise ValueError(
@@ -228,7 +237,10 @@ def _normalize_indices(
         if not isinstance(i, Tracer):
             i = np.asarray(i)
             if i.dtype.kind not in "iu":
-                raise TypeError(f"{name}: start index {i!r} is not an integer")
+                raise TypeError(
+                    f"{name}: start index {i.item()!r} ({i.dtype}) is not an integer; pass "
+                    "integer start indices"
+                )
             v = int(i)
             out.append(np.array(v + d if wrap and v < 0 else v, dtype)[()])
             continue
@@ -244,140 +256,17 @@ def _normalize_indices(
     return out
 
 
-def _stack_batched_indices(idx, dims, size):
-    """Batched scalar start indices -> one ``[size, n]`` index array (column per axis)."""
+def _batched_starts(idx, dims, size):
+    """Per-example scalar start indices as one ``[size, n]`` index array (a column per axis)."""
     cols = [
         reshape(batching.bdim_at_front(i, d, size), (size, 1))
         for i, d in zip(idx, dims, strict=True)
     ]
-    return cols
-
-
-def _gather_clip(
-    operand, indices, *, offset_dims, collapsed_slice_dims, start_index_map, slice_sizes
-):
-    from funcgrad.lax import indexing
-
-    dnums = indexing.GatherDimensionNumbers(
-        offset_dims=tuple(offset_dims),
-        collapsed_slice_dims=tuple(collapsed_slice_dims),
-        start_index_map=tuple(start_index_map),
-    )
-    return indexing.gather(
-        operand, indices, dnums, tuple(slice_sizes), mode=indexing.GatherScatterMode.CLIP
-    )
-
-
-def _scatter_clip(
-    operand,
-    indices,
-    updates,
-    *,
-    update_window_dims,
-    inserted_window_dims,
-    scatter_dims_to_operand_dims,
-):
-    from funcgrad.lax import indexing
-
-    dnums = indexing.ScatterDimensionNumbers(
-        update_window_dims=tuple(update_window_dims),
-        inserted_window_dims=tuple(inserted_window_dims),
-        scatter_dims_to_operand_dims=tuple(scatter_dims_to_operand_dims),
-    )
-    return indexing.scatter(
-        operand,
-        indices,
-        updates,
-        dnums,
-        indices_are_sorted=True,
-        unique_indices=True,
-        mode=indexing.GatherScatterMode.CLIP,
-    )
-
-
-def _batched_index_matrix(operand_batched, idx, idx_dims, size):
-    """The ``[size, k]`` gather/scatter indices for per-example start indices.
-
-    With a batched operand (batch axis first) the first column is ``iota``: example ``b``
-    reads its own slice ``b`` of the operand.
-    """
-    idx_dtype = get_aval(idx[0]).dtype if idx else np.dtype(np.int64)
-    cols = _stack_batched_indices(idx, idx_dims, size)
-    if operand_batched:
-        cols.insert(0, reshape(iota(idx_dtype, size), (size, 1)))
     return concatenate(cols, 1)
 
 
-def _have_gather() -> bool:
-    try:
-        from funcgrad.lax import indexing
-    except ImportError:
-        return False
-    return hasattr(indexing, "gather") and hasattr(indexing, "scatter")
-
-
-def _one_hot_contract(a, axis, one_hot):
-    """Contract axis ``axis`` of ``a`` (batch axis first) with ``one_hot[b, out, in]``.
-
-    Where ``one_hot`` is true ``a`` is picked, elsewhere the sum sees ``-0.0`` (``0`` for
-    integers), so the result is exact: ``-0.0 + x == x`` for every float ``x``.
-    """
-    from funcgrad import lax
-
-    aval = get_aval(a)
-    n_out = get_aval(one_hot).shape[1]
-    shape = (*aval.shape[:axis], n_out, *aval.shape[axis:])
-    kept = (*range(axis), *range(axis + 1, len(shape)))
-    wide = broadcast_in_dim(a, shape, kept)
-    mask = broadcast_in_dim(one_hot, shape, (0, axis, axis + 1))
-    if aval.dtype.kind == "b":
-        return lax.reduce_or(lax.bitwise_and(mask, wide), (axis + 1,))
-    filler = lax.full(shape, -0.0 if aval.dtype.kind == "f" else 0, aval.dtype)
-    return lax.reduce_sum(lax.select(mask, wide, filler), (axis + 1,))
-
-
-def _window_one_hot(start, dim, size, batch, *, place):
-    """``[b, j, i] = (i == start[b] + j)`` (``take``: ``[batch, size, dim]``), or its
-    transpose ``[batch, dim, size]`` (``place``); ``start`` is clamped into the operand."""
-    from funcgrad import lax
-
-    dtype = get_aval(start).dtype
-    start = lax.clamp(np.zeros((), dtype), start, np.array(dim - size, dtype))
-    pos = lax.add(
-        broadcast_in_dim(start, (batch, size), (0,)), broadcasted_iota(dtype, (batch, size), 1)
-    )
-    if place:
-        shape, pos_dims, other = (batch, dim, size), (0, 2), 1
-    else:
-        shape, pos_dims, other = (batch, size, dim), (0, 1), 2
-    return lax.eq(broadcast_in_dim(pos, shape, pos_dims), broadcasted_iota(dtype, shape, other))
-
-
-def _batched_dynamic_slice(x, starts, slice_sizes, batch):
-    """dynamic_slice with per-example starts, as one-hot selections (one per sliced axis)."""
-    dims = get_aval(x).shape[1:]
-    for k, (dim, size, start) in enumerate(zip(dims, slice_sizes, starts, strict=True)):
-        if size != dim:  # a full-size window always starts at 0
-            x = _one_hot_contract(x, k + 1, _window_one_hot(start, dim, size, batch, place=False))
-    return x
-
-
-def _batched_dynamic_update_slice(x, update, starts, batch):
-    """dynamic_update_slice with per-example starts: the update is moved into place by
-    one-hot selections, then selected where the window mask is true."""
-    from funcgrad import lax
-
-    shape = get_aval(x).shape
-    sizes = get_aval(update).shape[1:]
-    inside = None
-    for k, (dim, size, start) in enumerate(zip(shape[1:], sizes, starts, strict=True)):
-        if size == dim:
-            continue
-        one_hot = _window_one_hot(start, dim, size, batch, place=True)
-        update = _one_hot_contract(update, k + 1, one_hot)
-        axis_inside = broadcast_in_dim(lax.reduce_or(one_hot, (2,)), shape, (0, k + 1))
-        inside = axis_inside if inside is None else lax.bitwise_and(inside, axis_inside)
-    return update if inside is None else lax.select(inside, update, x)
+def _other_axes(ndim: int, axis: int | None) -> tuple[int, ...]:
+    return tuple(i for i in range(ndim) if i != axis)
 
 
 # -- dynamic_slice
@@ -446,35 +335,31 @@ def _dynamic_slice_batch(args, dims, *, slice_sizes):
         starts.insert(dx, np.zeros((), zero_dtype))
         sizes.insert(dx, get_aval(x).shape[dx])
         return dynamic_slice_p.bind(x, *starts, slice_sizes=tuple(sizes)), dx
-    # Per-example start indices: one gather in clip mode (the same clamping).
+    # Per-example start indices: one gather in clip mode, whose clamping is exactly
+    # dynamic_slice's. A batched operand keeps its batch axis as a gather batching axis.
+    from funcgrad.lax import indexing
+
     size = batching.axis_size_of(args, dims)
+    starts = _batched_starts(idx, didx, size)
     n = len(slice_sizes)
-    if not _have_gather():
-        x = batching.bdim_at_front(x, dx, size)
-        starts = [batching.bdim_at_front(i, d, size) for i, d in zip(idx, didx, strict=True)]
-        return _batched_dynamic_slice(x, starts, slice_sizes, size), 0
+    sizes = list(slice_sizes)
     if dx is None:
-        indices = _batched_index_matrix(False, idx, didx, size)
-        out = _gather_clip(
-            x,
-            indices,
-            offset_dims=range(1, n + 1),
+        dnums = indexing.GatherDimensionNumbers(
+            offset_dims=tuple(range(1, n + 1)),
             collapsed_slice_dims=(),
-            start_index_map=range(n),
-            slice_sizes=slice_sizes,
+            start_index_map=tuple(range(n)),
         )
     else:
-        x = batching.moveaxis(x, dx, 0)
-        indices = _batched_index_matrix(True, idx, didx, size)
-        out = _gather_clip(
-            x,
-            indices,
-            offset_dims=range(1, n + 1),
-            collapsed_slice_dims=(0,),
-            start_index_map=range(n + 1),
-            slice_sizes=(1, *slice_sizes),
+        sizes.insert(dx, 1)
+        dnums = indexing.GatherDimensionNumbers(
+            offset_dims=tuple(range(1, n + 1)),
+            collapsed_slice_dims=(),
+            start_index_map=_other_axes(n + 1, dx),
+            operand_batching_dims=(dx,),
+            start_indices_batching_dims=(0,),
         )
-    return out, 0
+    mode = indexing.GatherScatterMode.CLIP
+    return indexing.gather(x, starts, dnums, tuple(sizes), mode=mode), 0
 
 
 ad.primitive_jvps[dynamic_slice_p] = _dynamic_slice_jvp
@@ -589,28 +474,36 @@ def _dynamic_update_slice_batch(args, dims):
     dx, du, *didx = dims
     size = batching.axis_size_of(args, dims)
     if all(d is None for d in didx):
-        # Only data is batched: both get the batch axis first, updated from index 0.
-        x = batching.bdim_at_front(x, dx, size)
-        update = batching.bdim_at_front(update, du, size)
+        # Only data is batched: the update gets the operand's batch axis (broadcast if it
+        # has none), and the whole batch axis is updated, from index 0.
+        if dx is None:
+            x, dx = batching.bdim_at_front(x, None, size), 0
+        update = batching.move_batch_axis(update, du, dx, size)
         zero_dtype = get_aval(idx[0]).dtype if idx else np.dtype(np.int64)
-        return dynamic_update_slice_p.bind(x, update, np.zeros((), zero_dtype), *idx), 0
-    # Per-example start indices: one scatter in clip mode (the same clamping).
+        starts = list(idx)
+        starts.insert(dx, np.zeros((), zero_dtype))
+        return dynamic_update_slice_p.bind(x, update, *starts), dx
+    # Per-example start indices: one scatter in clip mode, whose clamping is exactly
+    # dynamic_update_slice's. Operand and update keep their batch axes (as scatter batching
+    # axes); an unbatched one is broadcast, since every example writes its own copy.
+    from funcgrad.lax import indexing
+
+    starts = _batched_starts(idx, didx, size)
+    if dx is None:
+        x, dx = batching.bdim_at_front(x, None, size), 0
+    if du is None:
+        update, du = batching.bdim_at_front(update, None, size), 0
     n = len(idx)
-    x = batching.bdim_at_front(x, dx, size)
-    update = batching.bdim_at_front(update, du, size)
-    if not _have_gather():
-        starts = [batching.bdim_at_front(i, d, size) for i, d in zip(idx, didx, strict=True)]
-        return _batched_dynamic_update_slice(x, update, starts, size), 0
-    indices = _batched_index_matrix(True, idx, didx, size)
-    out = _scatter_clip(
-        x,
-        indices,
-        update,
-        update_window_dims=range(1, n + 1),
-        inserted_window_dims=(0,),
-        scatter_dims_to_operand_dims=range(n + 1),
+    dnums = indexing.ScatterDimensionNumbers(
+        update_window_dims=_other_axes(n + 1, du),
+        inserted_window_dims=(),
+        scatter_dims_to_operand_dims=_other_axes(n + 1, dx),
+        operand_batching_dims=(dx,),
+        scatter_indices_batching_dims=(0,),
     )
-    return out, 0
+    mode = indexing.GatherScatterMode.CLIP
+    out = indexing.scatter(x, starts, update, dnums, unique_indices=True, mode=mode)
+    return out, dx
 
 
 ad.primitive_jvps[dynamic_update_slice_p] = _dynamic_update_slice_jvp

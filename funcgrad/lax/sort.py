@@ -128,6 +128,9 @@ def _sort_jvp(primals, tangents, *, dimension, is_stable, num_keys):
     from funcgrad.lax.shape import broadcasted_iota
 
     shape = get_aval(primals[0]).shape
+    if 0 in shape or shape[dimension] == 1:  # nothing moves
+        outs = sort_p.bind(*primals, dimension=dimension, is_stable=is_stable, num_keys=num_keys)
+        return outs, list(tangents)
     index_dtype = np.int32 if shape[dimension] < np.iinfo(np.int32).max else np.int64
     iota = broadcasted_iota(index_dtype, shape, dimension)
     *outs, perm = sort_p.bind(
@@ -175,6 +178,11 @@ def argsort(
     iota = broadcasted_iota(as_dtype(index_dtype), aval.shape, dimension)
     _, perm = sort_p.bind(operand, iota, dimension=dimension, is_stable=bool(is_stable), num_keys=1)
     return perm
+
+
+def sort_key_val(keys: Any, values: Any, dimension: int = -1, is_stable: bool = True) -> tuple:
+    """Sort ``keys`` along ``dimension`` and permute ``values`` the same way (as JAX)."""
+    return sort((keys, values), dimension=dimension, is_stable=is_stable, num_keys=1)
 
 
 def top_k(operand: Any, k: int) -> tuple[Any, Any]:

@@ -215,6 +215,39 @@ CASES += [
     for sx, sy in BINARY_SHAPES
 ]
 CASES += _binary("rem", _int_rem_ref, draw_y=_away_from_zero, dtypes=INTS, tag="int")
+
+
+def _small_with_zero(rng, shape, dtype):
+    return rng.integers(-2, 3, shape).astype(dtype)
+
+
+def _by_zero(ref):
+    """Integer division by 0 gives 0 (NumPy's answer, without a warning)."""
+
+    def zero_safe(x, y):
+        x, y = np.broadcast_arrays(x, y)
+        out = ref(x, np.where(y == 0, 1, y).astype(y.dtype))
+        return np.where(y == 0, 0, out).astype(x.dtype)
+
+    return zero_safe
+
+
+CASES += _binary(
+    "div",
+    _by_zero(_trunc_div_ref),
+    draw_y=_small_with_zero,
+    dtypes=INTS,
+    shapes=BINARY_SHAPES[:2],
+    tag="int-by-zero",
+)
+CASES += _binary(
+    "rem",
+    _by_zero(_int_rem_ref),
+    draw_y=_small_with_zero,
+    dtypes=INTS,
+    shapes=BINARY_SHAPES[:2],
+    tag="int-by-zero",
+)
 CASES += _binary("pow", lambda x, y: np.exp(y * np.log(x)), draw_x=positive)
 CASES += _binary("max", lambda x, y: np.where(x > y, x, y), dtypes=ALL)
 CASES += _binary("min", lambda x, y: np.where(x < y, x, y), dtypes=ALL)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tests.specs import FLOATS, NUMBERS, Case, normal
+from tests.specs import ALL, FLOATS, NUMBERS, Case, normal
 
 
 def _einsum_ref(subscripts, out_dtype=None):
@@ -41,13 +41,22 @@ def _dot(name, lhs_shape, rhs_shape, dims, subscripts, dtypes=NUMBERS, pet=None,
 
 
 CASES = [
-    _dot("matmul", (3, 4), (4, 5), (((1,), (0,)), ((), ())), "ij,jk->ik"),
+    _dot("matmul", (3, 4), (4, 5), (((1,), (0,)), ((), ())), "ij,jk->ik", dtypes=ALL),
+    _dot(
+        "batch_matmul_bool",
+        (2, 3, 4),
+        (2, 4, 5),
+        (((2,), (1,)), ((0,), (0,))),
+        "bij,bjk->bik",
+        dtypes=ALL,
+    ),
     _dot("matmul_lhsT", (4, 3), (4, 5), (((0,), (0,)), ((), ())), "ji,jk->ik"),
     _dot("batch_matmul", (2, 3, 4), (2, 4, 5), (((2,), (1,)), ((0,), (0,))), "bij,bjk->bik"),
     # Batch and contracting dims in unusual places: output is (batch, lhs free, rhs free).
     _dot("permuted", (4, 2, 3), (5, 3, 2), (((2,), (1,)), ((1,), (2,))), "kbc,jcb->bkj"),
-    _dot("two_batch", (2, 3, 4, 2), (3, 2, 2, 5), (((3,), (2,)), ((0, 1), (1, 0))),
-         "abck,bakd->abcd"),
+    _dot(
+        "two_batch", (2, 3, 4, 2), (3, 2, 2, 5), (((3,), (2,)), ((0, 1), (1, 0))), "abck,bakd->abcd"
+    ),
     _dot("multi_contract", (2, 3, 4), (3, 4, 5), (((1, 2), (0, 1)), ((), ())), "ijk,jkl->il"),
     _dot("contract_reversed", (3, 4), (4, 3), (((0, 1), (1, 0)), ((), ())), "ij,ji->"),
     _dot("vecdot", (4,), (4,), (((0,), (0,)), ((), ())), "i,i->"),
@@ -60,8 +69,22 @@ CASES = [
     _dot("size0_batch", (0, 2, 3), (0, 3, 2), (((2,), (1,)), ((0,), (0,))), "bij,bjk->bik"),
     _dot("size1", (1, 1, 3), (1, 3, 1), (((2,), (1,)), ((0,), (0,))), "bij,bjk->bik"),
     # preferred_element_type: computed in and returned as that dtype.
-    _dot("pet_f64", (3, 4), (4, 2), (((1,), (0,)), ((), ())), "ij,jk->ik",
-         dtypes=(np.float32, np.int32), pet=np.float64),
-    _dot("pet_f64_from_f32", (2, 3), (3, 2), (((1,), (0,)), ((), ())), "ij,jk->ik",
-         dtypes=FLOATS, pet=np.float64),
+    _dot(
+        "pet_f64",
+        (3, 4),
+        (4, 2),
+        (((1,), (0,)), ((), ())),
+        "ij,jk->ik",
+        dtypes=(np.float32, np.int32),
+        pet=np.float64,
+    ),
+    _dot(
+        "pet_f64_from_f32",
+        (2, 3),
+        (3, 2),
+        (((1,), (0,)), ((), ())),
+        "ij,jk->ik",
+        dtypes=FLOATS,
+        pet=np.float64,
+    ),
 ]

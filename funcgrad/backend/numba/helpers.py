@@ -1,0 +1,178 @@
+"""Scalar helpers the generated kernels call, written in plain Python over NumPy scalars.
+
+They run as Python (kernel sources work without numba, for debugging and tests) and are
+compiled by ``compile.py`` through the one ``njit`` wrapper, which swaps the compiled
+versions into each kernel module before the kernel compiles. Each follows the NumPy/lax
+semantics of its primitive exactly (NaN propagation, integer division by zero, shifts out
+of range), so a kernel agrees with eager evaluation.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def fg_max(x, y):
+    """``np.maximum`` on scalars: NaN if either is NaN."""
+    if x != x:
+        return x
+    return x if x > y else y
+
+
+def fg_min(x, y):
+    """``np.minimum`` on scalars: NaN if either is NaN."""
+    if x != x:
+        return x
+    return x if x < y else y
+
+
+def fg_max_nan(x, y):
+    """Float max that propagates NaN from either side (for reductions: acc, value)."""
+    if y != y:
+        return y
+    return x if x >= y else y
+
+
+def fg_min_nan(x, y):
+    if y != y:
+        return y
+    return x if x <= y else y
+
+
+def fg_idiv(x, y):
+    """Integer division rounding toward zero; ``x / 0`` is 0 (lax.div on integers)."""
+    if y == 0:
+        return x - x
+    q = x // y
+    if q < 0 and q * y != x:
+        q += 1
+    return q
+
+
+def fg_irem(x, y):
+    """Integer remainder with the sign of ``x`` (C fmod); ``x % 0`` is 0."""
+    if y == 0:
+        return x - x
+    return x - fg_idiv(x, y) * y
+
+
+def fg_ipow(x, n):
+    """``x ** n`` for a non-negative integer ``n`` by repeated squaring (no libm call)."""
+    acc = x - x + 1
+    base = x
+    while n > 0:
+        if n & 1:
+            acc = acc * base
+        base = base * base
+        n >>= 1
+    return acc
+
+
+def fg_round_away(x):
+    """Round half away from zero."""
+    t = np.trunc(x)
+    if np.abs(x - t) >= 0.5:
+        return t + np.sign(x)
+    return t
+
+
+def fg_sign(x):
+    """``np.sign``: -1, 0, 1, NaN for NaN."""
+    if x != x:
+        return x
+    if x > 0:
+        return x - x + 1
+    if x < 0:
+        return x - x - 1
+    return x - x
+
+
+def fg_logistic(x):
+    """``1 / (1 + exp(-x))`` without overflow warnings (exp(-x) -> inf gives 0)."""
+    one = x - x + 1
+    return one / (one + np.exp(-x))
+
+
+def fg_erf(x):
+    return math.erf(x)
+
+
+def fg_erf_inv(y):
+    """Inverse error function: Giles' single-precision approximation, then two Newton steps
+    (double precision)."""
+    if y != y or y < -1.0 or y > 1.0:
+        return math.nan
+    if y == 1.0:
+        return math.inf
+    if y == -1.0:
+        return -math.inf
+    w = -math.log((1.0 - y) * (1.0 + y))
+    if w < 5.0:
+        w = w - 2.5
+        p = 2.81022636e-08
+        p = 3.43273939e-07 + p * w
+        p = -3.5233877e-06 + p * w
+        p = -4.39150654e-06 + p * w
+        p = 0.00021858087 + p * w
+        p = -0.00125372503 + p * w
+        p = -0.00417768164 + p * w
+        p = 0.246640727 + p * w
+        p = 1.50140941 + p * w
+    else:
+        w = math.sqrt(w) - 3.0
+        p = -0.000200214257
+        p = 0.000100950558 + p * w
+        p = 0.00134934322 + p * w
+        p = -0.00367342844 + p * w
+        p = 0.00573950773 + p * w
+        p = -0.0076224613 + p * w
+        p = 0.00943887047 + p * w
+        p = 1.00167406 + p * w
+        p = 2.83297682 + p * w
+    x = p * y
+    for _ in range(2):
+        err = math.erf(x) - y
+        x = x - err / (1.1283791670955126 * math.exp(-x * x))
+    return x
+
+
+def fg_cbrt(x):
+    if x != x or x == 0 or math.isinf(x):
+        return x
+    r = abs(x) ** (1.0 / 3.0)
+    r = r - (r * r * r - abs(x)) / (3.0 * r * r)  # one Newton step
+    return r if x > 0 else -r
+
+
+def fg_nextafter(x, y):
+    return np.nextafter(x, y)
+
+
+def fg_popcount(v):
+    """Set bits of an unsigned integer (the caller passes the two's-complement pattern)."""
+    n = 0
+    while v:
+        v &= v - 1
+        n += 1
+    return n
+
+
+def fg_shift_left(x, y, bits):
+    if y < 0 or y >= bits:
+        return x - x
+    return x << y
+
+
+def fg_shift_right_arithmetic(x, y, bits):
+    if y < 0 or y >= bits:
+        return x - x - 1 if x < 0 else x - x
+    return x >> y
+
+
+def fg_shift_right_logical(u, y, bits):
+    """Logical right shift of the unsigned pattern ``u``; 0 when ``y`` is out of range."""
+    if y < 0 or y >= bits:
+        return u - u
+    return u >> y

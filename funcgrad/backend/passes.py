@@ -1,0 +1,120 @@
+"""IR passes run before lowering: inline nested calls, CSE, DCE.
+
+A jitted function's jaxpr may hold ``jit`` equations (``jit(jit(f))``, ``jit(grad(f))``
+where ``f`` calls a jitted helper, the jvp of a ``jit``...). The backend compiles one kernel
+per top-level jaxpr, so :func:`inline_calls` splices every call's body into its caller
+(with fresh variables, as a body may be inlined twice). Constants of inlined
+``ClosedJaxpr``s become extra leading inputs: :func:`prepare` returns the flat jaxpr and the
+constant values to pass ahead of the arguments.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from funcgrad.ir import ClosedJaxpr, Eqn, Jaxpr, Literal, Var, dce_jaxpr
+
+#: Call-like primitives whose body is inlined: name -> the param holding the ClosedJaxpr.
+CALL_PRIMITIVES: dict[str, str] = {"jit": "jaxpr"}
+
+
+def inline_calls(closed: ClosedJaxpr) -> tuple[Jaxpr, list[Any]]:
+    """A jaxpr with no call equations, and its constants (as constvars)."""
+    constvars: list[Var] = []
+    consts: list[Any] = []
+    eqns: list[Eqn] = []
+
+    def splice(jaxpr: Jaxpr, jconsts: list[Any], args: list[Any]) -> list[Any]:
+        env: dict[Var, Any] = {}
+        for v, c in zip(jaxpr.constvars, jconsts, strict=True):
+            nv = Var(v.aval)
+            constvars.append(nv)
+            consts.append(c)
+            env[v] = nv
+        for v, a in zip(jaxpr.invars, args, strict=True):
+            env[v] = a
+
+        def read(x: Any) -> Any:
+            return x if type(x) is Literal else env[x]
+
+        for eqn in jaxpr.eqns:
+            ins = [read(x) for x in eqn.inputs]
+            param = CALL_PRIMITIVES.get(eqn.primitive.name)
+            if param is not None:
+                body: ClosedJaxpr = eqn.params[param]
+                outs = splice(body.jaxpr, body.consts, ins)
+                for v, o in zip(eqn.outvars, outs, strict=True):
+                    env[v] = o
+                continue
+            outvars = [Var(v.aval) for v in eqn.outvars]
+            for v, nv in zip(eqn.outvars, outvars):
+                env[v] = nv
+            eqns.append(Eqn(eqn.primitive, ins, eqn.params, outvars))
+        return [read(x) for x in jaxpr.outvars]
+
+    invars = [Var(v.aval) for v in closed.jaxpr.invars]
+    outvars = splice(closed.jaxpr, closed.consts, invars)
+    return Jaxpr(constvars, invars, eqns, outvars), consts
+
+
+def _literal_key(x: Literal) -> tuple:
+    val = np.asarray(x.val)
+    return ("lit", val.dtype.str, val.tobytes())
+
+
+def _param_key(params: dict) -> Any:
+    try:
+        key = tuple(sorted(params.items()))
+        hash(key)
+        return key
+    except TypeError:
+        return None  # unhashable params: never merged
+
+
+def cse(jaxpr: Jaxpr) -> Jaxpr:
+    """Common-subexpression elimination: an equation equal to an earlier one is dropped.
+
+    Two equations are equal when they apply one primitive with equal params to the same
+    inputs (primitives are pure). Grad jaxprs repeat forward work (``sin x`` in the primal
+    and again in the tangent rule), which this removes.
+    """
+    env: dict[Var, Any] = {}
+    seen: dict[tuple, list[Var]] = {}
+    eqns = []
+
+    def read(x: Any) -> Any:
+        return env.get(x, x) if type(x) is Var else x
+
+    for eqn in jaxpr.eqns:
+        ins = [read(x) for x in eqn.inputs]
+        pkey = _param_key(eqn.params)
+        key = None
+        if pkey is not None:
+            ikey = tuple(_literal_key(x) if type(x) is Literal else x for x in ins)
+            key = (eqn.primitive.name, ikey, pkey)
+            prev = seen.get(key)
+            if prev is not None:
+                for v, p in zip(eqn.outvars, prev):
+                    env[v] = p
+                continue
+            seen[key] = eqn.outvars
+        eqns.append(eqn.replace(inputs=ins) if ins != eqn.inputs else eqn)
+    outvars = [read(x) for x in jaxpr.outvars]
+    return Jaxpr(jaxpr.constvars, jaxpr.invars, eqns, outvars)
+
+
+def prepare(closed: ClosedJaxpr) -> tuple[Jaxpr, list[Any]]:
+    """Inline calls, CSE, DCE; constants move to leading inputs.
+
+    Returns ``(jaxpr, consts)`` where ``jaxpr`` has no constvars and its first
+    ``len(consts)`` invars take the constants.
+    """
+    jaxpr, consts = inline_calls(closed)
+    values = dict(zip(jaxpr.constvars, consts))
+    jaxpr = cse(jaxpr)
+    jaxpr, _ = dce_jaxpr(jaxpr)
+    consts = [values[v] for v in jaxpr.constvars]
+    flat = Jaxpr([], [*jaxpr.constvars, *jaxpr.invars], jaxpr.eqns, jaxpr.outvars)
+    return flat, consts
