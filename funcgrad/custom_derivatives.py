@@ -325,8 +325,9 @@ class custom_jvp:
                     f"The custom_jvp rule {jvp_name} of {name} must return primal and tangent "
                     f"outputs of the same structure, got {p_tree} and {t_tree}"
                 )
-            t_leaves = [_check_leaf(jvp_name, name, p, t, "tangent") for p, t in
-                        zip(p_leaves, t_leaves)]
+            t_leaves = [
+                _check_leaf(jvp_name, name, p, t, "tangent") for p, t in zip(p_leaves, t_leaves)
+            ]
             out_tree.append(p_tree)
             return [_as_input(x) for x in p_leaves], t_leaves
 
@@ -349,7 +350,7 @@ def _check_leaf(rule_name: str, name: str, primal: Any, t: Any, what: str) -> An
             f"{t_aval.str_short()} for an output of shape {p_aval.str_short()}; they must match"
         )
     if t_aval.dtype != p_aval.dtype:
-        if dtypes_kind(t_aval.dtype) != dtypes_kind(p_aval.dtype):
+        if _kind(t_aval.dtype) != _kind(p_aval.dtype):
             raise TypeError(
                 f"The custom rule {rule_name} of {name} returned a {what} of dtype "
                 f"{t_aval.dtype.name} for an output of dtype {p_aval.dtype.name}"
@@ -360,7 +361,7 @@ def _check_leaf(rule_name: str, name: str, primal: Any, t: Any, what: str) -> An
     return t
 
 
-def dtypes_kind(dtype: np.dtype) -> str:
+def _kind(dtype: np.dtype) -> str:
     return "float" if dtype.kind in "fc" else dtype.kind
 
 
@@ -592,7 +593,8 @@ def _check_bwd_output(result: Any, in_tree: Any, primals: list, name: str, bwd_n
             f"{type(result).__name__} with structure {got}. Wrap a single cotangent in a "
             "tuple: `return (g,)`."
         )
-    n_args = in_tree.num_leaves and len(tree_util.tree_unflatten(in_tree, primals))
+    args = tree_util.tree_unflatten(in_tree, primals)
+    n_args = len(args)
     if len(result) != n_args:
         raise TypeError(
             f"The custom_vjp bwd function {bwd_name} of {name} returned {len(result)} "
@@ -600,7 +602,6 @@ def _check_bwd_output(result: Any, in_tree: Any, primals: list, name: str, bwd_n
             f"{n_args} differentiated arguments (structure {expected})"
         )
     # None stands for a zero cotangent of a whole argument (or any subtree).
-    args = tree_util.tree_unflatten(in_tree, primals)
     leaves: list[Any] = []
     for i, (r, a) in enumerate(zip(result, args)):
         a_leaves, a_tree = tree_util.tree_flatten(a)

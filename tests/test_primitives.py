@@ -166,13 +166,14 @@ def test_jvp_keeps_dtype(case: Case) -> None:
     tangents = [
         np.ones_like(a) if i in argnums else ad.Zero.from_value(a) for i, a in enumerate(args)
     ]
-    outs, t_outs = ad.jvp_flat(lambda *a: [prim.bind(*a, **params)], list(args), tangents)
-    for o, t in zip(outs, t_outs):
-        o = o if prim.multiple_results else [o]
-        t = t if prim.multiple_results else [t]
-        for oo, tt in zip(o, t):
-            if type(tt) is not ad.Zero and np.asarray(oo).dtype.kind == "f":
-                assert np.asarray(tt).dtype == np.asarray(oo).dtype
+    def f(*a):
+        out = prim.bind(*a, **params)
+        return list(out) if prim.multiple_results else [out]
+
+    outs, t_outs = ad.jvp_flat(f, list(args), tangents)
+    for o, t in zip(outs, t_outs, strict=True):
+        if type(t) is not ad.Zero and np.asarray(o).dtype.kind == "f":
+            assert np.asarray(t).dtype == np.asarray(o).dtype
 
 
 TRANSPOSE_CASES = [(c, g) for c in CASES for g in c.linear]

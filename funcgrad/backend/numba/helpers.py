@@ -58,9 +58,9 @@ def fg_irem(x, y):
     return x - fg_idiv(x, y) * y
 
 
-def fg_ipow(x, n):
+def fg_ipow(x, n, one):
     """``x ** n`` for a non-negative integer ``n`` by repeated squaring (no libm call)."""
-    acc = x - x + 1
+    acc = one
     base = x
     while n > 0:
         if n & 1:
@@ -70,28 +70,33 @@ def fg_ipow(x, n):
     return acc
 
 
-def fg_round_away(x):
-    """Round half away from zero."""
+def fg_square(x):
+    return x * x
+
+
+def fg_round_away(x, half, one):
+    """Round half away from zero (``one`` and ``half`` are typed like ``x``)."""
     t = np.trunc(x)
-    if np.abs(x - t) >= 0.5:
-        return t + np.sign(x)
+    if x - t >= half:
+        return t + one
+    if t - x >= half:
+        return t - one
     return t
 
 
-def fg_sign(x):
-    """``np.sign``: -1, 0, 1, NaN for NaN."""
+def fg_sign(x, one, zero):
+    """``np.sign``: -1, 0 or 1 (typed like ``x``), NaN for NaN."""
     if x != x:
         return x
-    if x > 0:
-        return x - x + 1
-    if x < 0:
-        return x - x - 1
-    return x - x
+    if x > zero:
+        return one
+    if x < zero:
+        return -one
+    return zero
 
 
-def fg_logistic(x):
-    """``1 / (1 + exp(-x))`` without overflow warnings (exp(-x) -> inf gives 0)."""
-    one = x - x + 1
+def fg_logistic(x, one):
+    """``1 / (1 + exp(-x))``; exp(-x) overflowing to inf gives 0."""
     return one / (one + np.exp(-x))
 
 

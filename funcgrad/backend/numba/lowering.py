@@ -1,0 +1,414 @@
+"""Lowering rules of the numba backend, keyed by primitive *name*.
+
+Four tables, one per way a primitive can be lowered (``funcgrad.lax`` never imports this):
+
+- :data:`ELEMENTWISE`: ``rule(ctx, *operand_exprs) -> expr``, a scalar expression computed
+  inside a fused loop nest (``ctx`` is a ``codegen.ExprCtx``: operand/result avals, params).
+- :data:`VIEWS`: ``rule(in_aval, out_aval, **params) -> access map | None``, equations that
+  only remap indices; readers compose the map into their own reads (``plan.py``).
+- :data:`REDUCTIONS`: identity, combine and accumulator dtype of a reduction that fuses with
+  its producers.
+- :data:`OPAQUE`: ``rule(ctx, *operands, **params)`` emits statements that assign
+  ``ctx.outs`` (``ctx`` is a ``codegen.OpaqueCtx``): BLAS calls, sorts, scans, slices.
+
+The registry test requires every primitive in ``funcgrad.core.primitives`` to appear in
+one of the tables (see :func:`has_lowering`). Results keep their dtypes exactly: integer
+expressions narrower than 64 bits are cast back (numba computes them in int64), float32
+stays float32, and literals are typed (``np.float32(2.0)``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+SUPPORTED_DTYPES = frozenset(
+    ["bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+     "float32", "float64", "complex64", "complex128"]
+)
+
+
+def cast(expr: str, dtype: np.dtype) -> str:
+    """``expr`` converted to ``dtype`` (nonzero -> True for bool, NumPy's astype)."""
+    if dtype.kind == "b":
+        return f"({expr} != 0)"
+    return f"np.{dtype.name}({expr})"
+
+
+def _int_fix(ctx: Any, expr: str) -> str:
+    """numba computes narrow integers in int64: cast the result back (wraps like NumPy)."""
+    dt = ctx.out_aval.dtype
+    if dt.kind in "iu" and dt.itemsize < 8:
+        return cast(expr, dt)
+    return expr
+
+
+def parallel_threshold() -> int | None:
+    """Work (elements x equations) above which a loop nest uses threads; None: never."""
+    threads = os.environ.get("FUNCGRAD_NUM_THREADS")
+    if threads is not None and int(threads) <= 1:
+        return None
+    if (os.cpu_count() or 1) <= 1:
+        return None
+    return PARALLEL_MIN_WORK
+
+
+#: Chosen by ``benchmarks/workloads/prange_threshold.py``: below this, thread start-up
+#: costs more than it saves.
+PARALLEL_MIN_WORK = 1 << 18
+
+
+# ----------------------------------------------------------------------------------------
+# Elementwise
+
+ELEMENTWISE: dict[str, Callable[..., str]] = {}
+
+
+def _expr(name: str, template: str, int_fix: bool = True) -> None:
+    """A rule from a template over ``{0}``, ``{1}``...: ``_expr("add", "({0} + {1})")``."""
+
+    def rule(ctx: Any, *args: str) -> str:
+        expr = template.format(*args)
+        return _int_fix(ctx, expr) if int_fix else expr
+
+    ELEMENTWISE[name] = rule
+
+
+def _float_fn(name: str, fn: str) -> None:
+    _expr(name, f"{fn}({{0}})", int_fix=False)
+
+
+for _name, _fn in [
+    ("exp", "np.exp"), ("exp2", "np.exp2"), ("expm1", "np.expm1"), ("log", "np.log"),
+    ("log1p", "np.log1p"), ("sqrt", "np.sqrt"), ("sin", "np.sin"), ("cos", "np.cos"),
+    ("tan", "np.tan"), ("asin", "np.arcsin"), ("acos", "np.arccos"), ("atan", "np.arctan"),
+    ("sinh", "np.sinh"), ("cosh", "np.cosh"), ("tanh", "np.tanh"), ("asinh", "np.arcsinh"),
+    ("acosh", "np.arccosh"), ("atanh", "np.arctanh"), ("floor", "np.floor"),
+    ("ceil", "np.ceil"), ("is_finite", "np.isfinite"),
+]:
+    _float_fn(_name, _fn)
+
+_expr("neg", "(-{0})")
+_expr("abs", "np.abs({0})")
+_expr("add", "({0} + {1})")
+_expr("sub", "({0} - {1})")
+_expr("mul", "({0} * {1})")
+_expr("atan2", "np.arctan2({0}, {1})", int_fix=False)
+_expr("pow", "np.power({0}, {1})", int_fix=False)
+_expr("nextafter", "np.nextafter({0}, {1})", int_fix=False)
+for _name, _op in [("eq", "=="), ("ne", "!="), ("lt", "<"), ("le", "<="), ("gt", ">"),
+                   ("ge", ">=")]:
+    _expr(_name, f"({{0}} {_op} {{1}})", int_fix=False)
+_expr("and", "({0} & {1})")
+_expr("or", "({0} | {1})")
+_expr("xor", "({0} ^ {1})")
+
+
+def _one(ctx: Any) -> str:
+    return ctx.lit(1)
+
+
+def _rule(name: str) -> Callable[[Callable], Callable]:
+    def register(fn: Callable) -> Callable:
+        ELEMENTWISE[name] = fn
+        return fn
+
+    return register
+
+
+@_rule("not")
+def _not(ctx, x):
+    if ctx.out_aval.dtype.kind == "b":
+        return f"(not {x})"
+    return _int_fix(ctx, f"(~{x})")
+
+
+@_rule("sign")
+def _sign(ctx, x):
+    return _int_fix(ctx, f"{ctx.helper('fg_sign')}({x}, {ctx.lit(1)}, {ctx.lit(0)})")
+
+
+@_rule("round")
+def _round(ctx, x):
+    if ctx.params["rounding_method"] == 1:
+        return f"np.rint({x})"
+    return f"{ctx.helper('fg_round_away')}({x}, {ctx.lit(0.5)}, {ctx.lit(1)})"
+
+
+@_rule("rsqrt")
+def _rsqrt(ctx, x):
+    return f"({_one(ctx)} / np.sqrt({x}))"
+
+
+@_rule("cbrt")
+def _cbrt(ctx, x):
+    return ctx.cast(f"{ctx.helper('fg_cbrt')}({x})", ctx.out_aval.dtype)
+
+
+@_rule("square")
+def _square(ctx, x):
+    return _int_fix(ctx, f"{ctx.helper('fg_square')}({x})")
+
+
+@_rule("logistic")
+def _logistic(ctx, x):
+    return f"{ctx.helper('fg_logistic')}({x}, {_one(ctx)})"
+
+
+@_rule("erf")
+def _erf(ctx, x):
+    return ctx.cast(f"{ctx.helper('fg_erf')}({x})", ctx.out_aval.dtype)
+
+
+@_rule("erf_inv")
+def _erf_inv(ctx, x):
+    return ctx.cast(f"{ctx.helper('fg_erf_inv')}({x})", ctx.out_aval.dtype)
+
+
+@_rule("integer_pow")
+def _integer_pow(ctx, x):
+    y = ctx.params["y"]
+    p = f"{ctx.helper('fg_ipow')}({x}, {abs(y)}, {_one(ctx)})"
+    return f"({_one(ctx)} / {p})" if y < 0 else _int_fix(ctx, p)
+
+
+@_rule("div")
+def _div(ctx, x, y):
+    if ctx.out_aval.dtype.kind in "iu":
+        return _int_fix(ctx, f"{ctx.helper('fg_idiv')}({x}, {y})")
+    return f"({x} / {y})"
+
+
+@_rule("rem")
+def _rem(ctx, x, y):
+    if ctx.out_aval.dtype.kind in "iu":
+        return _int_fix(ctx, f"{ctx.helper('fg_irem')}({x}, {y})")
+    return f"np.fmod({x}, {y})"
+
+
+@_rule("max")
+def _max(ctx, x, y):
+    return f"{ctx.helper('fg_max')}({x}, {y})"
+
+
+@_rule("min")
+def _min(ctx, x, y):
+    return f"{ctx.helper('fg_min')}({x}, {y})"
+
+
+@_rule("clamp")
+def _clamp(ctx, lo, x, hi):
+    return f"{ctx.helper('fg_min')}({ctx.helper('fg_max')}({x}, {lo}), {hi})"
+
+
+@_rule("convert_element_type")
+def _convert(ctx, x):
+    src, dst = ctx.in_avals[0].dtype, ctx.out_aval.dtype
+    if src.kind == "c" and dst.kind != "c":
+        x = f"{x}.real"
+    if dst.kind == "b":
+        return f"({x} != 0)"
+    return f"np.{dst.name}({x})"
+
+
+@_rule("select_n")
+def _select_n(ctx, which, *cases):
+    if len(cases) == 1:
+        return cases[0]
+    if ctx.in_avals[0].dtype.kind == "b":
+        return f"({cases[1]} if {which} else {cases[0]})"
+    expr = cases[-1]
+    for i in range(len(cases) - 2, -1, -1):
+        expr = f"({cases[i]} if {which} <= {i} else {expr})"
+    return expr
+
+
+def _bits(ctx: Any) -> int:
+    return ctx.out_aval.dtype.itemsize * 8
+
+
+@_rule("shift_left")
+def _shift_left(ctx, x, y):
+    return _int_fix(ctx, f"{ctx.helper('fg_shift_left')}({x}, {y}, {_bits(ctx)})")
+
+
+@_rule("shift_right_arithmetic")
+def _shift_right_arithmetic(ctx, x, y):
+    return _int_fix(ctx, f"{ctx.helper('fg_shift_right_arithmetic')}({x}, {y}, {_bits(ctx)})")
+
+
+def _unsigned(dtype: np.dtype) -> np.dtype:
+    return np.dtype(f"u{dtype.itemsize}")
+
+
+@_rule("shift_right_logical")
+def _shift_right_logical(ctx, x, y):
+    dt = ctx.out_aval.dtype
+    u = cast(x, _unsigned(dt))
+    return cast(f"{ctx.helper('fg_shift_right_logical')}({u}, {y}, {_bits(ctx)})", dt)
+
+
+@_rule("population_count")
+def _population_count(ctx, x):
+    dt = ctx.out_aval.dtype
+    return cast(f"{ctx.helper('fg_popcount')}({cast(x, _unsigned(dt))})", dt)
+
+
+def iota_rule(ctx: Any, index: str) -> str:
+    """``iota``: the loop index along its ``dimension`` (read as an ``index`` operand)."""
+    return cast(index, ctx.out_aval.dtype)
+
+
+# ----------------------------------------------------------------------------------------
+# Views: index remappings, composed into their readers (see plan.py for access maps)
+
+VIEWS: dict[str, Callable[..., Any]] = {}
+
+
+def view_map(eqn: Any) -> Any:
+    """The access map of a view equation (base axes from output axes), or None."""
+    rule = VIEWS.get(eqn.primitive.name)
+    if rule is None:
+        return None
+    return rule(eqn.inputs[0].aval, eqn.outvars[0].aval, **eqn.params)
+
+
+def _view(name: str) -> Callable[[Callable], Callable]:
+    def register(fn: Callable) -> Callable:
+        VIEWS[name] = fn
+        return fn
+
+    return register
+
+
+@_view("broadcast_in_dim")
+def _broadcast_in_dim_view(x, out, *, shape, broadcast_dimensions, **_):
+    return tuple(
+        0 if x.shape[k] == 1 and shape[d] != 1 else (d, 0, 1)
+        for k, d in enumerate(broadcast_dimensions)
+    )
+
+
+@_view("transpose")
+def _transpose_view(x, out, *, permutation):
+    inv = [0] * len(permutation)
+    for i, p in enumerate(permutation):
+        inv[p] = i
+    return tuple((inv[k], 0, 1) for k in range(x.ndim))
+
+
+def _unit_reshape(in_shape, out_shape):
+    """Map for a reshape that only inserts or removes size-1 axes, else None."""
+    if [d for d in in_shape if d != 1] != [d for d in out_shape if d != 1]:
+        return None
+    targets = [j for j, d in enumerate(out_shape) if d != 1]
+    it = iter(targets)
+    return tuple(0 if d == 1 else (next(it), 0, 1) for d in in_shape)
+
+
+@_view("reshape")
+def _reshape_view(x, out, *, new_sizes, **_):
+    return _unit_reshape(x.shape, out.shape)
+
+
+@_view("squeeze")
+def _squeeze_view(x, out, *, dimensions):
+    return _unit_reshape(x.shape, out.shape)
+
+
+@_view("expand_dims")
+def _expand_dims_view(x, out, *, dimensions):
+    return _unit_reshape(x.shape, out.shape)
+
+
+@_view("slice")
+def _slice_view(x, out, *, start_indices, limit_indices, strides):
+    strides = strides or (1,) * x.ndim
+    return tuple((k, int(s), int(t)) for k, (s, t) in enumerate(zip(start_indices, strides)))
+
+
+@_view("rev")
+def _rev_view(x, out, *, dimensions):
+    return tuple(
+        (k, n - 1, -1) if k in dimensions else (k, 0, 1) for k, n in enumerate(x.shape)
+    )
+
+
+# ----------------------------------------------------------------------------------------
+# Reductions that fuse with their producers
+
+
+class Reduction:
+    """``identity(dtype)``, ``combine(ctx, acc, value) -> expr``, accumulator dtype."""
+
+    def __init__(self, identity: Callable, combine: Callable, wide: bool = False) -> None:
+        self.identity = identity
+        self.combine = combine
+        self.wide = wide
+
+    def acc_dtype(self, dtype: np.dtype) -> np.dtype:
+        # float32 sums and products accumulate in float64 (the result is float32).
+        if self.wide and dtype == np.float32:
+            return np.dtype(np.float64)
+        return dtype
+
+
+def _lowest(dtype: np.dtype) -> Any:
+    if dtype.kind == "f":
+        return -np.inf
+    if dtype.kind == "b":
+        return False
+    return np.iinfo(dtype).min
+
+
+def _highest(dtype: np.dtype) -> Any:
+    if dtype.kind == "f":
+        return np.inf
+    if dtype.kind == "b":
+        return True
+    return np.iinfo(dtype).max
+
+
+def _all_ones(dtype: np.dtype) -> Any:
+    return True if dtype.kind == "b" else np.array(-1).astype(dtype)[()]
+
+
+REDUCTIONS: dict[str, Reduction] = {
+    "reduce_sum": Reduction(lambda dt: 0, lambda c, a, v: f"{a} + {v}", wide=True),
+    "reduce_prod": Reduction(lambda dt: 1, lambda c, a, v: f"{a} * {v}", wide=True),
+    "reduce_max": Reduction(_lowest, lambda c, a, v: f"{c.helper('fg_max')}({a}, {v})"),
+    "reduce_min": Reduction(_highest, lambda c, a, v: f"{c.helper('fg_min')}({a}, {v})"),
+    "reduce_and": Reduction(_all_ones, lambda c, a, v: f"{a} & {v}"),
+    "reduce_or": Reduction(lambda dt: 0, lambda c, a, v: f"{a} | {v}"),
+    "reduce_xor": Reduction(lambda dt: 0, lambda c, a, v: f"{a} ^ {v}"),
+}
+
+
+# ----------------------------------------------------------------------------------------
+# Opaque steps: their own statements
+
+OPAQUE: dict[str, Callable[..., None]] = {}
+
+
+def opaque(name: str, returns_view: bool = False) -> Callable[[Callable], Callable]:
+    def register(fn: Callable) -> Callable:
+        fn.returns_view = returns_view
+        OPAQUE[name] = fn
+        return fn
+
+    return register
+
+
+def has_lowering(name: str) -> bool:
+    """Whether the numba backend can lower primitive ``name`` (the registry test's check)."""
+    return (
+        name in ELEMENTWISE or name in VIEWS or name in REDUCTIONS or name in OPAQUE
+        or name == "iota"
+    )
+
+
+# The opaque rules live in their own module (imported for its registrations).
+from funcgrad.backend.numba import opaque_rules as _opaque_rules  # noqa: E402, F401
