@@ -1,5 +1,6 @@
 """funcgrad.lax: the primitives' own functions, under JAX's ``lax`` names."""
 
+from funcgrad.lax.ad_util import stop_gradient as stop_gradient
 from funcgrad.lax.cumulative import cumlogsumexp as cumlogsumexp
 from funcgrad.lax.cumulative import cummax as cummax
 from funcgrad.lax.cumulative import cummin as cummin
@@ -78,6 +79,7 @@ from funcgrad.lax.logical import population_count as population_count
 from funcgrad.lax.logical import shift_left as shift_left
 from funcgrad.lax.logical import shift_right_arithmetic as shift_right_arithmetic
 from funcgrad.lax.logical import shift_right_logical as shift_right_logical
+from funcgrad.lax.random_bits import threefry2x32 as threefry2x32
 from funcgrad.lax.reductions import argmax as argmax
 from funcgrad.lax.reductions import argmin as argmin
 from funcgrad.lax.reductions import reduce_and as reduce_and

@@ -607,9 +607,10 @@ def mul(x: Any, y: Any) -> Any:
 
 
 def _mul_transpose(ct, x, y):
+    # Zero-absorbing (0 * inf = 0): NaN-safe `where`, see funcgrad/interpreters/ad.py.
     if ad.is_undefined_primal(x):
-        return [unbroadcast(mul(ct, y), x.aval.shape), None]
-    return [None, unbroadcast(mul(x, ct), y.aval.shape)]
+        return [unbroadcast(ad.zero_absorbing_mul(ct, y), x.aval.shape), None]
+    return [None, unbroadcast(ad.zero_absorbing_mul(ct, x), y.aval.shape)]
 
 
 defjvp(mul_p, lambda g, x, y: mul(g, y), lambda g, x, y: mul(x, g))
@@ -637,7 +638,8 @@ def div(x: Any, y: Any) -> Any:
 def _div_transpose(ct, x, y):
     if ad.is_undefined_primal(y):
         raise ValueError("div: transpose with respect to the divisor (it is not linear)")
-    return [unbroadcast(div(ct, y), x.aval.shape), None]
+    # Zero-absorbing (0 / 0 = 0): NaN-safe `where`, see funcgrad/interpreters/ad.py.
+    return [unbroadcast(ad.zero_absorbing_div(ct, y), x.aval.shape), None]
 
 
 defjvp2(
