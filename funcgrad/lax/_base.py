@@ -53,12 +53,15 @@ _KIND_NAMES = {
 }
 
 
+_EXAMPLE_DTYPE = {"f": "float32", "c": "complex64", "i": "int32", "u": "uint32", "b": "bool"}
+
+
 def check_dtype(name: str, aval: ShapedArray, kinds: str) -> None:
     if aval.dtype.kind not in kinds:
         allowed = " or ".join(_KIND_NAMES[k] for k in kinds)
         raise TypeError(
             f"{name}: expected a {allowed} operand, got {aval.str_short()}; "
-            f"convert it first, e.g. with `.astype(float32)`"
+            f"convert it first, e.g. with `.astype({_EXAMPLE_DTYPE[kinds[0]]})`"
         )
 
 
@@ -79,8 +82,14 @@ def standard_unop(
         check_dtype(name, x, kinds)
         return ShapedArray(x.shape, x.dtype if result_dtype is None else result_dtype)
 
+    def checked_impl(x: Any, **params: Any) -> Any:
+        # Eager bind skips abstract eval; NumPy would quietly accept other dtypes.
+        if x.dtype.kind not in kinds:
+            abstract_eval(ShapedArray(np.shape(x), x.dtype))
+        return impl(x, **params)
+
     prim.def_abstract_eval(abstract_eval)
-    prim.def_impl(impl)
+    prim.def_impl(checked_impl)
     batching.defvectorized(prim)
     return prim
 
@@ -103,8 +112,15 @@ def standard_naryop(
         shape = broadcast_shapes(name, *(a.shape for a in avals))
         return ShapedArray(shape, dtype if result_dtype is None else result_dtype)
 
+    def checked_impl(*args: Any, **params: Any) -> Any:
+        # Eager bind skips abstract eval; NumPy would quietly promote mixed dtypes.
+        dtype = args[0].dtype
+        if dtype.kind not in kinds or any(a.dtype != dtype for a in args[1:]):
+            abstract_eval(*(ShapedArray(np.shape(a), a.dtype) for a in args))
+        return impl(*args, **params)
+
     prim.def_abstract_eval(abstract_eval)
-    prim.def_impl(impl)
+    prim.def_impl(checked_impl)
     batching.defbroadcasting(prim)
     return prim
 
