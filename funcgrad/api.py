@@ -12,6 +12,7 @@ from funcgrad import dtypes, tree_util
 from funcgrad.api_util import arg_names, flatten_fun, fun_name
 from funcgrad.core import ShapedArray, Tracer, get_aval, shaped_aval
 from funcgrad.interpreters import ad
+from funcgrad.interpreters.jit import jit as jit  # noqa: F401 - public here, as API.md
 from funcgrad.interpreters.partial_eval import trace_to_jaxpr
 from funcgrad.ir import ClosedJaxpr
 
@@ -179,9 +180,7 @@ def _as_input(x: Any) -> Any:
 def _normalize_argnums(argnums: int | Sequence[int], nargs: int, fname: str) -> tuple[int, ...]:
     nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
     if not nums or any(not isinstance(i, int) or isinstance(i, bool) for i in nums):
-        raise TypeError(
-            f"argnums must be an int or a non-empty tuple of ints, got {argnums!r}"
-        )
+        raise TypeError(f"argnums must be an int or a non-empty tuple of ints, got {argnums!r}")
     out = []
     for i in nums:
         if not -nargs <= i < nargs:
@@ -198,19 +197,20 @@ def _normalize_argnums(argnums: int | Sequence[int], nargs: int, fname: str) -> 
 
 def _dyn_args(
     fun: Callable, args: tuple, kwargs: dict, argnums: tuple[int, ...]
-) -> tuple[list[Any], Any, Callable[..., Any], list[str]]:
-    """Flatten the differentiated arguments; a function of their leaves; leaf names."""
+) -> tuple[list[Any], Any, Callable[..., Any], Callable[[], list[str]]]:
+    """Flatten the differentiated arguments; a function of their leaves; a thunk giving the
+    leaves' names (for error messages only: computing them is slow)."""
     flat, in_tree = tree_util.tree_flatten(tuple(args[i] for i in argnums))
     flat = [_as_input(x) for x in flat]
 
     def call(*dyn_flat: Any) -> Any:
         dyn_args = tree_util.tree_unflatten(in_tree, dyn_flat)
         full = list(args)
-        for i, a in zip(argnums, dyn_args):
+        for i, a in zip(argnums, dyn_args, strict=False):
             full[i] = a
         return fun(*full, **kwargs)
 
-    return flat, in_tree, call, _leaf_names(fun, args, argnums, len(flat))
+    return flat, in_tree, call, lambda: _leaf_names(fun, args, argnums, len(flat))
 
 
 def _leaf_names(fun: Callable, args: tuple, argnums: tuple[int, ...], n: int) -> list[str]:
@@ -224,11 +224,12 @@ def _leaf_names(fun: Callable, args: tuple, argnums: tuple[int, ...], n: int) ->
 
 
 def _check_float_inputs(
-    flat: Sequence[Any], names: Sequence[str], fname: str, what: str
+    flat: Sequence[Any], names: Callable[[], list[str]], fname: str, what: str
 ) -> None:
-    for x, name in zip(flat, names):
+    for i, x in enumerate(flat):
         dtype = dtypes.dtype_of(x)
         if dtype.kind not in "fc":
+            name = names()[i]
             raise TypeError(
                 f"{what}({fname}): the differentiated argument {name} has dtype "
                 f"{dtype.name}, but differentiation needs floating-point inputs. Pass floats "
@@ -249,8 +250,12 @@ def _fix_cotangent(ct: Any, aval: ShapedArray) -> Any:
 
 
 def _value_and_grad(
-    fun: Callable, argnums: int | Sequence[int], has_aux: bool, what: str,
-    args: tuple, kwargs: dict,
+    fun: Callable,
+    argnums: int | Sequence[int],
+    has_aux: bool,
+    what: str,
+    args: tuple,
+    kwargs: dict,
 ) -> tuple[Any, Any, Any]:
     fname = fun_name(fun)
     nums = _normalize_argnums(argnums, len(args), fname)
@@ -297,7 +302,7 @@ def _value_and_grad(
     out = outs[0]
     out_aval = lin.out_avals[0]
     cts = lin.transpose([np.ones((), out_aval.dtype)])
-    grads = [_fix_cotangent(c, a) for c, a in zip(cts, lin.in_avals)]
+    grads = [_fix_cotangent(c, a) for c, a in zip(cts, lin.in_avals, strict=False)]
     g = tree_util.tree_unflatten(in_tree, grads)
     if isinstance(argnums, int):
         g = g[0]
@@ -384,7 +389,7 @@ def jvp(
     flat_p = [_as_input(x) for x in flat_p]
     flat_t = [
         _check_tangent(f"jvp({fname})", t, get_aval(p).strip(), f"tangent of primal leaf {i}")
-        for i, (p, t) in enumerate(zip(flat_p, flat_t))
+        for i, (p, t) in enumerate(zip(flat_p, flat_t, strict=False))
     ]
     store: dict[str, Any] = {}
 
@@ -400,7 +405,7 @@ def jvp(
 
     outs, touts = ad.jvp_flat(flat_fun, flat_p, flat_t)
     n = store["n"]
-    touts = [_fix_cotangent(t, shaped_aval(o)) for t, o in zip(touts[:n], outs[:n])]
+    touts = [_fix_cotangent(t, shaped_aval(o)) for t, o in zip(touts[:n], outs[:n], strict=False)]
     out = tree_util.tree_unflatten(store["out"], outs[:n])
     t_out = tree_util.tree_unflatten(store["out"], touts)
     if has_aux:
@@ -447,7 +452,7 @@ def linearize(fun: Callable, *primals: Any, has_aux: bool = False) -> tuple[Any,
         _check_same_structure("linearize", fname, tree_t, in_tree, "tangents", "primals")
         flat_t = [
             _check_tangent(f"linearize({fname})", t, a, f"tangent {i}")
-            for i, (t, a) in enumerate(zip(flat_t, lin.in_avals))
+            for i, (t, a) in enumerate(zip(flat_t, lin.in_avals, strict=False))
         ]
         return tree_util.tree_unflatten(out_tree, lin.jvp(flat_t))
 
@@ -465,10 +470,10 @@ def vjp(fun: Callable, *primals: Any, has_aux: bool = False) -> tuple[Any, ...]:
         _check_same_structure("vjp", fname, ct_tree, out_tree, "cotangents", "outputs")
         flat_ct = [
             _check_tangent(f"vjp({fname})", c, a, f"cotangent of output leaf {i}")
-            for i, (c, a) in enumerate(zip(flat_ct, lin.out_avals))
+            for i, (c, a) in enumerate(zip(flat_ct, lin.out_avals, strict=False))
         ]
         cts = lin.transpose(flat_ct)
-        grads = [_fix_cotangent(c, a) for c, a in zip(cts, lin.in_avals)]
+        grads = [_fix_cotangent(c, a) for c, a in zip(cts, lin.in_avals, strict=False)]
         return tuple(tree_util.tree_unflatten(in_tree, grads))
 
     return (out, vjp_fun, aux) if has_aux else (out, vjp_fun)
@@ -528,7 +533,10 @@ def jacfwd(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = Fals
         def pushfwd(*basis: Any) -> tuple[list[Any], list[Any]]:
             outs, touts = ad.jvp_flat(flat_call, flat, list(basis))
             n = store["n"]
-            touts = [_fix_cotangent(t, get_aval(o).strip()) for t, o in zip(touts[:n], outs)]
+            touts = [
+                _fix_cotangent(t, get_aval(o).strip())
+                for t, o in zip(touts[:n], outs, strict=False)
+            ]
             return touts, outs[n:]
 
         total = sum(a.size for a in avals)
@@ -538,9 +546,7 @@ def jacfwd(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = Fals
             touts = [np.zeros((0, *np.shape(o)), get_aval(o).dtype) for o in outs[:n]]
             aux_leaves = outs[n:]
         else:
-            touts, aux_leaves = vmap(pushfwd, in_axes=0, out_axes=(0, None))(
-                *_std_basis(avals)
-            )
+            touts, aux_leaves = vmap(pushfwd, in_axes=0, out_axes=(0, None))(*_std_basis(avals))
         jac_leaves = []
         for t in touts:
             t_shape = get_aval(t).shape[1:]
@@ -589,18 +595,16 @@ def jacrev(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = Fals
             def pullback(ct: Any, j: int = j) -> list[Any]:
                 cts = [ct if k == j else ad.Zero(a) for k, a in enumerate(lin.out_avals)]
                 res = lin.transpose(cts)
-                return [_fix_cotangent(c, a) for c, a in zip(res, lin.in_avals)]
+                return [_fix_cotangent(c, a) for c, a in zip(res, lin.in_avals, strict=False)]
 
             if m == 0:
-                per_input = [
-                    np.zeros((*out_aval.shape, *a.shape), a.dtype) for a in lin.in_avals
-                ]
+                per_input = [np.zeros((*out_aval.shape, *a.shape), a.dtype) for a in lin.in_avals]
             else:
                 basis = np.eye(m, dtype=out_aval.dtype).reshape((m, *out_aval.shape))
                 rows = vmap(pullback)(basis)
                 per_input = [
                     _reshape_to(r, (*out_aval.shape, *a.shape))
-                    for r, a in zip(rows, lin.in_avals)
+                    for r, a in zip(rows, lin.in_avals, strict=False)
                 ]
             tree_in = tree_util.tree_unflatten(in_tree, per_input)
             jac_leaves.append(tree_in[0] if isinstance(argnums, int) else tree_in)

@@ -92,8 +92,12 @@ class ConcreteArray(ShapedArray):
 
     def __init__(self, val: Any) -> None:
         self.val = val
-        self.shape = np.shape(val)
-        self.dtype = dtypes.dtype_of(val)
+        if type(val) is np.ndarray or isinstance(val, np.generic):
+            self.shape = val.shape  # fast path: get_aval runs on every eager rule
+            self.dtype = val.dtype
+        else:
+            self.shape = np.shape(val)
+            self.dtype = dtypes.dtype_of(val)
 
     def strip(self) -> ShapedArray:
         return ShapedArray(self.shape, self.dtype)
@@ -124,6 +128,8 @@ def get_aval(x: Any) -> ShapedArray:
 
 def shaped_aval(x: Any) -> ShapedArray:
     """The abstract value of ``x`` with any concrete value dropped."""
+    if type(x) is np.ndarray or isinstance(x, np.generic):
+        return ShapedArray(x.shape, x.dtype)
     return get_aval(x).strip()
 
 
@@ -174,6 +180,13 @@ class Primitive:
                 self.abstract_eval(*map(shaped_aval, args), **params)
                 raise e
         trace = find_top_trace(args)
+        if type(trace) is EvalTrace:
+            # Only concrete values (e.g. primal operations under eager grad): run NumPy.
+            try:
+                return self.impl(*args, **params)
+            except Exception as e:
+                self.abstract_eval(*map(shaped_aval, args), **params)
+                raise e
         tracers = [full_raise(trace, a) for a in args]
         outs = trace.process_primitive(self, tracers, params)
         if self.multiple_results:

@@ -80,7 +80,7 @@ def _split_nondiff(args: tuple, nondiff_argnums: tuple[int, ...]) -> tuple[list,
 def _merge_nondiff(nondiff: list, dyn: Sequence[Any], nondiff_argnums: tuple[int, ...]) -> list:
     n = len(nondiff) + len(dyn)
     it_nd, it_d = iter(nondiff), iter(dyn)
-    positions = dict(zip(nondiff_argnums, range(len(nondiff))))
+    positions = dict(zip(nondiff_argnums, range(len(nondiff)), strict=False))
     return [next(it_nd) if i in positions else next(it_d) for i in range(n)]
 
 
@@ -122,7 +122,9 @@ def batch_jaxpr(closed: ClosedJaxpr, in_dims: Sequence[int | None], size: int) -
 
 def _front(args: Sequence[Any], dims: Sequence[int | None]) -> tuple[list[Any], list[int | None]]:
     """Batched arguments with their batch axis moved to the front."""
-    moved = [x if d is None else batching.moveaxis(x, d, 0) for x, d in zip(args, dims)]
+    moved = [
+        x if d is None else batching.moveaxis(x, d, 0) for x, d in zip(args, dims, strict=False)
+    ]
     return moved, [None if d is None else 0 for d in dims]
 
 
@@ -214,7 +216,9 @@ def _bind_custom_jvp(fun: Callable, jvp: Callable, args: list, name: str) -> lis
         if all(type(t) is ad.Zero for t in tangents):
             return _bind_custom_jvp(fun, jvp, primals, name)
         outs, t_outs = _custom_jvp_rule_call(jvp, primals, tangents)
-        return [core.full_lower(ad.JVPTracer(trace, o, t)) for o, t in zip(outs, t_outs)]
+        return [
+            core.full_lower(ad.JVPTracer(trace, o, t)) for o, t in zip(outs, t_outs, strict=False)
+        ]
     call_jaxpr, consts = _hoisted_jaxpr(fun, args)
     return custom_jvp_call_p.bind(
         *consts,
@@ -262,7 +266,9 @@ class custom_jvp:
         def jvp(primals: tuple, tangents: tuple) -> tuple[Any, Any]:
             ans = self(*primals)
             contributions = [
-                rule(t, ans, *primals) for rule, t in zip(jvps, tangents) if rule is not None
+                rule(t, ans, *primals)
+                for rule, t in zip(jvps, tangents, strict=False)
+                if rule is not None
             ]
             if not contributions:
                 return ans, tree_util.tree_map(_zeros_like, ans)
@@ -282,8 +288,7 @@ class custom_jvp:
         name = fun_name(self.fun)
         if self.jvp is None:
             raise AttributeError(
-                f"No JVP defined for custom_jvp function {name}; define one with "
-                f"`@{name}.defjvp`"
+                f"No JVP defined for custom_jvp function {name}; define one with `@{name}.defjvp`"
             )
         args = _resolve_args(self.fun, args, kwargs, "custom_jvp function")
         for i in self.nondiff_argnums:
@@ -326,7 +331,8 @@ class custom_jvp:
                     f"outputs of the same structure, got {p_tree} and {t_tree}"
                 )
             t_leaves = [
-                _check_leaf(jvp_name, name, p, t, "tangent") for p, t in zip(p_leaves, t_leaves)
+                _check_leaf(jvp_name, name, p, t, "tangent")
+                for p, t in zip(p_leaves, t_leaves, strict=False)
             ]
             out_tree.append(p_tree)
             return [_as_input(x) for x in p_leaves], t_leaves
@@ -377,8 +383,7 @@ def _custom_vjp_call_impl(*args, call_jaxpr, fwd, bwd, num_consts, symbolic_zero
 
 
 @custom_vjp_call_p.def_abstract_eval
-def _custom_vjp_call_abstract_eval(*avals, call_jaxpr, fwd, bwd, num_consts, symbolic_zeros,
-                                   name):
+def _custom_vjp_call_abstract_eval(*avals, call_jaxpr, fwd, bwd, num_consts, symbolic_zeros, name):
     return call_jaxpr.out_avals
 
 
@@ -386,13 +391,28 @@ def _custom_vjp_call_abstract_eval(*avals, call_jaxpr, fwd, bwd, num_consts, sym
 custom_lin_p = Primitive("custom_lin", multiple_results=True)
 
 
-@custom_lin_p.def_impl
-def _custom_lin_impl(*args, num_res, bwd, out_avals, name):
-    raise TypeError(
+def _forward_mode_error(name: str) -> TypeError:
+    return TypeError(
         f"can't apply forward-mode autodiff (jvp, jacfwd) to the custom_vjp function {name}: "
         "it only defines a reverse-mode rule. Use grad/vjp/jacrev, or define the derivative "
-        "with custom_jvp (which gives both modes)."
+        "with custom_jvp (which gives both modes). (For forward-over-reverse, e.g. hessian, "
+        "compute the primal output in fwd without calling the custom_vjp function itself.)"
     )
+
+
+@custom_lin_p.def_impl
+def _custom_lin_impl(*args, num_res, bwd, out_avals, name):
+    # Evaluating the tangent side with concrete tangents: that is forward mode.
+    raise _forward_mode_error(name)
+
+
+def _custom_lin_jvp(primals, tangents, *, num_res, bwd, out_avals, name):
+    raise _forward_mode_error(name)
+
+
+def _custom_lin_batch(args, dims, *, num_res, bwd, out_avals, name):
+    # Only a batched forward-mode tangent (jacfwd) reaches vmap before linearize records it.
+    raise _forward_mode_error(name)
 
 
 @custom_lin_p.def_abstract_eval
@@ -409,6 +429,8 @@ def _custom_lin_transpose(cts, *args, num_res, bwd, out_avals, name):
 
 
 ad.primitive_transposes[custom_lin_p] = _custom_lin_transpose
+ad.primitive_jvps[custom_lin_p] = _custom_lin_jvp
+batching.primitive_batchers[custom_lin_p] = _custom_lin_batch
 
 
 def _custom_vjp_jvp(fwd: Callable, bwd: Callable, primals: list, tangents: list, name: str):
@@ -425,16 +447,15 @@ def _custom_vjp_jvp(fwd: Callable, bwd: Callable, primals: list, tangents: list,
     return outs, t_outs
 
 
-def _custom_vjp_call_jvp(primals, tangents, *, call_jaxpr, fwd, bwd, num_consts,
-                         symbolic_zeros, name):
+def _custom_vjp_call_jvp(
+    primals, tangents, *, call_jaxpr, fwd, bwd, num_consts, symbolic_zeros, name
+):
     if any(type(t) is not ad.Zero for t in tangents[:num_consts]):
         raise _closed_over_error(name)
-    return _custom_vjp_jvp(fwd, bwd, list(primals[num_consts:]), list(tangents[num_consts:]),
-                           name)
+    return _custom_vjp_jvp(fwd, bwd, list(primals[num_consts:]), list(tangents[num_consts:]), name)
 
 
-def _custom_vjp_call_batch(args, dims, *, call_jaxpr, fwd, bwd, num_consts, symbolic_zeros,
-                           name):
+def _custom_vjp_call_batch(args, dims, *, call_jaxpr, fwd, bwd, num_consts, symbolic_zeros, name):
     size = batching.axis_size_of(args, dims)
     args, dims = _front(args, dims)
     n_out = len(call_jaxpr.out_avals)
@@ -446,8 +467,9 @@ def _custom_vjp_call_batch(args, dims, *, call_jaxpr, fwd, bwd, num_consts, symb
 
     def batched_bwd(res: list, cts: list) -> list:
         cts_in = _vmap_all0(
-            lambda *xs: [ad.instantiate_zeros(c) for c in bwd(list(xs[: len(res)]),
-                                                             list(xs[len(res) :]))],
+            lambda *xs: [
+                ad.instantiate_zeros(c) for c in bwd(list(xs[: len(res)]), list(xs[len(res) :]))
+            ],
             [0] * (len(res) + len(cts)),
             size,
             list(res) + list(cts),
@@ -455,7 +477,10 @@ def _custom_vjp_call_batch(args, dims, *, call_jaxpr, fwd, bwd, num_consts, symb
         from funcgrad.lax import reduce_sum
 
         # An unbatched argument was shared by the whole batch: its cotangent is the sum.
-        return [c if d is not None else reduce_sum(c, (0,)) for c, d in zip(cts_in, rule_dims)]
+        return [
+            c if d is not None else reduce_sum(c, (0,))
+            for c, d in zip(cts_in, rule_dims, strict=False)
+        ]
 
     outs = custom_vjp_call_p.bind(
         *args,
@@ -486,7 +511,9 @@ def _bind_custom_vjp(fun: Callable, fwd: Callable, bwd: Callable, args: list, na
         if all(type(t) is ad.Zero for t in tangents):
             return _bind_custom_vjp(fun, fwd, bwd, primals, name)
         outs, t_outs = _custom_vjp_jvp(fwd, bwd, primals, tangents, name)
-        return [core.full_lower(ad.JVPTracer(trace, o, t)) for o, t in zip(outs, t_outs)]
+        return [
+            core.full_lower(ad.JVPTracer(trace, o, t)) for o, t in zip(outs, t_outs, strict=False)
+        ]
     call_jaxpr, consts = _hoisted_jaxpr(fun, args)
     return custom_vjp_call_p.bind(
         *consts,
@@ -603,7 +630,7 @@ def _check_bwd_output(result: Any, in_tree: Any, primals: list, name: str, bwd_n
         )
     # None stands for a zero cotangent of a whole argument (or any subtree).
     leaves: list[Any] = []
-    for i, (r, a) in enumerate(zip(result, args)):
+    for i, (r, a) in enumerate(zip(result, args, strict=False)):
         a_leaves, a_tree = tree_util.tree_flatten(a)
         if r is None:
             leaves.extend(ad.Zero(get_aval(x).strip()) for x in a_leaves)
@@ -616,7 +643,7 @@ def _check_bwd_output(result: Any, in_tree: Any, primals: list, name: str, bwd_n
                 f"output (structure {tree_util.tree_structure(result)}) must match the "
                 f"differentiated arguments (structure {expected})"
             )
-        for x, c in zip(a_leaves, r_leaves):
+        for x, c in zip(a_leaves, r_leaves, strict=False):
             x_aval = get_aval(x).strip()
             if c is None:
                 leaves.append(ad.Zero(x_aval))

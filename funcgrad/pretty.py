@@ -59,7 +59,7 @@ def _literal_text(val: Any) -> str:
 def _param_text(value: Any, namer: Namer, width: int, indent: int) -> str:
     if isinstance(value, (Jaxpr, ClosedJaxpr)):
         jaxpr = value.jaxpr if isinstance(value, ClosedJaxpr) else value
-        return _pp_jaxpr(jaxpr, namer, width, indent + 2)
+        return _pp_jaxpr(jaxpr, namer, width, indent)
     if isinstance(value, tuple) and value and all(
         isinstance(v, (Jaxpr, ClosedJaxpr)) for v in value
     ):
@@ -75,9 +75,14 @@ def _param_text(value: Any, namer: Namer, width: int, indent: int) -> str:
 
 
 def pp_eqn(eqn: Eqn, namer: Namer | None = None, width: int = 80, indent: int = 0) -> str:
-    """``c:f32[3] = mul b 2.0:f32[]``"""
+    """``c:f32[3] = mul b 2.0:f32[]``; params go one per line (as JAX prints them) when the
+    equation does not fit in ``width`` or a param (a sub-jaxpr) spans lines."""
     namer = namer or Namer()
     ins = " ".join(namer.atom(x) for x in eqn.inputs)
+    # Outputs are named before the variables of sub-jaxprs in the params, as in JAX.
+    outs = " ".join(namer.binder(v) for v in eqn.outvars)
+    lhs = f"{outs} = " if outs else ""
+    tail = f" {ins}" if ins else ""
     params = ""
     if eqn.params:
         items = []
@@ -87,9 +92,11 @@ def pp_eqn(eqn: Eqn, namer: Namer | None = None, width: int = 80, indent: int = 
             text = rule(v, namer) if rule else _param_text(v, namer, width, indent + 2)
             items.append(f"{k}={text}")
         params = "[" + " ".join(items) + "]"
-    outs = " ".join(namer.binder(v) for v in eqn.outvars)
-    lhs = f"{outs} = " if outs else ""
-    return f"{lhs}{eqn.primitive.name}{params}{' ' + ins if ins else ''}"
+        line = f"{lhs}{eqn.primitive.name}{params}{tail}"
+        if "\n" in line or indent + len(line) > width:
+            pad = " " * (indent + 2)
+            params = "[\n" + "\n".join(pad + item for item in items) + "\n" + " " * indent + "]"
+    return f"{lhs}{eqn.primitive.name}{params}{tail}"
 
 
 def _pp_jaxpr(jaxpr: Jaxpr, namer: Namer, width: int, indent: int) -> str:

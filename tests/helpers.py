@@ -49,7 +49,7 @@ def _vdot(xs: Sequence[Any], ys: Sequence[Any]) -> float:
 
 def _add_scaled(xs: Sequence[Any], vs: Sequence[Any], scale: float) -> list[Any]:
     out = []
-    for x, v in zip(xs, vs):
+    for x, v in zip(xs, vs, strict=False):
         a = np.asarray(x)
         out.append(a + scale * np.asarray(v, a.dtype) if a.dtype.kind == "f" else x)
     return out
@@ -73,7 +73,7 @@ def numerical_jvp(f: Callable, args: tuple, tangents: tuple, eps: float) -> list
 
 def _assert_close(actual: Sequence[Any], expected: Sequence[Any], rtol: float, atol, what: str):
     assert len(actual) == len(expected), f"{what}: {len(actual)} outputs vs {len(expected)}"
-    for i, (a, e) in enumerate(zip(actual, expected)):
+    for i, (a, e) in enumerate(zip(actual, expected, strict=False)):
         a = np.asarray(a, np.float64)
         e = np.asarray(e, np.float64)
         assert a.shape == e.shape, f"{what}: output {i} has shape {a.shape}, expected {e.shape}"
@@ -89,9 +89,7 @@ def check_jvp(f: Callable, args: tuple, eps: float, rtol: float, atol=None, seed
     tangents = tree_util.tree_map(lambda x: _rand_like(rng, x), args)
     _, t_out = fg.jvp(f, args, tangents)
     expected = numerical_jvp(f, args, tangents, eps)
-    actual = [
-        np.asarray(t) for t in tree_util.tree_leaves(t_out)
-    ]
+    actual = [np.asarray(t) for t in tree_util.tree_leaves(t_out)]
     _assert_close(actual, expected, rtol, atol, f"jvp of {getattr(f, '__name__', f)}")
     return tangents
 
@@ -106,7 +104,7 @@ def check_vjp(f: Callable, args: tuple, eps: float, rtol: float, atol=None, seed
     lhs = _vdot(tree_util.tree_leaves(cts_in), tree_util.tree_leaves(tangents))
     fd = numerical_jvp(f, args, tangents, eps)
     rhs = _vdot(tree_util.tree_leaves(cts), fd)
-    for c, a in zip(tree_util.tree_leaves(cts_in), tree_util.tree_leaves(args)):
+    for c, a in zip(tree_util.tree_leaves(cts_in), tree_util.tree_leaves(args), strict=False):
         assert np.shape(c) == np.shape(a), "vjp: cotangent shape differs from its primal"
     scale = max(
         1.0,

@@ -27,6 +27,7 @@ HIGHER_ORDER = {
     "jit": "tests/test_jit.py",
     "custom_jvp_call": "tests/test_autodiff.py",
     "custom_vjp_call": "tests/test_autodiff.py",
+    "custom_lin": "tests/test_autodiff.py",
     "checkpoint": "tests/test_autodiff.py",
     "remat": "tests/test_autodiff.py",
     "cond": "tests/test_control_flow.py",

@@ -17,7 +17,12 @@ import numpy as np
 from funcgrad.ir import ClosedJaxpr, Eqn, Jaxpr, Literal, Var, dce_jaxpr
 
 #: Call-like primitives whose body is inlined: name -> the param holding the ClosedJaxpr.
-CALL_PRIMITIVES: dict[str, str] = {"jit": "jaxpr"}
+CALL_PRIMITIVES: dict[str, str] = {
+    "jit": "jaxpr",
+    "checkpoint": "jaxpr",  # remat is a no-op once the backward pass is a jaxpr
+    "custom_jvp_call": "call_jaxpr",  # the custom rules only matter to differentiation
+    "custom_vjp_call": "call_jaxpr",
+}
 
 
 def inline_calls(closed: ClosedJaxpr) -> tuple[Jaxpr, list[Any]]:

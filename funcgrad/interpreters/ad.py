@@ -86,7 +86,17 @@ class Zero:
     __slots__ = ("aval",)
 
     def __init__(self, aval: ShapedArray) -> None:
-        self.aval = aval.strip()
+        self.aval = aval if type(aval) is ShapedArray else aval.strip()
+
+    @classmethod
+    def of_value(cls, x: Any) -> Zero:
+        """The zero tangent of the value ``x`` (the hot path of ``JVPTrace.pure``)."""
+        z = object.__new__(cls)
+        if type(x) is np.ndarray or isinstance(x, np.generic):
+            z.aval = ShapedArray(x.shape, x.dtype)
+        else:
+            z.aval = shaped_aval(x)
+        return z
 
     def __repr__(self) -> str:
         return f"Zero({self.aval.str_short()})"
@@ -102,7 +112,7 @@ class UndefPrimal:
     __slots__ = ("aval",)
 
     def __init__(self, aval: ShapedArray) -> None:
-        self.aval = aval.strip()
+        self.aval = aval if type(aval) is ShapedArray else aval.strip()
 
     def __repr__(self) -> str:
         return f"UndefPrimal({self.aval.str_short()})"
@@ -185,23 +195,23 @@ def defjvp(primitive: Primitive, *jvprules: Callable | None) -> None:
     ``None`` marks an input with no derivative (an integer index, say). Zero tangents are
     skipped and the contributions summed, as JAX's ``ad.defjvp``.
     """
-    primitive_jvps[primitive] = lambda primals, tangents, **params: _standard_jvp(
-        jvprules, primitive, primals, tangents, params
-    )
 
+    def jvp(primals, tangents, **params):
+        val_out = primitive.bind(*primals, **params)
+        tangent_out: Any = None
+        for rule, t in zip(jvprules, tangents, strict=False):
+            if rule is not None and type(t) is not Zero:
+                contribution = rule(t, *primals, **params)
+                tangent_out = (
+                    contribution
+                    if tangent_out is None
+                    else add_tangents(tangent_out, contribution)
+                )
+        if tangent_out is None:
+            tangent_out = Zero.of_value(val_out)
+        return val_out, tangent_out
 
-def _standard_jvp(jvprules, primitive, primals, tangents, params):
-    val_out = primitive.bind(*primals, **params)
-    tangent_out: Any = None
-    for rule, t in zip(jvprules, tangents):
-        if rule is not None and type(t) is not Zero:
-            contribution = rule(t, *primals, **params)
-            tangent_out = (
-                contribution if tangent_out is None else add_tangents(tangent_out, contribution)
-            )
-    if tangent_out is None:
-        tangent_out = Zero(_shaped(val_out))
-    return val_out, tangent_out
+    primitive_jvps[primitive] = jvp
 
 
 def defjvp2(primitive: Primitive, *jvprules: Callable | None) -> None:
@@ -210,16 +220,14 @@ def defjvp2(primitive: Primitive, *jvprules: Callable | None) -> None:
     def jvp(primals, tangents, **params):
         ans = primitive.bind(*primals, **params)
         tangent_out: Any = None
-        for rule, t in zip(jvprules, tangents):
+        for rule, t in zip(jvprules, tangents, strict=False):
             if rule is not None and type(t) is not Zero:
                 contribution = rule(t, ans, *primals, **params)
                 tangent_out = (
-                    contribution
-                    if tangent_out is None
-                    else add_tangents(tangent_out, contribution)
+                    contribution if tangent_out is None else add_tangents(tangent_out, contribution)
                 )
         if tangent_out is None:
-            tangent_out = Zero(_shaped(ans))
+            tangent_out = Zero.of_value(ans)
         return ans, tangent_out
 
     primitive_jvps[primitive] = jvp
@@ -231,8 +239,8 @@ def defjvp_zero(primitive: Primitive) -> None:
     def jvp(primals, tangents, **params):
         ans = primitive.bind(*primals, **params)
         if primitive.multiple_results:
-            return ans, [Zero(_shaped(a)) for a in ans]
-        return ans, Zero(_shaped(ans))
+            return ans, [Zero.of_value(a) for a in ans]
+        return ans, Zero.of_value(ans)
 
     primitive_jvps[primitive] = jvp
 
@@ -254,16 +262,21 @@ def deflinear(primitive: Primitive, transpose_rule: Callable) -> None:
 
 
 class JVPTracer(Tracer):
-    __slots__ = ("primal", "tangent")
+    __slots__ = ("primal", "tangent", "_aval")
 
     def __init__(self, trace: JVPTrace, primal: Any, tangent: Any) -> None:
         self._trace = trace
         self.primal = primal
         self.tangent = tangent
+        self._aval = None
 
     @property
     def aval(self) -> ShapedArray:
-        return get_aval(self.primal)
+        # A ConcreteArray when the primal is concrete (Python control flow works on it).
+        aval = self._aval
+        if aval is None:
+            aval = self._aval = get_aval(self.primal)
+        return aval
 
     # shape and dtype without building a ConcreteArray (they are read on every operation)
     @property
@@ -294,17 +307,21 @@ class JVPTrace(Trace):
     __slots__ = ()
 
     def pure(self, val: Any) -> JVPTracer:
-        return JVPTracer(self, val, Zero(_shaped(val)))
+        return JVPTracer(self, val, Zero.of_value(val))
 
     lift = pure
 
     def process_primitive(self, primitive: Primitive, tracers: list, params: dict) -> Any:
-        primals = [t.primal for t in tracers]
-        tangents = [t.tangent for t in tracers]
-        for t in tangents:
-            if type(t) is not Zero:
-                break
-        else:
+        primals = []
+        tangents = []
+        all_zero = True
+        for t in tracers:
+            primals.append(t.primal)
+            tangent = t.tangent
+            tangents.append(tangent)
+            if all_zero and type(tangent) is not Zero:
+                all_zero = False
+        if all_zero:
             # No tangent flows through: run the primitive on the primals alone. The outputs
             # are not JVP tracers, so ``bind`` hands them back unboxed.
             return primitive.bind(*primals, **params)
@@ -315,7 +332,7 @@ class JVPTrace(Trace):
             )
         primal_out, tangent_out = rule(primals, tangents, **params)
         if primitive.multiple_results:
-            return [JVPTracer(self, x, t) for x, t in zip(primal_out, tangent_out)]
+            return [JVPTracer(self, x, t) for x, t in zip(primal_out, tangent_out, strict=False)]
         return JVPTracer(self, primal_out, tangent_out)
 
 
@@ -323,7 +340,7 @@ def jvp_flat(fun: Callable, primals: list, tangents: list) -> tuple[list, list]:
     """Forward mode on flat lists: ``(fun(*primals), J @ tangents)``; tangents may be Zero."""
     with core.new_main(JVPTrace) as main:
         trace = main.trace
-        tracers_in = [JVPTracer(trace, x, t) for x, t in zip(primals, tangents)]
+        tracers_in = [JVPTracer(trace, x, t) for x, t in zip(primals, tangents, strict=False)]
         outs = fun(*tracers_in)
         tracers_out = [core.full_raise(trace, x) for x in outs]
         primals_out = [t.primal for t in tracers_out]
@@ -374,14 +391,14 @@ class LinearFun:
         outs = iter(eval_jaxpr(self.jaxpr, self.consts, *tangents))
         return [
             next(outs) if nz else zeros_like_aval(a)
-            for a, nz in zip(self.out_avals, self.out_nonzero)
+            for a, nz in zip(self.out_avals, self.out_nonzero, strict=False)
         ]
 
     def transpose(self, cts: Sequence[Any]) -> list[Any]:
         """Pull output cotangents back: one cotangent per input (Zero where none flows)."""
         cts_nonzero = [ct for ct, nz in zip(cts, self.out_nonzero, strict=True) if nz]
         args = [UndefPrimal(a) for a in self.in_avals]
-        return backward_pass(self.jaxpr, self.consts, args, cts_nonzero)
+        return backward_pass(self.jaxpr, self.consts, args, cts_nonzero, all_linear=True)
 
 
 def linearize_flat(
@@ -399,7 +416,9 @@ def linearize_flat(
         tangents_in = [pe_trace.new_arg(a) for a in in_avals]
         with core.new_main(JVPTrace) as main:
             trace = main.trace
-            tracers_in = [JVPTracer(trace, x, t) for x, t in zip(primals, tangents_in)]
+            tracers_in = [
+                JVPTracer(trace, x, t) for x, t in zip(primals, tangents_in, strict=False)
+            ]
             result = fun(*tracers_in)
             outs, aux = result if has_aux else (result, ())
             tracers_out = [core.full_raise(trace, x) for x in outs]
@@ -409,7 +428,7 @@ def linearize_flat(
         out_nonzero = [type(t) is not Zero for t in tangents_out]
         jaxpr, consts = builder.build(
             [t.var for t in tangents_in],
-            [t for t, nz in zip(tangents_out, out_nonzero) if nz],
+            [t for t, nz in zip(tangents_out, out_nonzero, strict=False) if nz],
             dce=False,
         )
     out_avals = [_shaped(p) for p in primals_out]
@@ -429,69 +448,73 @@ def vjp_flat(
 
 
 def backward_pass(
-    jaxpr: Jaxpr, consts: Sequence[Any], args: Sequence[Any], cts_out: Sequence[Any]
+    jaxpr: Jaxpr,
+    consts: Sequence[Any],
+    args: Sequence[Any],
+    cts_out: Sequence[Any],
+    all_linear: bool = False,
 ) -> list[Any]:
     """Transpose ``jaxpr`` with respect to its :class:`UndefPrimal` arguments.
 
     ``args`` has one entry per invar: an :class:`UndefPrimal` for a linear input, the value
     for a non-linear one. ``cts_out`` has one cotangent (or :class:`Zero`/None) per output.
     Equations none of whose inputs are linear (residual computations, e.g. recomputed by
-    ``checkpoint``) are evaluated forward first; the linear ones are then transposed in
-    reverse order, skipping those whose outputs carry no cotangent. Returns one cotangent
-    per invar: a :class:`Zero` for linear inputs nothing flowed to, None for the others.
+    ``checkpoint``) are evaluated forward first (``all_linear`` promises there are none, as
+    in the jaxprs ``linearize`` builds); the linear ones are then transposed in reverse
+    order, skipping those whose outputs carry no cotangent. Returns one cotangent per
+    invar: a :class:`Zero` for linear inputs nothing flowed to, None for the others.
     """
-    primal_env: dict[Var, Any] = dict(zip(jaxpr.constvars, consts))
-    linear: set[Var] = set()
+    # A variable is linear exactly when it has no primal value.
+    primal_env: dict[Var, Any] = dict(zip(jaxpr.constvars, consts, strict=False))
     for v, a in zip(jaxpr.invars, args, strict=True):
-        if type(a) is UndefPrimal:
-            linear.add(v)
-        else:
+        if type(a) is not UndefPrimal:
             primal_env[v] = a
 
-    def read_primal(x: Any) -> Any:
-        return x.val if type(x) is Literal else primal_env[x]
-
-    linear_eqns = []
-    for eqn in jaxpr.eqns:
-        if any(type(x) is Var and x in linear for x in eqn.inputs):
-            linear.update(eqn.outvars)
-            linear_eqns.append(eqn)
-        else:
-            outs = eqn.primitive.bind(*map(read_primal, eqn.inputs), **eqn.params)
+    if all_linear:
+        linear_eqns = jaxpr.eqns
+    else:
+        linear_eqns = []
+        for eqn in jaxpr.eqns:
+            if any(type(x) is Var and x not in primal_env for x in eqn.inputs):
+                linear_eqns.append(eqn)
+                continue
+            ins = [x.val if type(x) is Literal else primal_env[x] for x in eqn.inputs]
+            outs = eqn.primitive.bind(*ins, **eqn.params)
             if eqn.primitive.multiple_results:
-                primal_env.update(zip(eqn.outvars, outs))
+                primal_env.update(zip(eqn.outvars, outs, strict=False))
             else:
                 primal_env[eqn.outvars[0]] = outs
 
+    add = _lax().add
     ct_env: dict[Var, Any] = {}
-
-    def write_ct(v: Var, ct: Any) -> None:
-        if ct is None or type(ct) is Zero:
-            return
-        old = ct_env.get(v)
-        ct_env[v] = ct if old is None else _lax().add(old, ct)
-
     for v, ct in zip(jaxpr.outvars, cts_out, strict=True):
-        if type(v) is Var and v in linear:
-            write_ct(v, ct)
+        if ct is None or type(ct) is Zero or type(v) is not Var or v in primal_env:
+            continue
+        old = ct_env.get(v)
+        ct_env[v] = ct if old is None else add(old, ct)
 
     for eqn in reversed(linear_eqns):
         prim = eqn.primitive
+        outvars = eqn.outvars
         if prim.multiple_results:
-            cts = [ct_env.pop(v, None) for v in eqn.outvars]
+            cts = [ct_env.pop(v, None) for v in outvars]
             if all(c is None for c in cts):
                 continue
             ct: Any = [
-                zeros_like_aval(v.aval) if c is None else c for c, v in zip(cts, eqn.outvars)
+                zeros_like_aval(v.aval) if c is None else c
+                for c, v in zip(cts, outvars, strict=False)
             ]
         else:
-            ct = ct_env.pop(eqn.outvars[0], None)
+            ct = ct_env.pop(outvars[0], None)
             if ct is None:
                 continue
-        invals = [
-            UndefPrimal(x.aval) if type(x) is Var and x in linear else read_primal(x)
-            for x in eqn.inputs
-        ]
+        invals = []
+        for x in eqn.inputs:
+            if type(x) is Literal:
+                invals.append(x.val)
+            else:
+                val = primal_env.get(x, _UNDEF)
+                invals.append(UndefPrimal(x.aval) if val is _UNDEF else val)
         rule = primitive_transposes.get(prim)
         if rule is None:
             raise NotImplementedError(
@@ -500,13 +523,18 @@ def backward_pass(
             )
         cts_in = rule(ct, *invals, **eqn.params)
         for x, c in zip(eqn.inputs, cts_in, strict=True):
-            if c is not None and type(x) is Var and x in linear:
-                write_ct(x, c)
+            if c is None or type(c) is Zero or type(x) is not Var or x in primal_env:
+                continue
+            old = ct_env.get(x)
+            ct_env[x] = c if old is None else add(old, c)
 
     return [
         ct_env.get(v, Zero(v.aval)) if type(a) is UndefPrimal else None
-        for v, a in zip(jaxpr.invars, args)
+        for v, a in zip(jaxpr.invars, args, strict=False)
     ]
+
+
+_UNDEF = object()
 
 
 # ----------------------------------------------------------------------------------------
@@ -532,13 +560,13 @@ def jvp_jaxpr(
     def fun(*args: Any) -> list[Any]:
         primals = args[: len(in_avals)]
         it = iter(args[len(in_avals) :])
-        tangents = [next(it) if nz else Zero(a) for a, nz in zip(in_avals, nonzeros)]
+        tangents = [next(it) if nz else Zero(a) for a, nz in zip(in_avals, nonzeros, strict=False)]
         outs, touts = jvp_flat(
             lambda *xs: eval_jaxpr(closed.jaxpr, closed.consts, *xs), list(primals), tangents
         )
-        out_nz = [type(t) is not Zero or inst for t, inst in zip(touts, instantiate)]
+        out_nz = [type(t) is not Zero or inst for t, inst in zip(touts, instantiate, strict=False)]
         out_nz_box.append(out_nz)
-        return outs + [instantiate_zeros(t) for t, nz in zip(touts, out_nz) if nz]
+        return outs + [instantiate_zeros(t) for t, nz in zip(touts, out_nz, strict=False) if nz]
 
     jaxpr = pe.trace_to_jaxpr(fun, list(in_avals) + tangent_avals)
     return jaxpr, out_nz_box[0]
@@ -559,8 +587,10 @@ def transpose_jaxpr(closed: ClosedJaxpr, linear: Sequence[bool]) -> ClosedJaxpr:
     def fun(*args: Any) -> list[Any]:
         res, cts = args[: len(res_avals)], args[len(res_avals) :]
         it = iter(res)
-        full = [UndefPrimal(a) if lin else next(it) for a, lin in zip(in_avals, linear)]
+        full = [
+            UndefPrimal(a) if lin else next(it) for a, lin in zip(in_avals, linear, strict=False)
+        ]
         cts_in = backward_pass(closed.jaxpr, closed.consts, full, list(cts))
-        return [instantiate_zeros(c) for c, lin in zip(cts_in, linear) if lin]
+        return [instantiate_zeros(c) for c, lin in zip(cts_in, linear, strict=False) if lin]
 
     return pe.trace_to_jaxpr(fun, res_avals + list(ct_avals))

@@ -1,9 +1,17 @@
-"""Staging: trace a Python function into a jaxpr (``make_jaxpr``, ``jit``, control flow).
+"""Staging and partial evaluation: turning Python into jaxprs.
 
-The staging interpreter records one equation per ``bind``. It is installed as the
-*dynamic* trace, so it sees every primitive, even those applied only to constants.
-Constants (NumPy arrays the function closes over, or tracers of outer transformations)
-become constvars; 0-d concrete constants are inlined as literals, as in JAX.
+Staging (``make_jaxpr``, ``jit``, control flow): the staging interpreter records one
+equation per ``bind``. It is installed as the *dynamic* trace, so it sees every primitive,
+even those applied only to constants. Constants (NumPy arrays the function closes over, or
+tracers of outer transformations) become constvars; 0-d concrete constants are inlined as
+literals, as in JAX. API: :func:`trace_to_jaxpr`, :class:`StagingTrace`,
+:class:`JaxprBuilder`.
+
+Partial evaluation (reverse-mode AD, remat, splitting call primitives): with some inputs
+known and others unknown, :class:`PartialEvalTrace` computes the known operations now and
+records those with an unknown input; see the section below. API: :class:`PartialVal`,
+:func:`partial_eval_flat`, :func:`partial_eval_jaxpr`, and the rule table
+:data:`custom_partial_eval_rules` for higher-order primitives.
 """
 
 from __future__ import annotations
@@ -119,11 +127,13 @@ def _is_literalable(val: Any) -> bool:
 
 def _inline_literals(jaxpr: Jaxpr, consts: list[Any]) -> tuple[Jaxpr, list[Any]]:
     """Replace 0-d concrete constants by literals, as JAX prints ``mul b 2.0:f32[]``."""
-    lits = {v: Literal(c) for v, c in zip(jaxpr.constvars, consts) if _is_literalable(c)}
+    lits = {
+        v: Literal(c) for v, c in zip(jaxpr.constvars, consts, strict=False) if _is_literalable(c)
+    }
     if not lits:
         return jaxpr, consts
     constvars = [v for v in jaxpr.constvars if v not in lits]
-    consts = [c for v, c in zip(jaxpr.constvars, consts) if v not in lits]
+    consts = [c for v, c in zip(jaxpr.constvars, consts, strict=False) if v not in lits]
 
     def sub(x: Any) -> Any:
         return lits.get(x, x) if isinstance(x, Var) else x
@@ -170,7 +180,9 @@ def trace_to_jaxpr(
     with new_main(StagingTrace, builder) as main:
         with new_dynamic(main):
             trace = main.trace
-            tracers_in = [builder.new_arg(trace, a.strip(), n) for a, n in zip(in_avals, names)]
+            tracers_in = [
+                builder.new_arg(trace, a.strip(), n) for a, n in zip(in_avals, names, strict=False)
+            ]
             outs = fun(*tracers_in)
             tracers_out = [core.full_raise(trace, _as_array(x)) for x in outs]
             jaxpr, consts = builder.build(tracers_in, tracers_out)
@@ -272,6 +284,14 @@ def _shaped(x: Any) -> ShapedArray:
     return get_aval(x).strip()
 
 
+def _literal(val: Any, aval: ShapedArray) -> Literal:
+    """A Literal with a known aval (skips recomputing it from the value)."""
+    lit = Literal.__new__(Literal)
+    lit.val = val
+    lit.aval = aval
+    return lit
+
+
 class PEBuilder:
     """The unknown side of a partial evaluation: equations, inputs and residuals."""
 
@@ -288,14 +308,26 @@ class PEBuilder:
 
     def const_atom(self, val: Any) -> Var | Literal:
         """The jaxpr atom of a known value: a literal (0-d, concrete) or a residual."""
-        if not isinstance(val, Tracer) and np.ndim(val) == 0:
-            return Literal(val)
         var = self._by_id.get(id(val))
-        if var is None:
-            var = Var(_shaped(val))
-            self._by_id[id(val)] = var
-            self.residual_vars.append(var)
-            self.residual_vals.append(val)
+        if var is not None:
+            return var
+        t = type(val)
+        if t is np.ndarray:
+            if val.ndim == 0:
+                return _literal(val, ShapedArray((), val.dtype))
+            aval = ShapedArray(val.shape, val.dtype)
+        elif isinstance(val, np.generic):
+            return _literal(val, ShapedArray((), val.dtype))
+        elif isinstance(val, Tracer):
+            aval = val.aval.strip()
+        elif np.ndim(val) == 0:
+            return Literal(val)
+        else:
+            aval = _shaped(val)
+        var = Var(aval)
+        self._by_id[id(val)] = var
+        self.residual_vars.append(var)
+        self.residual_vals.append(val)
         return var
 
     def atom(self, tracer: PartialEvalTracer) -> Var | Literal:
@@ -307,15 +339,14 @@ class PEBuilder:
     ) -> tuple[Jaxpr, list[Any]]:
         """The jaxpr ``residuals ; invars -> outs`` (``outs``: tracers or known values)."""
         outvars = [
-            self.atom(o) if isinstance(o, PartialEvalTracer) else self.const_atom(o)
-            for o in outs
+            self.atom(o) if isinstance(o, PartialEvalTracer) else self.const_atom(o) for o in outs
         ]
         jaxpr = Jaxpr(self.residual_vars, list(invars), self.eqns, outvars)
         consts = list(self.residual_vals)
         if dce:
             jaxpr, _ = dce_jaxpr(jaxpr)
             kept = set(jaxpr.constvars)
-            consts = [c for v, c in zip(self.residual_vars, consts) if v in kept]
+            consts = [c for v, c in zip(self.residual_vars, consts, strict=False) if v in kept]
         return jaxpr, consts
 
 
@@ -357,8 +388,15 @@ class PartialEvalTrace(Trace):
     ) -> Any:
         """Record ``primitive`` as one unknown equation (its known inputs are residuals)."""
         builder = self.main.global_data
-        inputs = [builder.atom(t) for t in tracers]
-        out = primitive.abstract_eval(*[x.aval for x in inputs], **params)
+        inputs = []
+        avals = []
+        for t in tracers:
+            atom = t.var
+            if atom is None:
+                atom = builder.const_atom(t.const)
+            inputs.append(atom)
+            avals.append(atom.aval)
+        out = primitive.abstract_eval(*avals, **params)
         if primitive.multiple_results:
             outvars = [Var(a.strip()) for a in out]
             builder.eqns.append(Eqn(primitive, inputs, params, outvars))
@@ -439,26 +477,28 @@ def partial_eval_jaxpr(
             it = iter(known_args)
             tracers_in = [
                 trace.new_arg(a) if uk else PartialEvalTracer(trace, next(it), None)
-                for a, uk in zip(in_avals, unknowns)
+                for a, uk in zip(in_avals, unknowns, strict=False)
             ]
             outs = eval_jaxpr(closed.jaxpr, closed.consts, *tracers_in)
             outs = [core.full_raise(trace, _as_array(x)) for x in outs]
             out_unknowns = [
                 not o.is_known or inst for o, inst in zip(outs, instantiate, strict=True)
             ]
-            known_outs = [o.const for o, uk in zip(outs, out_unknowns) if not uk]
-            unknown_outs = [o for o, uk in zip(outs, out_unknowns) if uk]
+            known_outs = [o.const for o, uk in zip(outs, out_unknowns, strict=False) if not uk]
+            unknown_outs = [o for o, uk in zip(outs, out_unknowns, strict=False) if uk]
             invars = [t.var for t in tracers_in if t.var is not None]
             jaxpr, consts = builder.build(invars, unknown_outs)
         # Residuals computed by the known side become its outputs; concrete ones (constants
         # of ``closed``) stay constants of the unknown jaxpr.
         staged = [isinstance(c, Tracer) for c in consts]
-        res_vars = [v for v, s in zip(jaxpr.constvars, staged) if s]
-        const_vars = [v for v, s in zip(jaxpr.constvars, staged) if not s]
+        res_vars = [v for v, s in zip(jaxpr.constvars, staged, strict=False) if s]
+        const_vars = [v for v, s in zip(jaxpr.constvars, staged, strict=False) if not s]
         jaxpr_unknown = Jaxpr(const_vars, res_vars + jaxpr.invars, jaxpr.eqns, jaxpr.outvars)
-        result["unknown"] = ClosedJaxpr(jaxpr_unknown, [c for c, s in zip(consts, staged) if not s])
+        result["unknown"] = ClosedJaxpr(
+            jaxpr_unknown, [c for c, s in zip(consts, staged, strict=False) if not s]
+        )
         result["out_unknowns"] = out_unknowns
-        residuals = [c for c, s in zip(consts, staged) if s]
+        residuals = [c for c, s in zip(consts, staged, strict=False) if s]
         result["num_res"] = len(residuals)
         return known_outs + residuals
 

@@ -1,6 +1,11 @@
 """funcgrad.lax: the primitives' own functions, under JAX's ``lax`` names."""
 
 from funcgrad.lax.ad_util import stop_gradient as stop_gradient
+from funcgrad.lax.control_flow import cond as cond
+from funcgrad.lax.control_flow import fori_loop as fori_loop
+from funcgrad.lax.control_flow import scan as scan
+from funcgrad.lax.control_flow import switch as switch
+from funcgrad.lax.control_flow import while_loop as while_loop
 from funcgrad.lax.cumulative import cumlogsumexp as cumlogsumexp
 from funcgrad.lax.cumulative import cummax as cummax
 from funcgrad.lax.cumulative import cummin as cummin

@@ -116,12 +116,18 @@ def bits64(k0, k1, out):
         out[i] = (_u64(a) << _u64(32)) | _u64(b)
 
 
+@numba.njit(**_INLINE)
+def _affine32(f, span, lo):
+    """``f * span + lo`` in float64 (the product is exact), rounded once to float32."""
+    return max(lo, np.float32(np.float64(f) * np.float64(span) + np.float64(lo)))
+
+
 @numba.njit(**_OPTS)
 def uniform32(k0, k1, lo, hi, out):
     span = np.float32(hi - lo)
     for i in range(out.size):
         f = np.float32(_word(k0, k1, i) >> _u32(9)) * np.float32(2.0**-23)
-        out[i] = max(lo, np.float32(np.float32(f * span) + lo))
+        out[i] = _affine32(f, span, lo)
 
 
 @numba.njit(**_OPTS)
@@ -201,5 +207,5 @@ def normal32(k0, k1, lo, out):
     span = np.float32(np.float32(1.0) - lo)
     for i in range(out.size):
         f = np.float32(_word(k0, k1, i) >> _u32(9)) * np.float32(2.0**-23)
-        u = max(lo, np.float32(np.float32(f * span) + lo))
+        u = _affine32(f, span, lo)
         out[i] = np.float32(_SQRT2 * erfinv_giles(np.float64(u)))

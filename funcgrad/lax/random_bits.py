@@ -13,8 +13,9 @@ sampler on it, so one primitive carries all of funcgrad's randomness.
   words (``batch`` lines the batch axes up and broadcasts): per-key streams, bit-identical to
   a Python loop over the keys.
 - jvp: zero (integer outputs). Not linear: no transpose.
-- impl: vectorized NumPy uint32 arithmetic for small arrays; from ``_NUMBA_MIN_SIZE``
-  elements on, a numba kernel (``funcgrad/lax/_random_kernels.py``, compiled on first use and
+- impl: Python integers for a handful of elements (``_PYTHON_MAX_SIZE``: key splits and
+  ``fold_in``), vectorized NumPy uint32 arithmetic up to ``_NUMBA_MIN_SIZE`` elements, and
+  from there a numba kernel (``funcgrad/lax/_random_kernels.py``, compiled on first use and
   cached on disk): about 25x faster, bit-identical.
 """
 
@@ -31,6 +32,8 @@ from funcgrad.lax._base import broadcast_shapes, shape_str
 _U32 = np.dtype(np.uint32)
 #: From this many output elements on, the impl runs the numba kernel instead of NumPy.
 _NUMBA_MIN_SIZE = 1 << 14
+#: Up to this many elements, Python integers are faster than NumPy's per-call overhead.
+_PYTHON_MAX_SIZE = 4
 # Rotation amounts of the even and odd groups of four rounds, and the key-schedule parity.
 _ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
 _PARITY = 0x1BD11BDA
@@ -84,6 +87,27 @@ def _threefry2x32_numpy(k1, k2, x1, x2, shape):
     return a, b
 
 
+def _threefry2x32_python(k1, k2, x1, x2, shape):
+    """The 20 rounds on Python ints, element by element: for a few elements (a key split
+    or fold_in) this beats a hundred NumPy calls on tiny arrays."""
+    mask = 0xFFFFFFFF
+    cols = [a.reshape(-1).tolist() for a in np.broadcast_arrays(k1, k2, x1, x2)]
+    y1, y2 = [], []
+    for k0, k1_, a, b in zip(*cols):
+        ks = (k0, k1_, k0 ^ k1_ ^ _PARITY)
+        a = (a + k0) & mask
+        b = (b + k1_) & mask
+        for i in range(5):
+            for r in _ROTATIONS[i % 2]:
+                a = (a + b) & mask
+                b = (((b << r) | (b >> (32 - r))) & mask) ^ a
+            a = (a + ks[(i + 1) % 3]) & mask
+            b = (b + ks[(i + 2) % 3] + i + 1) & mask
+        y1.append(a)
+        y2.append(b)
+    return np.array(y1, _U32).reshape(shape), np.array(y2, _U32).reshape(shape)
+
+
 def _threefry2x32_numba(k1, k2, x1, x2, shape):
     from funcgrad.lax import _random_kernels as kernels
 
@@ -109,8 +133,11 @@ def _threefry2x32_impl(k1, k2, x1, x2):
     if any(np.result_type(a) != _U32 for a in args):
         raise TypeError("threefry2x32 operands must be uint32")  # bind reports abstract eval's
     shape = np.broadcast_shapes(*(np.shape(a) for a in args))
-    if int(np.prod(shape)) >= _NUMBA_MIN_SIZE:
+    size = int(np.prod(shape))
+    if size >= _NUMBA_MIN_SIZE:
         y1, y2 = _threefry2x32_numba(k1, k2, x1, x2, shape)
+    elif size <= _PYTHON_MAX_SIZE:
+        y1, y2 = _threefry2x32_python(k1, k2, x1, x2, shape)
     else:
         y1, y2 = _threefry2x32_numpy(k1, k2, x1, x2, shape)
     return [y1, y2]

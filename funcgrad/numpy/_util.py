@@ -99,8 +99,10 @@ def convert(x: Any, dtype: np.dtype) -> Any:
         x = to_operand(x)
     if x.dtype == dtype:
         return x
-    with np.errstate(all="ignore"):
-        return x.astype(dtype)
+    if x.dtype.kind in "fc" and dtype.kind in "iub":
+        with np.errstate(all="ignore"):  # NaN/inf to int: NumPy's value, no warning
+            return x.astype(dtype)
+    return x.astype(dtype)
 
 
 def promote_args(name: str, *args: Any) -> list[Any]:
@@ -123,8 +125,7 @@ def result_type(name: str, *args: Any) -> np.dtype:
         return dtypes.result_type(*args)
     except TypeError as e:
         kinds = ", ".join(
-            type(a).__name__ if type(a) in _PY_SCALARS else str(dtypes.dtype_of(a))
-            for a in args
+            type(a).__name__ if type(a) in _PY_SCALARS else str(dtypes.dtype_of(a)) for a in args
         )
         raise TypeError(f"{name}: no common dtype for ({kinds}): {e}") from None
 
@@ -150,8 +151,13 @@ def fresh(x: Any) -> Any:
 _UFUNC_LOOPS: dict[tuple, Any] = {}
 
 
+_BOOL = np.dtype(np.bool_)
+
+
 def _key(x: Any) -> Any:
     t = type(x)
+    if t is bool:
+        return _BOOL  # as weak as a Python bool: bool never promotes anything
     if t in _PY_SCALARS:
         return t
     return x.dtype
@@ -175,6 +181,25 @@ def ufunc_loop(ufunc: np.ufunc, name: str, ops: tuple[Any, ...]) -> tuple[np.dty
 
 def ufunc_args(ufunc: np.ufunc, name: str, *args: Any) -> tuple[list[Any], tuple]:
     """Operands converted to NumPy's loop dtypes for ``ufunc``, and that loop."""
+    if len(args) == 2:
+        x, y = args
+        tx, ty = type(x), type(y)
+        if tx is np.ndarray:
+            # The hot paths: array-array and array-scalar (a cached loop, no conversion).
+            if ty is np.ndarray:
+                loop = _UFUNC_LOOPS.get((ufunc, x.dtype, y.dtype))
+                if type(loop) is tuple and x.dtype == loop[0] and y.dtype == loop[1]:
+                    return [x, y], loop
+            elif ty in _PY_SCALARS:
+                loop = _UFUNC_LOOPS.get((ufunc, x.dtype, _BOOL if ty is bool else ty))
+                if type(loop) is tuple and x.dtype == loop[0]:
+                    return [x, loop[1].type(y)], loop
+    elif len(args) == 1:
+        (x,) = args
+        if type(x) is np.ndarray:
+            loop = _UFUNC_LOOPS.get((ufunc, x.dtype))
+            if type(loop) is tuple and x.dtype == loop[0]:
+                return [x], loop
     ops = []
     for a in args:
         t = type(a)
@@ -184,10 +209,10 @@ def ufunc_args(ufunc: np.ufunc, name: str, *args: Any) -> tuple[list[Any], tuple
             ops.append(to_operand(a, f"fnp.{name}"))
     loop = ufunc_loop(ufunc, name, ops)
     out = []
-    for a, dt in zip(ops, loop):
+    for a, dt in zip(ops, loop, strict=False):
         t = type(a)
         if t in _PY_SCALARS:
-            out.append(np.array(a, dt)[()])
+            out.append(dt.type(a))
         elif a.dtype == dt:
             out.append(a)
         else:
@@ -275,7 +300,9 @@ def canonical_shape(shape: Any, name: str) -> tuple[int, ...]:
     try:
         out = tuple(static_int(d, name, "shape") for d in shape)
     except TypeError as e:
-        raise TypeError(f"fnp.{name}: shape must be an int or a tuple of ints, got {shape!r}") from e
+        raise TypeError(
+            f"fnp.{name}: shape must be an int or a tuple of ints, got {shape!r}"
+        ) from e
     if any(d < 0 for d in out):
         raise ValueError(f"fnp.{name}: negative dimensions are not allowed, got shape {out}")
     return out

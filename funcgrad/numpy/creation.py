@@ -37,29 +37,39 @@ def _nested_has_tracer(x: Any) -> bool:
 
 
 def _stack_nested(obj: Any, dtype: np.dtype | None) -> Any:
-    """``array(obj)`` for nested sequences holding tracers: stack level by level."""
+    """``array(obj)`` for nested sequences holding tracers: one dtype for all leaves (Python
+    numbers weak), then stacked level by level."""
+    leaves = [
+        e if type(e) in (bool, int, float, complex) else _util.to_operand(e, "fnp.array")
+        for e in _util._iter_nested(obj)
+    ]
+    target = dtype if dtype is not None else _util.result_type("fnp.array", *leaves)
+    return _build(obj, target)
+
+
+def _build(obj: Any, dtype: np.dtype) -> Any:
     from funcgrad.numpy.shape import stack
 
     if not isinstance(obj, (list, tuple)):
-        return obj
-    elems = [_stack_nested(e, dtype) for e in obj]
+        return _util.convert(obj, dtype)
+    if not _nested_has_tracer(obj):
+        return _util.convert(_util.to_operand(obj, "fnp.array"), dtype)
+    elems = [_build(e, dtype) for e in obj]
     if not elems:
-        return lax.full((0,), 0, dtype or _F64)
-    ops = [e if type(e) in (bool, int, float, complex) else _util.to_operand(e, "fnp.array")
-           for e in elems]
-    target = dtype if dtype is not None else _util.result_type("fnp.array", *ops)
-    ops = [_util.convert(e, target) for e in ops]
-    shapes = {_util.shape_of(e) for e in ops}
+        return lax.full((0,), np.zeros((), dtype)[()], dtype)
+    shapes = {tuple(_util.shape_of(e)) for e in elems}
     if len(shapes) > 1:
         raise ValueError(
             f"fnp.array: the elements of a sequence have different shapes "
             f"{sorted(shapes)}; a nested sequence must be rectangular (pad or stack them "
             "yourself)"
         )
-    return stack(ops)
+    return stack(elems)
 
 
-def array(object: Any, dtype: Any = None, copy: bool = True, order: Any = None, ndmin: int = 0) -> Any:  # noqa: A002
+def array(
+    object: Any, dtype: Any = None, copy: bool = True, order: Any = None, ndmin: int = 0
+) -> Any:  # noqa: A002
     """An array from ``object`` (always a copy); nested sequences of tracers are stacked."""
     dtype = _util.canonical_dtype(dtype, "array")
     if isinstance(object, Tracer):
@@ -71,7 +81,7 @@ def array(object: Any, dtype: Any = None, copy: bool = True, order: Any = None, 
             out = np.array(object, dtype=dtype, copy=True)
         except (ValueError, TypeError) as e:
             raise type(e)(f"fnp.array: cannot convert {type(object).__name__}: {e}") from None
-        if out.dtype == object:
+        if out.dtype.kind == "O":
             raise TypeError(
                 f"fnp.array: {type(object).__name__} is not array-like (NumPy makes it an "
                 "object array); pass numbers, arrays or (nested, rectangular) lists of them"
@@ -136,15 +146,13 @@ def full(shape: Any, fill_value: Any, dtype: Any = None, order: Any = None) -> A
     fill = _util.convert(fill, dtype)
     fshape = _util.shape_of(fill)
     if len(fshape) > len(shape) or any(
-        f not in (1, s) for f, s in zip(fshape[::-1], shape[::-1])
+        f not in (1, s) for f, s in zip(fshape[::-1], shape[::-1], strict=False)
     ):
         raise ValueError(
             f"fnp.full: fill_value of shape {fshape} does not broadcast to shape {shape}"
         )
     if isinstance(fill, Tracer) or not _util.is_eager():
-        return lax.broadcast_in_dim(
-            fill, shape, tuple(range(len(shape) - len(fshape), len(shape)))
-        )
+        return lax.broadcast_in_dim(fill, shape, tuple(range(len(shape) - len(fshape), len(shape))))
     return np.array(np.broadcast_to(fill, shape))
 
 
@@ -155,25 +163,35 @@ def _like(a: Any, dtype: Any, shape: Any, name: str) -> tuple[tuple[int, ...], n
     return tuple(shape), dtype
 
 
-def zeros_like(a: Any, dtype: Any = None, order: Any = None, subok: Any = None, shape: Any = None) -> Any:
+def zeros_like(
+    a: Any, dtype: Any = None, order: Any = None, subok: Any = None, shape: Any = None
+) -> Any:
     """Zeros with the shape and dtype of ``a``."""
     shape, dtype = _like(a, dtype, shape, "zeros_like")
     return zeros(shape, dtype)
 
 
-def ones_like(a: Any, dtype: Any = None, order: Any = None, subok: Any = None, shape: Any = None) -> Any:
+def ones_like(
+    a: Any, dtype: Any = None, order: Any = None, subok: Any = None, shape: Any = None
+) -> Any:
     """Ones with the shape and dtype of ``a``."""
     shape, dtype = _like(a, dtype, shape, "ones_like")
     return _full(shape, 1, dtype)
 
 
-def empty_like(a: Any, dtype: Any = None, order: Any = None, subok: Any = None, shape: Any = None) -> Any:
+def empty_like(
+    a: Any, dtype: Any = None, order: Any = None, subok: Any = None, shape: Any = None
+) -> Any:
     """Zeros with the shape and dtype of ``a``."""
     return zeros_like(a, dtype=dtype, shape=shape)
 
 
 def full_like(
-    a: Any, fill_value: Any, dtype: Any = None, order: Any = None, subok: Any = None,
+    a: Any,
+    fill_value: Any,
+    dtype: Any = None,
+    order: Any = None,
+    subok: Any = None,
     shape: Any = None,
 ) -> Any:
     """``fill_value`` (converted to ``a``'s dtype) with the shape of ``a``."""
@@ -196,8 +214,10 @@ def arange(start: Any, stop: Any = None, step: Any = None, dtype: Any = None) ->
         if args[1] is None and args[2] is None:
             ref = np.arange(args[0], dtype=dtype)
         else:
-            ref = np.arange(*(a if a is not None else d for a, d in zip(args, (0, None, 1))),
-                            dtype=dtype)
+            ref = np.arange(
+                *(a if a is not None else d for a, d in zip(args, (0, None, 1), strict=False)),
+                dtype=dtype,
+            )
     except (TypeError, ValueError, ZeroDivisionError) as e:
         raise type(e)(f"fnp.arange: {e}") from None
     if _util.is_eager():
@@ -215,8 +235,13 @@ def arange(start: Any, stop: Any = None, step: Any = None, dtype: Any = None) ->
 
 
 def linspace(
-    start: Any, stop: Any, num: int = 50, endpoint: bool = True, retstep: bool = False,
-    dtype: Any = None, axis: int = 0,
+    start: Any,
+    stop: Any,
+    num: int = 50,
+    endpoint: bool = True,
+    retstep: bool = False,
+    dtype: Any = None,
+    axis: int = 0,
 ) -> Any:
     """``num`` evenly spaced values from ``start`` to ``stop`` (which may be traced)."""
     num = _util.static_int(num, "linspace", "num")
@@ -224,8 +249,9 @@ def linspace(
         raise ValueError(f"fnp.linspace: num must be non-negative, got {num}")
     dtype = _util.canonical_dtype(dtype, "linspace")
     if not isinstance(start, Tracer) and not isinstance(stop, Tracer):
-        out = np.linspace(start, stop, num, endpoint=endpoint, retstep=retstep, dtype=dtype,
-                          axis=axis)
+        out = np.linspace(
+            start, stop, num, endpoint=endpoint, retstep=retstep, dtype=dtype, axis=axis
+        )
         if retstep:
             return _util.lift_to_current(out[0]), out[1]
         return _util.lift_to_current(out)
@@ -238,13 +264,16 @@ def linspace(
     div = (num - 1) if endpoint else num
     delta = ufuncs.subtract(stop, start)
     steps = reshape(lax.iota(comp, num), (num,) + (1,) * len(bshape))
-    step = ufuncs.divide(delta, np.array(div, comp)[()]) if div > 0 else ufuncs.multiply(
-        delta, np.array(np.nan, comp)[()]
+    step = (
+        ufuncs.divide(delta, np.array(div, comp)[()])
+        if div > 0
+        else ufuncs.multiply(delta, np.array(np.nan, comp)[()])
     )
     out = ufuncs.add(ufuncs.multiply(steps, step), start)
     if endpoint and num > 1:
-        last = lax.broadcast_to(stop, (1, *bshape)) if _util.shape_of(stop) != (1, *bshape) \
-            else stop
+        last = (
+            lax.broadcast_to(stop, (1, *bshape)) if _util.shape_of(stop) != (1, *bshape) else stop
+        )
         from funcgrad.numpy.shape import concatenate
 
         body = lax.slice(out, (0,) * out.ndim, (num - 1, *bshape))
@@ -258,8 +287,13 @@ def linspace(
 
 
 def logspace(
-    start: Any, stop: Any, num: int = 50, endpoint: bool = True, base: float = 10.0,
-    dtype: Any = None, axis: int = 0,
+    start: Any,
+    stop: Any,
+    num: int = 50,
+    endpoint: bool = True,
+    base: float = 10.0,
+    dtype: Any = None,
+    axis: int = 0,
 ) -> Any:
     """``base ** linspace(start, stop, num)``."""
     from funcgrad.numpy import ufuncs

@@ -230,8 +230,7 @@ def _parse(shape: tuple[int, ...], idx: Any, check: bool) -> tuple[list[_Item], 
                 if v.size and check and ((v < -n).any() or (v >= n).any()):
                     bad = v[(v < -n) | (v >= n)].reshape(-1)[0]
                     raise IndexError(
-                        f"fnp indexing: index {bad} is out of bounds for axis {axis} with size "
-                        f"{n}"
+                        f"fnp indexing: index {bad} is out of bounds for axis {axis} with size {n}"
                     )
                 v = np.where((v < 0) & (v >= -n), v + n, v)
             items.append(_Item(_ARR, v))
@@ -253,7 +252,7 @@ def _normalize_traced(i: Any, n: int) -> Any:
 def _apply_slices(x: Any, items: list[_Item], shape: tuple[int, ...]) -> Any:
     """Apply every slice item with one ``slice`` and one ``rev``; ints stay (size-1)."""
     start, limit, stride, rev = [], [], [], []
-    for ax, (it, n) in enumerate(zip(items, shape)):
+    for ax, (it, n) in enumerate(zip(items, shape, strict=False)):
         if it.kind == _INT:
             start.append(it.val)
             limit.append(it.val + 1)
@@ -297,10 +296,12 @@ def _getitem(x: Any, idx: Any, mode: Any = None, fill_value: Any = None) -> Any:
         x = lax.reshape(x, exp_shape)
     if has_arr:
         # Slices first (static), so the gather only sees index arrays and full windows.
-        x = _apply_slices(x, [it if it.kind == _SLICE else _Item(_TINT, None) for it in items],
-                          exp_shape)
-        items = [_Item(_SLICE, range(len(it.val)), it.new) if it.kind == _SLICE else it
-                 for it in items]
+        x = _apply_slices(
+            x, [it if it.kind == _SLICE else _Item(_TINT, None) for it in items], exp_shape
+        )
+        items = [
+            _Item(_SLICE, range(len(it.val)), it.new) if it.kind == _SLICE else it for it in items
+        ]
         exp_shape = tuple(shape_of(x))
     plan = _plan(items, exp_shape)
     if plan is None:
@@ -347,8 +348,11 @@ def _plan(items: list[_Item], shape: tuple[int, ...]) -> Any:
     has_arr = bool(arr_axes)
     adjacent = has_arr and arr_axes == list(range(arr_axes[0], arr_axes[-1] + 1))
     # Advanced indices (arrays, and ints when arrays are present) broadcast together.
-    adv_axes = [ax for ax, it in enumerate(items) if it.kind == _ARR or (
-        has_arr and it.kind in (_INT, _TINT))]
+    adv_axes = [
+        ax
+        for ax, it in enumerate(items)
+        if it.kind == _ARR or (has_arr and it.kind in (_INT, _TINT))
+    ]
     if has_arr:
         adjacent = adv_axes == list(range(adv_axes[0], adv_axes[-1] + 1))
         try:
@@ -384,7 +388,12 @@ def _plan(items: list[_Item], shape: tuple[int, ...]) -> Any:
     index_map: list[int] = []
     collapsed: list[int] = []
     sizes: list[int] = []
-    offset_dims = [pos for pos, (kind, _) in enumerate(out) if kind == "w"]
+    offset_dims = []
+    pos = 0
+    for kind, _ in out:
+        if kind == "w":
+            offset_dims.append(pos)
+        pos += len(bshape) if kind == "b" else 1
     for ax, it in enumerate(items):
         n = shape[ax]
         if it.kind == _SLICE:
@@ -419,12 +428,17 @@ def _plan(items: list[_Item], shape: tuple[int, ...]) -> Any:
         target = (1,) * p + full + (1,) * (nb - p - len(bshape))
         comps.append(_reshape_any(v, target))
     if not comps:
-        return None
+        partial = [ax for ax, it in enumerate(items) if len(it.val) != shape[ax]]
+        if not partial:
+            return None  # every item is a full slice: nothing to index
+        # Windows that start at 0 but are shorter than their axis: index one of them at 0.
+        index_map.append(partial[0])
+        comps.append(np.zeros((1,) * nb, _I64))
     indices = _stack_components(comps, tuple(batch_shape))
     dnums = (tuple(offset_dims), tuple(sorted(collapsed)), tuple(index_map))
     out_shape = []
     it_b = iter(batch_shape)
-    for pos, (kind, ax) in enumerate(out):
+    for kind, ax in out:
         if kind == "w":
             out_shape.append(len(items[ax].val))
         elif kind == "b":
@@ -453,7 +467,9 @@ def _stack_components(comps: list[Any], batch_shape: tuple[int, ...]) -> Any:
             c = lax.reshape(c, tuple(c.shape) + (1,))
             cols.append(c if tuple(c.shape) == target else lax.broadcast_to(c, target))
         else:
-            cols.append(np.ascontiguousarray(np.broadcast_to(np.asarray(c, _I64)[..., None], target)))
+            cols.append(
+                np.ascontiguousarray(np.broadcast_to(np.asarray(c, _I64)[..., None], target))
+            )
     if len(cols) == 1:
         return cols[0]
     return lax.concatenate(cols, len(target) - 1)
@@ -464,7 +480,12 @@ def _stack_components(comps: list[Any], batch_shape: tuple[int, ...]) -> Any:
 
 
 def _scatter_update(
-    x: Any, idx: Any, values: Any, kind: str, mode: Any, indices_are_sorted: bool,
+    x: Any,
+    idx: Any,
+    values: Any,
+    kind: str,
+    mode: Any,
+    indices_are_sorted: bool,
     unique_indices: bool,
 ) -> Any:
     name = f"fnp .at[].{kind}"
@@ -516,8 +537,13 @@ def _scatter_update(
             "max": lax.scatter_max,
         }[kind]
         out = fn(
-            xe, indices, vals, lax.ScatterDimensionNumbers(*dnums),
-            indices_are_sorted=indices_are_sorted, unique_indices=unique_indices, mode=mode,
+            xe,
+            indices,
+            vals,
+            lax.ScatterDimensionNumbers(*dnums),
+            indices_are_sorted=indices_are_sorted,
+            unique_indices=unique_indices,
+            mode=mode,
         )
     return out if exp_shape == shape else lax.reshape(out, shape)
 
@@ -534,42 +560,82 @@ class _IndexUpdateRef:
     def __repr__(self) -> str:
         return f"_IndexUpdateRef({self.array!r}, {self.index!r})"
 
-    def get(self, *, mode: Any = None, fill_value: Any = None,
-            indices_are_sorted: bool = False, unique_indices: bool = False) -> Any:
+    def get(
+        self,
+        *,
+        mode: Any = None,
+        fill_value: Any = None,
+        indices_are_sorted: bool = False,
+        unique_indices: bool = False,
+    ) -> Any:
         """``x[idx]`` (with an explicit out-of-bounds ``mode`` if given)."""
         return _getitem(self.array, self.index, mode=mode, fill_value=fill_value)
 
-    def set(self, values: Any, *, mode: Any = None, indices_are_sorted: bool = False,
-            unique_indices: bool = False) -> Any:
+    def set(
+        self,
+        values: Any,
+        *,
+        mode: Any = None,
+        indices_are_sorted: bool = False,
+        unique_indices: bool = False,
+    ) -> Any:
         """A copy of ``x`` with ``x[idx] = values`` (the last of repeated indices wins)."""
-        return _scatter_update(self.array, self.index, values, "set", mode,
-                               indices_are_sorted, unique_indices)
+        return _scatter_update(
+            self.array, self.index, values, "set", mode, indices_are_sorted, unique_indices
+        )
 
-    def add(self, values: Any, *, mode: Any = None, indices_are_sorted: bool = False,
-            unique_indices: bool = False) -> Any:
+    def add(
+        self,
+        values: Any,
+        *,
+        mode: Any = None,
+        indices_are_sorted: bool = False,
+        unique_indices: bool = False,
+    ) -> Any:
         """A copy of ``x`` with ``x[idx] += values`` (repeated indices accumulate)."""
-        return _scatter_update(self.array, self.index, values, "add", mode,
-                               indices_are_sorted, unique_indices)
+        return _scatter_update(
+            self.array, self.index, values, "add", mode, indices_are_sorted, unique_indices
+        )
 
-    def subtract(self, values: Any, *, mode: Any = None, indices_are_sorted: bool = False,
-                 unique_indices: bool = False) -> Any:
+    def subtract(
+        self,
+        values: Any,
+        *,
+        mode: Any = None,
+        indices_are_sorted: bool = False,
+        unique_indices: bool = False,
+    ) -> Any:
         """A copy of ``x`` with ``x[idx] -= values`` (repeated indices accumulate)."""
         from funcgrad.numpy.ufuncs import negative
 
         v = _util.convert(to_operand(values), _util.dtype_of(self.array))
-        return _scatter_update(self.array, self.index, negative(v), "add", mode,
-                               indices_are_sorted, unique_indices)
+        return _scatter_update(
+            self.array, self.index, negative(v), "add", mode, indices_are_sorted, unique_indices
+        )
 
-    def multiply(self, values: Any, *, mode: Any = None, indices_are_sorted: bool = False,
-                 unique_indices: bool = False) -> Any:
+    def multiply(
+        self,
+        values: Any,
+        *,
+        mode: Any = None,
+        indices_are_sorted: bool = False,
+        unique_indices: bool = False,
+    ) -> Any:
         """A copy of ``x`` with ``x[idx] *= values`` (repeated indices accumulate)."""
-        return _scatter_update(self.array, self.index, values, "multiply", mode,
-                               indices_are_sorted, unique_indices)
+        return _scatter_update(
+            self.array, self.index, values, "multiply", mode, indices_are_sorted, unique_indices
+        )
 
     mul = multiply
 
-    def divide(self, values: Any, *, mode: Any = None, indices_are_sorted: bool = False,
-               unique_indices: bool = False) -> Any:
+    def divide(
+        self,
+        values: Any,
+        *,
+        mode: Any = None,
+        indices_are_sorted: bool = False,
+        unique_indices: bool = False,
+    ) -> Any:
         """A copy of ``x`` with ``x[idx] /= values`` (floating ``x`` only)."""
         from funcgrad.numpy.ufuncs import reciprocal
 
@@ -580,23 +646,44 @@ class _IndexUpdateRef:
                 "convert it with .astype first"
             )
         v = reciprocal(_util.convert(to_operand(values), dtype))
-        return _scatter_update(self.array, self.index, v, "multiply", mode,
-                               indices_are_sorted, unique_indices)
+        return _scatter_update(
+            self.array, self.index, v, "multiply", mode, indices_are_sorted, unique_indices
+        )
 
-    def min(self, values: Any, *, mode: Any = None, indices_are_sorted: bool = False,
-            unique_indices: bool = False) -> Any:
+    def min(
+        self,
+        values: Any,
+        *,
+        mode: Any = None,
+        indices_are_sorted: bool = False,
+        unique_indices: bool = False,
+    ) -> Any:
         """A copy of ``x`` with ``x[idx] = minimum(x[idx], values)``."""
-        return _scatter_update(self.array, self.index, values, "min", mode,
-                               indices_are_sorted, unique_indices)
+        return _scatter_update(
+            self.array, self.index, values, "min", mode, indices_are_sorted, unique_indices
+        )
 
-    def max(self, values: Any, *, mode: Any = None, indices_are_sorted: bool = False,
-            unique_indices: bool = False) -> Any:
+    def max(
+        self,
+        values: Any,
+        *,
+        mode: Any = None,
+        indices_are_sorted: bool = False,
+        unique_indices: bool = False,
+    ) -> Any:
         """A copy of ``x`` with ``x[idx] = maximum(x[idx], values)``."""
-        return _scatter_update(self.array, self.index, values, "max", mode,
-                               indices_are_sorted, unique_indices)
+        return _scatter_update(
+            self.array, self.index, values, "max", mode, indices_are_sorted, unique_indices
+        )
 
-    def apply(self, func: Any, *, mode: Any = None, indices_are_sorted: bool = False,
-              unique_indices: bool = False) -> Any:
+    def apply(
+        self,
+        func: Any,
+        *,
+        mode: Any = None,
+        indices_are_sorted: bool = False,
+        unique_indices: bool = False,
+    ) -> Any:
         """A copy of ``x`` with ``x[idx] = func(x[idx])`` (``func`` elementwise)."""
         vals = func(self.get(mode=mode))
         return self.set(vals, mode=mode)
@@ -627,8 +714,14 @@ def at(x: Any) -> _IndexUpdateHelper:
 
 
 def take(
-    a: Any, indices: Any, axis: int | None = None, out: Any = None, mode: Any = None,
-    unique_indices: bool = False, indices_are_sorted: bool = False, fill_value: Any = None,
+    a: Any,
+    indices: Any,
+    axis: int | None = None,
+    out: Any = None,
+    mode: Any = None,
+    unique_indices: bool = False,
+    indices_are_sorted: bool = False,
+    fill_value: Any = None,
 ) -> Any:
     """Elements of ``a`` at ``indices`` along ``axis`` (of the flattened array when None).
 
@@ -657,24 +750,22 @@ def take(
         ind = remainder(ind, n)
     elif mode == "clip":
         if isinstance(ind, Tracer):
-            ind = lax.clamp(np.array(0, ind.dtype)[()], ind,
-                            np.array(max(n - 1, 0), ind.dtype)[()])
+            ind = lax.clamp(np.array(0, ind.dtype)[()], ind, np.array(max(n - 1, 0), ind.dtype)[()])
         else:
             ind = np.clip(ind, 0, max(n - 1, 0))
     elif mode in ("fill", "drop"):
         gather_mode = "fill"
     elif mode not in (None, "raise", "promise_in_bounds"):
-        raise ValueError(
-            f"fnp.take: mode must be 'raise', 'clip', 'wrap' or 'fill', got {mode!r}"
-        )
+        raise ValueError(f"fnp.take: mode must be 'raise', 'clip', 'wrap' or 'fill', got {mode!r}")
     idx = (slice(None),) * ax + (ind,)
     if isinstance(ind, np.generic) or (isinstance(ind, np.ndarray) and ind.ndim == 0):
         idx = (slice(None),) * ax + (np.asarray(ind).reshape(()).astype(_I64)[()],)
     return _getitem(a, idx, mode=gather_mode, fill_value=fill_value)
 
 
-def take_along_axis(arr: Any, indices: Any, axis: int | None, mode: Any = None,
-                    fill_value: Any = None) -> Any:
+def take_along_axis(
+    arr: Any, indices: Any, axis: int | None, mode: Any = None, fill_value: Any = None
+) -> Any:
     """``arr`` indexed along ``axis`` by ``indices`` of the same rank (broadcast elsewhere)."""
     arr = to_operand(arr, "fnp.take_along_axis")
     ind = to_operand(indices, "fnp.take_along_axis")
@@ -693,9 +784,7 @@ def take_along_axis(arr: Any, indices: Any, axis: int | None, mode: Any = None,
             "must have the same number of dimensions"
         )
     if _util.dtype_of(ind).kind not in "iu":
-        raise IndexError(
-            f"fnp.take_along_axis: indices must be integers, got {_util.short(ind)}"
-        )
+        raise IndexError(f"fnp.take_along_axis: indices must be integers, got {_util.short(ind)}")
     ax = _util.canonicalize_axis(axis, len(s), "take_along_axis")
     for d in range(len(s)):
         if d != ax and si[d] not in (1, s[d]) and s[d] != 1:
@@ -708,8 +797,9 @@ def take_along_axis(arr: Any, indices: Any, axis: int | None, mode: Any = None,
         if d == ax:
             idx.append(ind)
         else:
-            r = np.arange(s[d], dtype=_I64).reshape(tuple(s[d] if j == d else 1
-                                                          for j in range(len(s))))
+            r = np.arange(s[d], dtype=_I64).reshape(
+                tuple(s[d] if j == d else 1 for j in range(len(s)))
+            )
             idx.append(r)
     mode_ = "fill" if mode in ("fill", "drop") else mode if mode == "clip" else None
     return _getitem(arr, tuple(idx), mode=mode_, fill_value=fill_value)
@@ -723,7 +813,9 @@ def _concrete_or_size(a: Any, name: str, size: Any) -> Any:
     if size is not None or not isinstance(a, Tracer):
         return a
     return _util.concrete(
-        a, name, "the argument",
+        a,
+        name,
+        "the argument",
         f"the length of the result would depend on its values (a dynamic shape). Pass a "
         f"static size=... to fnp.{name} (the result is padded with fill_value), or use "
         "fnp.where(cond, x, y), which keeps the shape",
@@ -763,8 +855,8 @@ def nonzero(a: Any, *, size: Any = None, fill_value: Any = None) -> tuple[Any, .
     base = lax.full((size,), np.int64(-1), _I64)
     idx = _scatter_update(base, pos, flat, "set", "drop", False, False)
     out = []
-    strides = [math.prod(s[i + 1:]) for i in range(len(s))]
-    for d, (st, n) in enumerate(zip(strides, s)):
+    strides = [math.prod(s[i + 1 :]) for i in range(len(s))]
+    for d, (st, n) in enumerate(zip(strides, s, strict=False)):
         coord = lax.rem(lax.div(idx, np.int64(st)), np.int64(n))
         out.append(lax.select(lax.lt(idx, np.int64(0)), np.array(fills[d], _I64)[()], coord))
     return tuple(out)
@@ -783,7 +875,7 @@ def argwhere(a: Any, *, size: Any = None, fill_value: Any = None) -> Any:
 
     a = to_operand(a, "fnp.argwhere")
     if len(shape_of(a)) == 0:
-        a = reshape(a, (1,))
-        idx = nonzero(a, size=size, fill_value=fill_value)
-        return reshape(idx[0], (-1, 0)) if False else stack(idx, axis=1)[:, :0]
+        # NumPy: a 0-d input gives an (N, 0) result, N = 1 if it is nonzero.
+        (idx,) = nonzero(reshape(a, (1,)), size=size, fill_value=fill_value)
+        return lax.full((shape_of(idx)[0], 0), np.int64(0), _I64)
     return stack(nonzero(a, size=size, fill_value=fill_value), axis=1)

@@ -71,8 +71,13 @@ def _mask(x: Any, where: Any, fill: Any, name: str) -> Any:
 
 
 def sum(  # noqa: A001 - NumPy's name
-    a: Any, axis: Any = None, dtype: Any = None, out: Any = None, keepdims: bool = False,
-    initial: Any = None, where: Any = None,
+    a: Any,
+    axis: Any = None,
+    dtype: Any = None,
+    out: Any = None,
+    keepdims: bool = False,
+    initial: Any = None,
+    where: Any = None,
 ) -> Any:
     """Sum over ``axis`` (int64 accumulator for small integers and bools, as NumPy)."""
     check_no_out("sum", out)
@@ -81,15 +86,22 @@ def sum(  # noqa: A001 - NumPy's name
     x = _mask(_util.convert(a, dt), where, 0, "sum")
     r = lax.reduce_or(x, axes) if dt == _BOOL else lax.reduce_sum(x, axes)
     if initial is not None:
-        r = lax.add(r, np.array(initial, dt)[()]) if dt != _BOOL else lax.bitwise_or(
-            r, np.array(initial, dt)[()]
+        r = (
+            lax.add(r, np.array(initial, dt)[()])
+            if dt != _BOOL
+            else lax.bitwise_or(r, np.array(initial, dt)[()])
         )
     return _keep(r, s, axes, keepdims)
 
 
 def prod(
-    a: Any, axis: Any = None, dtype: Any = None, out: Any = None, keepdims: bool = False,
-    initial: Any = None, where: Any = None,
+    a: Any,
+    axis: Any = None,
+    dtype: Any = None,
+    out: Any = None,
+    keepdims: bool = False,
+    initial: Any = None,
+    where: Any = None,
 ) -> Any:
     """Product over ``axis`` (int64 accumulator for small integers and bools, as NumPy)."""
     check_no_out("prod", out)
@@ -106,8 +118,15 @@ product = prod
 
 
 def _extremum(
-    name: str, lax_reduce: Any, lax_binary: Any, a: Any, axis: Any, out: Any, keepdims: bool,
-    initial: Any, where: Any,
+    name: str,
+    lax_reduce: Any,
+    lax_binary: Any,
+    a: Any,
+    axis: Any,
+    out: Any,
+    keepdims: bool,
+    initial: Any,
+    where: Any,
 ) -> Any:
     check_no_out(name, out)
     a, s, axes = _prep(a, axis, name)
@@ -135,7 +154,11 @@ def _extremum(
 
 
 def max(  # noqa: A001 - NumPy's name
-    a: Any, axis: Any = None, out: Any = None, keepdims: bool = False, initial: Any = None,
+    a: Any,
+    axis: Any = None,
+    out: Any = None,
+    keepdims: bool = False,
+    initial: Any = None,
     where: Any = None,
 ) -> Any:
     """Maximum over ``axis`` (NaN propagates)."""
@@ -143,7 +166,11 @@ def max(  # noqa: A001 - NumPy's name
 
 
 def min(  # noqa: A001 - NumPy's name
-    a: Any, axis: Any = None, out: Any = None, keepdims: bool = False, initial: Any = None,
+    a: Any,
+    axis: Any = None,
+    out: Any = None,
+    keepdims: bool = False,
+    initial: Any = None,
     where: Any = None,
 ) -> Any:
     """Minimum over ``axis`` (NaN propagates)."""
@@ -246,7 +273,12 @@ def _count(
 
 
 def mean(
-    a: Any, axis: Any = None, dtype: Any = None, out: Any = None, keepdims: bool = False, *,
+    a: Any,
+    axis: Any = None,
+    dtype: Any = None,
+    out: Any = None,
+    keepdims: bool = False,
+    *,
     where: Any = None,
 ) -> Any:
     """Arithmetic mean over ``axis`` (float64 for integers)."""
@@ -255,14 +287,21 @@ def mean(
     acc, res = _mean_dtype(_util.dtype_of(a), dtype, "mean")
     x = _mask(_util.convert(a, acc), where, 0, "mean")
     total = _keep(lax.reduce_sum(x, axes), s, axes, keepdims)
-    with np.errstate(all="ignore"):
-        r = lax.div(total, _count(s, axes, where, acc, keepdims))
+    r = lax.div(total, _count(s, axes, where, acc, keepdims))
     return _util.convert(r, res)
 
 
 def var(
-    a: Any, axis: Any = None, dtype: Any = None, out: Any = None, ddof: Any = 0,
-    keepdims: bool = False, *, where: Any = None, mean: Any = None, correction: Any = None,
+    a: Any,
+    axis: Any = None,
+    dtype: Any = None,
+    out: Any = None,
+    ddof: Any = 0,
+    keepdims: bool = False,
+    *,
+    where: Any = None,
+    mean: Any = None,
+    correction: Any = None,
 ) -> Any:
     """Variance over ``axis`` with ``ddof`` delta degrees of freedom (float64 for integers)."""
     check_no_out("var", out)
@@ -289,8 +328,16 @@ def var(
 
 
 def std(
-    a: Any, axis: Any = None, dtype: Any = None, out: Any = None, ddof: Any = 0,
-    keepdims: bool = False, *, where: Any = None, mean: Any = None, correction: Any = None,
+    a: Any,
+    axis: Any = None,
+    dtype: Any = None,
+    out: Any = None,
+    ddof: Any = 0,
+    keepdims: bool = False,
+    *,
+    where: Any = None,
+    mean: Any = None,
+    correction: Any = None,
 ) -> Any:
     """Standard deviation over ``axis`` (``sqrt(var)``)."""
     check_no_out("std", out)
@@ -298,7 +345,9 @@ def std(
     return lax.sqrt(v)
 
 
-def average(a: Any, axis: Any = None, weights: Any = None, returned: bool = False, *, keepdims: bool = False) -> Any:
+def average(
+    a: Any, axis: Any = None, weights: Any = None, returned: bool = False, *, keepdims: bool = False
+) -> Any:
     """Weighted average over ``axis``."""
     from funcgrad.numpy.shape import broadcast_to, moveaxis, reshape
     from funcgrad.numpy.ufuncs import divide, multiply
@@ -354,14 +403,28 @@ def cumprod(a: Any, axis: Any = None, dtype: Any = None, out: Any = None) -> Any
 cumproduct = cumprod
 
 
-def cumulative_sum(x: Any, /, *, axis: Any = None, dtype: Any = None, out: Any = None,
-                   include_initial: bool = False) -> Any:
+def cumulative_sum(
+    x: Any,
+    /,
+    *,
+    axis: Any = None,
+    dtype: Any = None,
+    out: Any = None,
+    include_initial: bool = False,
+) -> Any:
     """Cumulative sum (the array API's form: ``axis`` required above 1-d)."""
     return _cumulative_api("cumulative_sum", cumsum, 0, x, axis, dtype, out, include_initial)
 
 
-def cumulative_prod(x: Any, /, *, axis: Any = None, dtype: Any = None, out: Any = None,
-                    include_initial: bool = False) -> Any:
+def cumulative_prod(
+    x: Any,
+    /,
+    *,
+    axis: Any = None,
+    dtype: Any = None,
+    out: Any = None,
+    include_initial: bool = False,
+) -> Any:
     """Cumulative product (the array API's form: ``axis`` required above 1-d)."""
     return _cumulative_api("cumulative_prod", cumprod, 1, x, axis, dtype, out, include_initial)
 
@@ -392,19 +455,25 @@ def _nan_fill(a: Any, value: Any) -> Any:
     return lax.select(lax.ne(a, a), np.array(value, dtype)[()], a)
 
 
-def nansum(a: Any, axis: Any = None, dtype: Any = None, out: Any = None, keepdims: bool = False, **kw: Any) -> Any:
+def nansum(
+    a: Any, axis: Any = None, dtype: Any = None, out: Any = None, keepdims: bool = False, **kw: Any
+) -> Any:
     """Sum treating NaN as zero."""
     a = to_operand(a, "fnp.nansum")
     return sum(_nan_fill(a, 0), axis, dtype, out, keepdims, **kw)
 
 
-def nanprod(a: Any, axis: Any = None, dtype: Any = None, out: Any = None, keepdims: bool = False, **kw: Any) -> Any:
+def nanprod(
+    a: Any, axis: Any = None, dtype: Any = None, out: Any = None, keepdims: bool = False, **kw: Any
+) -> Any:
     """Product treating NaN as one."""
     a = to_operand(a, "fnp.nanprod")
     return prod(_nan_fill(a, 1), axis, dtype, out, keepdims, **kw)
 
 
-def nanmean(a: Any, axis: Any = None, dtype: Any = None, out: Any = None, keepdims: bool = False) -> Any:
+def nanmean(
+    a: Any, axis: Any = None, dtype: Any = None, out: Any = None, keepdims: bool = False
+) -> Any:
     """Mean ignoring NaN (NaN where every element is NaN)."""
     from funcgrad.numpy.ufuncs import isnan, logical_not
 
@@ -415,7 +484,14 @@ def nanmean(a: Any, axis: Any = None, dtype: Any = None, out: Any = None, keepdi
     return mean(a, axis, dtype, keepdims=keepdims, where=logical_not(isnan(a)))
 
 
-def nanvar(a: Any, axis: Any = None, dtype: Any = None, out: Any = None, ddof: Any = 0, keepdims: bool = False) -> Any:
+def nanvar(
+    a: Any,
+    axis: Any = None,
+    dtype: Any = None,
+    out: Any = None,
+    ddof: Any = 0,
+    keepdims: bool = False,
+) -> Any:
     """Variance ignoring NaN."""
     from funcgrad.numpy.ufuncs import isnan, logical_not
 
@@ -426,7 +502,14 @@ def nanvar(a: Any, axis: Any = None, dtype: Any = None, out: Any = None, ddof: A
     return var(a, axis, dtype, ddof=ddof, keepdims=keepdims, where=logical_not(isnan(a)))
 
 
-def nanstd(a: Any, axis: Any = None, dtype: Any = None, out: Any = None, ddof: Any = 0, keepdims: bool = False) -> Any:
+def nanstd(
+    a: Any,
+    axis: Any = None,
+    dtype: Any = None,
+    out: Any = None,
+    ddof: Any = 0,
+    keepdims: bool = False,
+) -> Any:
     """Standard deviation ignoring NaN."""
     return lax.sqrt(nanvar(a, axis, dtype, out, ddof, keepdims))
 
@@ -455,14 +538,23 @@ def nanmin(a: Any, axis: Any = None, out: Any = None, keepdims: bool = False) ->
 # Order statistics
 
 
-def median(a: Any, axis: Any = None, out: Any = None, overwrite_input: bool = False, keepdims: bool = False) -> Any:
+def median(
+    a: Any, axis: Any = None, out: Any = None, overwrite_input: bool = False, keepdims: bool = False
+) -> Any:
     """Median over ``axis`` (NaN if any element is NaN)."""
     return quantile(a, 0.5, axis=axis, out=out, keepdims=keepdims)
 
 
 def quantile(
-    a: Any, q: Any, axis: Any = None, out: Any = None, overwrite_input: bool = False,
-    method: str = "linear", keepdims: bool = False, *, interpolation: Any = None,
+    a: Any,
+    q: Any,
+    axis: Any = None,
+    out: Any = None,
+    overwrite_input: bool = False,
+    method: str = "linear",
+    keepdims: bool = False,
+    *,
+    interpolation: Any = None,
 ) -> Any:
     """``q``-th quantiles (linear interpolation) over ``axis``; ``q`` must be concrete."""
     from funcgrad.numpy.indexing import _getitem
@@ -472,8 +564,9 @@ def quantile(
     if method != "linear" or interpolation not in (None, "linear"):
         raise NotImplementedError("fnp.quantile: only method='linear' is supported")
     a = to_operand(a, "fnp.quantile")
-    qv = np.asarray(_util.concrete(q, "quantile", "q", "the sort positions depend on it"),
-                    dtype=np.float64)
+    qv = np.asarray(
+        _util.concrete(q, "quantile", "q", "the sort positions depend on it"), dtype=np.float64
+    )
     if ((qv < 0) | (qv > 1)).any():
         raise ValueError("fnp.quantile: quantiles must be in the range [0, 1]")
     s = tuple(shape_of(a))
@@ -512,8 +605,15 @@ def quantile(
     return r
 
 
-def percentile(a: Any, q: Any, axis: Any = None, out: Any = None, overwrite_input: bool = False,
-               method: str = "linear", keepdims: bool = False) -> Any:
+def percentile(
+    a: Any,
+    q: Any,
+    axis: Any = None,
+    out: Any = None,
+    overwrite_input: bool = False,
+    method: str = "linear",
+    keepdims: bool = False,
+) -> Any:
     """``q``-th percentiles (0-100) over ``axis``."""
     qv = np.asarray(_util.concrete(q, "percentile", "q", "the sort positions depend on it"))
     return quantile(a, qv / 100.0, axis, out, method=method, keepdims=keepdims)

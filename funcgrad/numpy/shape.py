@@ -107,11 +107,11 @@ def reshape(
         raise TypeError("fnp.reshape: missing the new shape")
     dims = _resolve_shape("reshape", a, shape)
     if order == "F":
-        if a.ndim <= 1 or len(dims) <= 1:
-            return lax.reshape(a, dims)
-        t = lax.transpose(a, tuple(range(a.ndim))[::-1])
+        rev_in = tuple(range(a.ndim))[::-1]
+        rev_out = tuple(range(len(dims)))[::-1]
+        t = lax.transpose(a, rev_in) if a.ndim > 1 else a
         r = lax.reshape(t, dims[::-1])
-        return lax.transpose(r, tuple(range(len(dims)))[::-1])
+        return lax.transpose(r, rev_out) if len(dims) > 1 else r
     if order not in ("C", "A"):
         raise ValueError(f"fnp.reshape: order must be 'C' or 'F', got {order!r}")
     return lax.reshape(a, dims)
@@ -175,7 +175,7 @@ def moveaxis(a: Any, source: Any, destination: Any) -> Any:
     if len(set(src)) != len(src) or len(set(dst)) != len(dst):
         raise ValueError("fnp.moveaxis: repeated axis in source or destination")
     order = [i for i in range(n) if i not in src]
-    for d, s in sorted(zip(dst, src)):
+    for d, s in sorted(zip(dst, src, strict=False)):
         order.insert(d, s)
     return lax.transpose(a, tuple(order))
 
@@ -276,7 +276,7 @@ def broadcast_to(array: Any, shape: Any) -> Any:
     if s == shape:
         return _util.fresh(x)
     lead = len(shape) - len(s)
-    if lead < 0 or any(d not in (1, t) for d, t in zip(s, shape[lead:])):
+    if lead < 0 or any(d not in (1, t) for d, t in zip(s, shape[lead:], strict=False)):
         raise ValueError(
             f"fnp.broadcast_to: cannot broadcast {_util.short(x)} to shape {shape}; each axis "
             "of the array (aligned from the right) must equal the target's or be 1"
@@ -311,9 +311,7 @@ def concatenate(arrays: Sequence[Any], axis: int | None = 0, dtype: Any = None) 
     if axis is None:
         ops = [ravel(o) for o in ops]
         axis = 0
-    dt = _util.canonical_dtype(dtype, "concatenate") or _util.result_type(
-        "fnp.concatenate", *ops
-    )
+    dt = _util.canonical_dtype(dtype, "concatenate") or _util.result_type("fnp.concatenate", *ops)
     ops = [_util.convert(o, dt) for o in ops]
     shapes = [tuple(shape_of(o)) for o in ops]
     n = len(shapes[0])
@@ -324,7 +322,9 @@ def concatenate(arrays: Sequence[Any], axis: int | None = 0, dtype: Any = None) 
         )
     ax = canonicalize_axis(axis, n, "concatenate")
     for s in shapes[1:]:
-        if len(s) != n or any(a != b for i, (a, b) in enumerate(zip(s, shapes[0])) if i != ax):
+        if len(s) != n or any(
+            a != b for i, (a, b) in enumerate(zip(s, shapes[0], strict=False)) if i != ax
+        ):
             raise ValueError(
                 f"fnp.concatenate: shapes {shapes} do not match off the concatenation axis "
                 f"{ax}; all arrays need the same rank and equal sizes except along axis {ax}"
@@ -353,7 +353,9 @@ def stack(arrays: Sequence[Any], axis: int = 0, dtype: Any = None) -> Any:
     ax = canonicalize_axis(axis, len(s) + 1, "stack")
     new = s[:ax] + (1,) + s[ax:]
     dt = _util.canonical_dtype(dtype, "stack") or _util.result_type("fnp.stack", *ops)
-    ops = [lax.reshape(_util.convert(o, dt), new) for o in ops]
+    ops = [_util.convert(o, dt) for o in ops]
+    # Constants are reshaped by NumPy (concatenate copies), tracers by a primitive.
+    ops = [lax.reshape(o, new) if isinstance(o, Tracer) else np.reshape(o, new) for o in ops]
     return lax.concatenate(ops, ax)
 
 
@@ -402,9 +404,7 @@ def _split_points(name: str, n: int, sections: Any, equal: bool) -> list[int]:
         q, r = builtins.divmod(n, k)
         sizes = [q + 1] * r + [q] * (k - r)
         return list(np.cumsum([0] + sizes))
-    pts = [
-        _util.static_int(p, name, "indices_or_sections") for p in sections
-    ]
+    pts = [_util.static_int(p, name, "indices_or_sections") for p in sections]
     return [0] + pts + [n]
 
 
@@ -425,7 +425,7 @@ def _split(ary: Any, sections: Any, axis: int, name: str, equal: bool) -> list[A
     n = s[ax]
     pts = _split_points(name, n, sections, equal)
     out = []
-    for lo, hi in zip(pts[:-1], pts[1:]):
+    for lo, hi in zip(pts[:-1], pts[1:], strict=False):
         lo = builtins.min(builtins.max(_wrap(lo, n), 0), n)
         hi = builtins.min(builtins.max(_wrap(hi, n), lo), n)
         start = [0] * len(s)
@@ -471,12 +471,14 @@ def tile(A: Any, reps: Any) -> Any:  # noqa: N803 - NumPy's name
     s = (1,) * (n - len(s)) + s
     reps = (1,) * (n - len(reps)) + reps
     a = lax.reshape(a, s)
-    big = tuple(v for r, d in zip(reps, s) for v in (r, d))
+    big = tuple(v for r, d in zip(reps, s, strict=False) for v in (r, d))
     b = lax.broadcast_in_dim(a, big, tuple(range(1, 2 * n, 2)))
-    return lax.reshape(b, tuple(r * d for r, d in zip(reps, s)))
+    return lax.reshape(b, tuple(r * d for r, d in zip(reps, s, strict=False)))
 
 
-def repeat(a: Any, repeats: Any, axis: int | None = None, *, total_repeat_length: Any = None) -> Any:
+def repeat(
+    a: Any, repeats: Any, axis: int | None = None, *, total_repeat_length: Any = None
+) -> Any:
     """Repeat each element ``repeats`` times (an int, or one count per element)."""
     a = _op(a, "repeat")
     if axis is None:
@@ -485,7 +487,9 @@ def repeat(a: Any, repeats: Any, axis: int | None = None, *, total_repeat_length
     s = tuple(shape_of(a))
     ax = canonicalize_axis(axis, len(s), "repeat")
     reps = _util.concrete(
-        repeats, "repeat", "repeats",
+        repeats,
+        "repeat",
+        "repeats",
         "the result's length would depend on it; pass concrete repeat counts",
     )
     reps = np.asarray(reps)
@@ -523,7 +527,9 @@ def fliplr(m: Any) -> Any:
     """Reverse the columns (axis 1)."""
     m = _op(m, "fliplr")
     if len(shape_of(m)) < 2:
-        raise ValueError(f"fnp.fliplr: needs an array of at least 2 dimensions, got {_util.short(m)}")
+        raise ValueError(
+            f"fnp.fliplr: needs an array of at least 2 dimensions, got {_util.short(m)}"
+        )
     return flip(m, 1)
 
 
@@ -564,7 +570,7 @@ def roll(a: Any, shift: Any, axis: Any = None) -> Any:
     if len(shifts) != len(axes):
         raise ValueError("fnp.roll: shift and axis must have the same length")
     out = a
-    for sh, ax in zip(shifts, axes):
+    for sh, ax in zip(shifts, axes, strict=False):
         out = _roll1(out, sh, canonicalize_axis(ax, len(shape_of(a)), "roll"))
     return out if out is not a else _util.fresh(a)
 
@@ -629,8 +635,10 @@ def pad(array: Any, pad_width: Any, mode: str = "constant", **kwargs: Any) -> An
             return lax.pad(a, values, [(lo, hi, 0) for lo, hi in widths])
         vals = np.asarray(values)
         with np.errstate(all="ignore"):
-            vals = np.broadcast_to(vals, (len(s), 2)).astype(dtype) if vals.ndim else vals.astype(
-                dtype
+            vals = (
+                np.broadcast_to(vals, (len(s), 2)).astype(dtype)
+                if vals.ndim
+                else vals.astype(dtype)
             )
         if vals.ndim == 0:
             if not any(lo or hi for lo, hi in widths):
@@ -715,7 +723,9 @@ def diagonal(a: Any, offset: int = 0, axis1: int = 0, axis2: int = 1) -> Any:
     a = _op(a, "diagonal")
     s = tuple(shape_of(a))
     if len(s) < 2:
-        raise ValueError(f"fnp.diagonal: needs an array of at least 2 dimensions, got {_util.short(a)}")
+        raise ValueError(
+            f"fnp.diagonal: needs an array of at least 2 dimensions, got {_util.short(a)}"
+        )
     i1 = canonicalize_axis(axis1, len(s), "diagonal")
     i2 = canonicalize_axis(axis2, len(s), "diagonal")
     if i1 == i2:
@@ -748,7 +758,9 @@ def diag(v: Any, k: int = 0) -> Any:
     return lax.select(mask, vals, np.zeros((), _util.dtype_of(v))[()])
 
 
-def trace(a: Any, offset: int = 0, axis1: int = 0, axis2: int = 1, dtype: Any = None, out: Any = None) -> Any:
+def trace(
+    a: Any, offset: int = 0, axis1: int = 0, axis2: int = 1, dtype: Any = None, out: Any = None
+) -> Any:
     """The sum along a diagonal."""
     from funcgrad.numpy.reductions import sum as sum_
 
@@ -765,7 +777,9 @@ def append(arr: Any, values: Any, axis: int | None = None) -> Any:
     return concatenate([arr, values], axis=axis)
 
 
-def cross(a: Any, b: Any, axisa: int = -1, axisb: int = -1, axisc: int = -1, axis: Any = None) -> Any:
+def cross(
+    a: Any, b: Any, axisa: int = -1, axisb: int = -1, axisc: int = -1, axis: Any = None
+) -> Any:
     """Cross product of 3-vectors (or the z component for 2-vectors)."""
     from funcgrad.numpy.ufuncs import multiply, subtract
 

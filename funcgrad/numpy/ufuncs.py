@@ -223,9 +223,12 @@ def round(a: Any, decimals: int = 0, out: Any = None) -> Any:  # noqa: A001 - Nu
         return lax.mul(_round_int(a, factor), factor)
     if decimals == 0:
         return lax.round(a, lax.RoundingMethod.TO_NEAREST_EVEN)
-    factor = _const(dtype, 10.0**decimals)
-    scaled = lax.round(lax.mul(a, factor), lax.RoundingMethod.TO_NEAREST_EVEN)
-    return lax.div(scaled, factor)
+    even = lax.RoundingMethod.TO_NEAREST_EVEN
+    if decimals > 0:  # NumPy's order of operations, for identical rounding
+        factor = _const(dtype, 10.0**decimals)
+        return lax.div(lax.round(lax.mul(a, factor), even), factor)
+    factor = _const(dtype, 10.0 ** (-decimals))
+    return lax.mul(lax.round(lax.div(a, factor), even), factor)
 
 
 def _round_int(a: Any, factor: Any) -> Any:
@@ -595,12 +598,14 @@ not_equal = _comparison(np.not_equal, "not_equal", lax.ne, "Elementwise ``x1 != 
 less = _comparison(np.less, "less", lax.lt, "Elementwise ``x1 < x2``.")
 less_equal = _comparison(np.less_equal, "less_equal", lax.le, "Elementwise ``x1 <= x2``.")
 greater = _comparison(np.greater, "greater", lax.gt, "Elementwise ``x1 > x2``.")
-greater_equal = _comparison(
-    np.greater_equal, "greater_equal", lax.ge, "Elementwise ``x1 >= x2``."
+greater_equal = _comparison(np.greater_equal, "greater_equal", lax.ge, "Elementwise ``x1 >= x2``.")
+bitwise_and = _comparison(
+    np.bitwise_and, "bitwise_and", lax.bitwise_and, "Elementwise ``x1 & x2``."
 )
-bitwise_and = _comparison(np.bitwise_and, "bitwise_and", lax.bitwise_and, "Elementwise ``x1 & x2``.")
 bitwise_or = _comparison(np.bitwise_or, "bitwise_or", lax.bitwise_or, "Elementwise ``x1 | x2``.")
-bitwise_xor = _comparison(np.bitwise_xor, "bitwise_xor", lax.bitwise_xor, "Elementwise ``x1 ^ x2``.")
+bitwise_xor = _comparison(
+    np.bitwise_xor, "bitwise_xor", lax.bitwise_xor, "Elementwise ``x1 ^ x2``."
+)
 
 
 def _logical(ufunc: np.ufunc, name: str, lax_fn: Any, doc: str) -> Any:
@@ -697,7 +702,9 @@ def nan_to_num(
     return lax.select(lax.eq(out, _const(dtype, -np.inf)), _const(dtype, neginf), out)
 
 
-def isclose(a: Any, b: Any, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False) -> Any:
+def isclose(
+    a: Any, b: Any, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False
+) -> Any:
     """Elementwise ``|a - b| <= atol + rtol * |b|`` (infinities equal only to themselves)."""
     a, b = _util.promote_args("fnp.isclose", a, b)
     dtype = _util.dtype_of(a)
@@ -713,7 +720,9 @@ def isclose(a: Any, b: Any, rtol: float = 1e-05, atol: float = 1e-08, equal_nan:
     return close
 
 
-def allclose(a: Any, b: Any, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False) -> Any:
+def allclose(
+    a: Any, b: Any, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False
+) -> Any:
     """Whether all elements are close (a Python bool for concrete values)."""
     from funcgrad.numpy.reductions import all as all_
 

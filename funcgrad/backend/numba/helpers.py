@@ -28,19 +28,6 @@ def fg_min(x, y):
     return x if x < y else y
 
 
-def fg_max_nan(x, y):
-    """Float max that propagates NaN from either side (for reductions: acc, value)."""
-    if y != y:
-        return y
-    return x if x >= y else y
-
-
-def fg_min_nan(x, y):
-    if y != y:
-        return y
-    return x if x <= y else y
-
-
 def fg_idiv(x, y):
     """Integer division rounding toward zero; ``x / 0`` is 0 (lax.div on integers)."""
     if y == 0:
@@ -55,7 +42,10 @@ def fg_irem(x, y):
     """Integer remainder with the sign of ``x`` (C fmod); ``x % 0`` is 0."""
     if y == 0:
         return x - x
-    return x - fg_idiv(x, y) * y
+    q = x // y
+    if q < 0 and q * y != x:
+        q += 1
+    return x - q * y
 
 
 def fg_ipow(x, n, one):
@@ -98,6 +88,16 @@ def fg_sign(x, one, zero):
 def fg_logistic(x, one):
     """``1 / (1 + exp(-x))``; exp(-x) overflowing to inf gives 0."""
     return one / (one + np.exp(-x))
+
+
+def fg_logaddexp(a, b):
+    """``log(exp(a) + exp(b))`` without overflow; NaN if either is NaN."""
+    if a != a or b != b:
+        return a + b
+    m = a if a > b else b
+    if np.isinf(m):
+        return m
+    return m + np.log1p(np.exp(-np.abs(a - b)))
 
 
 def fg_erf(x):
@@ -151,15 +151,12 @@ def fg_cbrt(x):
     return r if x > 0 else -r
 
 
-def fg_nextafter(x, y):
-    return np.nextafter(x, y)
-
-
-def fg_popcount(v):
-    """Set bits of an unsigned integer (the caller passes the two's-complement pattern)."""
+def fg_popcount(v, one):
+    """Set bits of an unsigned integer ``v`` (the two's-complement pattern of the operand);
+    ``one`` is typed like ``v`` (uint64 minus an int literal would be a float in numba)."""
     n = 0
     while v:
-        v &= v - 1
+        v &= v - one
         n += 1
     return n
 
@@ -181,3 +178,12 @@ def fg_shift_right_logical(u, y, bits):
     if y < 0 or y >= bits:
         return u - u
     return u >> y
+
+
+def __getattr__(name: str):
+    # The Threefry block lives with funcgrad.random's own numba kernels; reuse it.
+    if name == "fg_threefry2x32":
+        from funcgrad.lax._random_kernels import threefry2x32
+
+        return threefry2x32
+    raise AttributeError(name)

@@ -102,6 +102,7 @@ _expr("nextafter", "np.nextafter({0}, {1})", int_fix=False)
 for _name, _op in [("eq", "=="), ("ne", "!="), ("lt", "<"), ("le", "<="), ("gt", ">"),
                    ("ge", ">=")]:
     _expr(_name, f"({{0}} {_op} {{1}})", int_fix=False)
+_expr("stop_gradient", "{0}", int_fix=False)
 _expr("and", "({0} & {1})")
 _expr("or", "({0} | {1})")
 _expr("xor", "({0} ^ {1})")
@@ -254,7 +255,8 @@ def _shift_right_logical(ctx, x, y):
 @_rule("population_count")
 def _population_count(ctx, x):
     dt = ctx.out_aval.dtype
-    return cast(f"{ctx.helper('fg_popcount')}({cast(x, _unsigned(dt))})", dt)
+    u = _unsigned(dt)
+    return cast(f"{ctx.helper('fg_popcount')}({cast(x, u)}, {ctx.lit(1, u)})", dt)
 
 
 def iota_rule(ctx: Any, index: str) -> str:
@@ -404,11 +406,14 @@ def opaque(name: str, returns_view: bool = False) -> Callable[[Callable], Callab
 
 def has_lowering(name: str) -> bool:
     """Whether the numba backend can lower primitive ``name`` (the registry test's check)."""
+    from funcgrad.backend.passes import CALL_PRIMITIVES
+
     return (
         name in ELEMENTWISE or name in VIEWS or name in REDUCTIONS or name in OPAQUE
-        or name == "iota"
+        or name == "iota" or name in CALL_PRIMITIVES
     )
 
 
-# The opaque rules live in their own module (imported for its registrations).
+# The opaque rules live in their own modules (imported for their registrations).
+from funcgrad.backend.numba import control_flow_rules as _control_flow_rules  # noqa: E402, F401
 from funcgrad.backend.numba import opaque_rules as _opaque_rules  # noqa: E402, F401

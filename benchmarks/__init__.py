@@ -1,0 +1,1 @@
+"""funcgrad benchmarks (programs, not tests): ``python benchmarks/run.py``."""

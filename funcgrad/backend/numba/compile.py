@@ -1,0 +1,227 @@
+"""Compile generated sources with numba: the lazy import, the one ``njit`` wrapper, caches.
+
+- numba is imported on the first compile, never at ``import funcgrad``.
+- :func:`njit` is the only place that decides compiler flags: ``error_model="numpy"``
+  (float division by zero gives inf/nan, as NumPy, instead of raising), FMA contraction
+  only (``fastmath={"contract"}``: no flag that changes NaN/inf semantics), ``nogil``.
+- Memory cache: one :class:`Kernel` per cache key per process.
+- Disk cache: the source is written once to ``<cache>/<key>.py`` (never rewritten: numba
+  stamps its index with the file's mtime and size), imported under a module name
+  registered in ``sys.modules`` (numba's cache loader needs an importable module), and
+  compiled with ``njit(cache=True)``; numba's stock locator then keeps the machine code in
+  ``<cache>/__pycache__``. A second process with the same program compiles nothing.
+- The key is the SHA-256 of the generated source (which embeds the jaxpr text and every
+  shape and dtype) plus the funcgrad, numba and Python versions and the helper sources.
+
+``FUNCGRAD_CACHE_DIR`` picks the folder (default: ``$XDG_CACHE_HOME/funcgrad/kernels`` or
+``~/.cache/funcgrad/kernels``); ``FUNCGRAD_NUM_THREADS`` the thread count of ``prange``
+loops (default: numba's).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import re
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from funcgrad.errors import LoweringError
+
+_numba: Any = None
+_lock = threading.RLock()
+
+
+def numba_module() -> Any:
+    """``import numba`` on first use (it takes a few hundred ms), and apply settings."""
+    global _numba
+    if _numba is None:
+        import numba
+
+        threads = os.environ.get("FUNCGRAD_NUM_THREADS")
+        if threads:
+            numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
+        _numba = numba
+    return _numba
+
+
+FLAGS: dict[str, Any] = {
+    "error_model": "numpy",
+    "fastmath": {"contract"},
+    "nogil": True,
+    "boundscheck": False,
+}
+
+
+def njit(fn: Any, *, parallel: bool = False, cache: bool = True) -> Any:
+    """The one njit wrapper: every kernel, sub-function and helper compiles through here."""
+    return numba_module().njit(cache=cache, parallel=parallel, **FLAGS)(fn)
+
+
+def cache_dir() -> Path:
+    env = os.environ.get("FUNCGRAD_CACHE_DIR")
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "funcgrad" / "kernels"
+
+
+_fingerprint: str | None = None
+
+
+def _backend_fingerprint() -> str:
+    """Versions and the sources kernels call into (a change there must miss the cache)."""
+    global _fingerprint
+    if _fingerprint is None:
+        import funcgrad
+        from funcgrad.backend.numba import helpers
+
+        h = hashlib.sha256()
+        h.update(f"funcgrad {funcgrad.__version__}\n".encode())
+        h.update(f"numba {numba_module().__version__}\n".encode())
+        h.update(f"python {sys.version_info[:3]}\n".encode())
+        h.update(repr(sorted(FLAGS.items(), key=str)).encode())
+        h.update(Path(helpers.__file__).read_bytes())
+        spec = importlib.util.find_spec("funcgrad.lax._random_kernels")
+        if spec is not None and spec.origin:
+            h.update(Path(spec.origin).read_bytes())
+        _fingerprint = h.hexdigest()
+    return _fingerprint
+
+
+def cache_key(text: str) -> str:
+    h = hashlib.sha256(_backend_fingerprint().encode())
+    h.update(text.encode())
+    return h.hexdigest()
+
+
+class Kernel:
+    """A compiled kernel: ``kernel(*arrays)`` returns one array or a tuple of arrays."""
+
+    __slots__ = ("key", "source", "fn", "path", "compile_s", "from_disk")
+
+    def __init__(self, key: str, source: Any, fn: Any, path: Path, compile_s: float,
+                 from_disk: bool) -> None:
+        self.key = key
+        self.source = source
+        self.fn = fn
+        self.path = path
+        self.compile_s = compile_s
+        self.from_disk = from_disk
+
+    def __call__(self, *args: Any) -> Any:
+        return self.fn(*args)
+
+
+_kernels: dict[str, Kernel] = {}
+_helpers: dict[str, Any] = {}
+
+
+def _write_once(path: Path, text: str) -> None:
+    if path.exists():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp.write_text(text)
+    try:
+        os.link(tmp, path)  # atomic, and fails if another process got there first
+    except FileExistsError:
+        pass
+    except OSError:  # no hard links on this filesystem
+        if not path.exists():
+            os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _import(modname: str, path: Path) -> Any:
+    mod = sys.modules.get(modname)
+    if mod is not None:
+        return mod
+    spec = importlib.util.spec_from_file_location(modname, path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[modname] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _helper(name: str) -> Any:
+    fn = _helpers.get(name)
+    if fn is None:
+        from funcgrad.backend.numba import helpers
+
+        fn = getattr(helpers, name)
+        if not hasattr(fn, "py_func"):  # plain Python: compile it; dispatchers are kept
+            fn = njit(fn, cache=False)
+        _helpers[name] = fn
+    return fn
+
+
+def array_type(aval: Any) -> Any:
+    nb = numba_module()
+    return nb.types.Array(nb.from_dtype(aval.dtype), aval.ndim, "C")
+
+
+def compile_source(source: Any, in_avals: list[Any]) -> Kernel:
+    """The kernel for ``source`` (a ``codegen.Source``), compiled or loaded once."""
+    key = cache_key(source.text)
+    kernel = _kernels.get(key)
+    if kernel is not None:
+        return kernel
+    with _lock:
+        kernel = _kernels.get(key)
+        if kernel is not None:
+            return kernel
+        t0 = time.perf_counter()
+        path = cache_dir() / f"k_{key[:40]}.py"
+        _write_once(path, source.text)
+        mod = _import(f"funcgrad_kernel_{key[:40]}", path)
+        for name in source.helpers:
+            setattr(mod, name, _helper(name))
+        for fname in source.functions:
+            if fname != source.entry:
+                setattr(mod, fname, njit(getattr(mod, fname), cache=False))
+        fn = njit(getattr(mod, source.entry), parallel=source.parallel)
+        try:
+            fn.compile(tuple(array_type(a) for a in in_avals))
+        except Exception as e:  # noqa: BLE001 - any numba failure becomes a LoweringError
+            raise _lowering_error(source, path, e) from None
+        fn.disable_compile()  # other layouts are converted by the caller instead
+        from_disk = sum(fn.stats.cache_hits.values()) > 0
+        kernel = Kernel(key, source, fn, path, time.perf_counter() - t0, from_disk)
+        _kernels[key] = kernel
+        return kernel
+
+
+def _lowering_error(source: Any, path: Path, e: Exception) -> LoweringError:
+    from funcgrad.backend.numba.codegen import lowering_error
+
+    msg = re.sub(r"\x1b\[[0-9;]*m", "", str(e))
+    name = re.escape(path.name)
+    lines = [int(a or b) for a, b in re.findall(rf'{name}", line (\d+)|{name} \((\d+)\)', msg)]
+    reason = _first_line(msg)
+    for n in lines:
+        eqn = source.line_eqns.get(n)
+        if eqn is not None:
+            err = lowering_error(eqn, f"numba failed: {reason}")
+            return LoweringError(f"{err} (kernel source: {path}, line {n})")
+    prims = sorted({
+        eqn.primitive.name for eqn in source.line_eqns.values()
+    })
+    return LoweringError(
+        f"numba backend could not compile kernel {source.entry} (primitives: "
+        f"{', '.join(prims) or 'none'}): {reason} (kernel source: {path})"
+    )
+
+
+def _first_line(msg: str) -> str:
+    """The informative line of a numba error (not its pipeline banner or locations)."""
+    for line in msg.splitlines():
+        line = line.strip()
+        if line and not line.startswith(("File ", "During:", "^", "Failed in ", "<source")):
+            return line[:300]
+    return msg.strip().splitlines()[0][:300] if msg.strip() else type(msg).__name__

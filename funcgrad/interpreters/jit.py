@@ -1,0 +1,615 @@
+"""``jit``: stage a function into a jaxpr once per input signature, run it as a numba kernel.
+
+``jit_p`` is a call primitive carrying its jaxpr (``jaxpr``: a ClosedJaxpr with no
+constants, the values the function closed over being leading operands; ``name``). Its
+rules transform that jaxpr and bind ``jit`` again, so jit composes with every other
+transformation in any order (Autodidax's ``xla_call_p``):
+
+- impl: compile the jaxpr (numba backend, cached on the jaxpr) and run the kernel;
+- abstract eval: the jaxpr's output types; staging records one ``jit`` equation (the
+  backend inlines nested calls before lowering, so ``jit(jit(f))`` is one kernel);
+- jvp: ``jit`` of the JVP jaxpr; partial evaluation (reverse mode): ``jit`` of the known
+  part now, one ``jit`` equation for the unknown part; transpose: ``jit`` of the transposed
+  jaxpr. So ``grad(jit(f))`` runs two kernels (forward with residuals, backward);
+- batching: ``jit`` of the batched jaxpr. Transformed jaxprs are memoized per jaxpr.
+
+The public :func:`jit` keeps one entry per (input tree, shapes, dtypes, static values): the
+eager call path flattens the arguments, looks the kernel up by the leaves' (shape, dtype),
+calls it and unflattens. ``FUNCGRAD_LOG_COMPILES=1`` (or ``config.log_compiles = True``)
+logs every compile with its reason and the time spent tracing, generating and compiling.
+
+Python scalars passed to a jitted function become float64/int64/bool 0-d arrays: avals
+carry no weak type, so ``jit(f)(x_f32, 2.0)`` computes ``x * 2.0`` in float64 where the
+eager ``f`` keeps float32. Pass ``np.float32(2.0)`` (or close over the constant) instead.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import os
+import time
+import weakref
+from collections.abc import Callable, Sequence
+from operator import attrgetter
+from typing import Any
+
+import numpy as np
+
+from funcgrad import core, tree_util
+from funcgrad.api_util import arg_names, fun_name
+from funcgrad.core import Primitive, ShapedArray, Tracer
+from funcgrad.interpreters import ad, batching
+from funcgrad.interpreters import partial_eval as pe
+from funcgrad.ir import ClosedJaxpr, Jaxpr
+
+log = logging.getLogger("funcgrad.jit")
+
+
+class _Config:
+    """Runtime switches of jit (``funcgrad.interpreters.jit.config``)."""
+
+    def __init__(self) -> None:
+        self.log_compiles = os.environ.get("FUNCGRAD_LOG_COMPILES", "") not in ("", "0")
+
+
+config = _Config()
+
+# ----------------------------------------------------------------------------------------
+# The primitive
+
+jit_p = Primitive("jit", multiple_results=True)
+
+
+def _check_closed(closed: ClosedJaxpr) -> None:
+    if closed.consts:
+        raise AssertionError("jit_p carries jaxprs without constants (hoist them)")
+
+
+@jit_p.def_abstract_eval
+def _jit_abstract_eval(*avals, jaxpr, name):
+    expected = jaxpr.in_avals
+    if len(avals) != len(expected) or any(
+        a.strip() != e.strip() for a, e in zip(avals, expected)
+    ):
+        got = ", ".join(a.str_short() for a in avals)
+        want = ", ".join(a.str_short() for a in expected)
+        raise TypeError(f"jit({name}): called with ({got}) but its jaxpr takes ({want})")
+    return list(jaxpr.out_avals)
+
+
+@jit_p.def_impl
+def _jit_impl(*args, jaxpr, name):
+    return _executable(jaxpr, name).call_flat(args)
+
+
+def hoist(closed: ClosedJaxpr) -> tuple[ClosedJaxpr, list[Any]]:
+    """``closed`` with its constants as leading inputs, and their values."""
+    if not closed.consts:
+        return closed, []
+    j = closed.jaxpr
+    return ClosedJaxpr(Jaxpr([], j.constvars + j.invars, j.eqns, j.outvars), []), closed.consts
+
+
+def bind_closed(closed: ClosedJaxpr, args: Sequence[Any], name: str) -> list[Any]:
+    """``jit_p.bind`` of ``closed`` on ``args`` (its constants passed as leading operands)."""
+    jaxpr, consts = _hoisted(closed)
+    return jit_p.bind(*consts, *args, jaxpr=jaxpr, name=name)
+
+
+def _memoize(fn: Callable) -> Callable:
+    """Cache ``fn(closed, *key)`` per jaxpr object (weakly) and hashable ``key``."""
+    cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+    @functools.wraps(fn)
+    def memo(closed: ClosedJaxpr, *key: Any) -> Any:
+        per = cache.get(closed)
+        if per is None:
+            per = cache[closed] = {}
+        if key not in per:
+            per[key] = fn(closed, *key)
+        return per[key]
+
+    return memo
+
+
+@_memoize
+def _hoisted(closed: ClosedJaxpr) -> tuple[ClosedJaxpr, list[Any]]:
+    return hoist(closed)
+
+
+@_memoize
+def _jvp_jaxpr(closed: ClosedJaxpr, nonzeros: tuple[bool, ...]):
+    return ad.jvp_jaxpr(closed, nonzeros, instantiate=False)
+
+
+def _jit_jvp(primals, tangents, *, jaxpr, name):
+    nonzeros = tuple(type(t) is not ad.Zero for t in tangents)
+    jvp_closed, out_nz = _jvp_jaxpr(jaxpr, nonzeros)
+    nz_tangents = [t for t in tangents if type(t) is not ad.Zero]
+    outs = bind_closed(jvp_closed, [*primals, *nz_tangents], f"jvp({name})")
+    n = len(jaxpr.out_avals)
+    it = iter(outs[n:])
+    t_out = [next(it) if nz else ad.Zero(a) for a, nz in zip(jaxpr.out_avals, out_nz)]
+    return outs[:n], t_out
+
+
+@_memoize
+def _partial_eval_jaxpr(closed: ClosedJaxpr, unknowns: tuple[bool, ...]):
+    return pe.partial_eval_jaxpr(closed, unknowns, instantiate=False)
+
+
+def _jit_partial_eval(trace, tracers, *, jaxpr, name):
+    unknowns = tuple(not t.is_known for t in tracers)
+    known, unknown, out_unknowns, num_res = _partial_eval_jaxpr(jaxpr, unknowns)
+    known_vals = [t.const for t in tracers if t.is_known]
+    known_outs = bind_closed(known, known_vals, name) if known.jaxpr.outvars else []
+    n_known = len(known_outs) - num_res
+    residuals = known_outs[n_known:]
+    unknown_outs: list[Any] = []
+    if unknown.jaxpr.outvars:
+        uj, uconsts = _hoisted(unknown)
+        inputs = [*uconsts, *residuals, *(t for t in tracers if not t.is_known)]
+        unknown_outs = trace.record(
+            jit_p, inputs, dict(jaxpr=uj, name=f"{name}_linear"), uj.out_avals
+        )
+    it_k, it_u = iter(known_outs[:n_known]), iter(unknown_outs)
+    return [next(it_u) if uk else next(it_k) for uk in out_unknowns]
+
+
+@_memoize
+def _transpose_jaxpr(closed: ClosedJaxpr, linear: tuple[bool, ...]):
+    return ad.transpose_jaxpr(closed, linear)
+
+
+def _jit_transpose(cts, *args, jaxpr, name):
+    linear = tuple(ad.is_undefined_primal(a) for a in args)
+    res = [a for a, lin in zip(args, linear) if not lin]
+    t_closed = _transpose_jaxpr(jaxpr, linear)
+    cts = [ad.instantiate_zeros(c) for c in cts]
+    outs = iter(bind_closed(t_closed, [*res, *cts], f"transpose({name})"))
+    return [next(outs) if lin else None for lin in linear]
+
+
+@_memoize
+def _batch_jaxpr(closed: ClosedJaxpr, dims: tuple, size: int):
+    from funcgrad.custom_derivatives import batch_jaxpr
+
+    return batch_jaxpr(closed, dims, size)
+
+
+def _jit_batch(args, dims, *, jaxpr, name):
+    size = batching.axis_size_of(args, dims)
+    args = [x if d is None else batching.moveaxis(x, d, 0) for x, d in zip(args, dims)]
+    front = tuple(None if d is None else 0 for d in dims)
+    outs = bind_closed(_batch_jaxpr(jaxpr, front, size), args, f"vmap({name})")
+    return outs, [0] * len(outs)
+
+
+ad.primitive_jvps[jit_p] = _jit_jvp
+ad.primitive_transposes[jit_p] = _jit_transpose
+pe.custom_partial_eval_rules[jit_p] = _jit_partial_eval
+batching.primitive_batchers[jit_p] = _jit_batch
+
+# ----------------------------------------------------------------------------------------
+# Executables: a lowered, compiled jaxpr bound to its constants
+
+
+class Executable:
+    """A compiled jaxpr: ``call_flat(args) -> list of outputs`` (fresh NumPy arrays)."""
+
+    __slots__ = ("lowering", "kernel", "call", "n_out", "in_avals", "__weakref__")
+
+    def __init__(self, lowering: Any, kernel: Any) -> None:
+        self.lowering = lowering
+        self.kernel = kernel
+        consts = lowering.consts
+        fn = kernel.fn
+        self.call = functools.partial(fn, *consts) if consts else fn
+        self.n_out = len(lowering.jaxpr.outvars)
+        self.in_avals = lowering.jaxpr.in_avals[len(consts):]
+
+    def call_flat(self, args: Sequence[Any]) -> list[Any]:
+        args = [_kernel_arg(x, a) for x, a in zip(args, self.in_avals)]
+        out = self.call(*args)
+        return [out] if self.n_out == 1 else list(out)
+
+
+def _kernel_arg(x: Any, aval: ShapedArray) -> np.ndarray:
+    """``x`` as the kernel expects it: a C-contiguous, aligned, writeable, native array."""
+    if (
+        type(x) is np.ndarray
+        and x.dtype == aval.dtype
+        and x.flags.c_contiguous
+        and x.flags.aligned
+        and x.flags.writeable
+        and x.dtype.isnative
+    ):
+        return x
+    if isinstance(x, Tracer):
+        raise core._leaked_tracer_error(x, jit_p)
+    return np.array(x, dtype=aval.dtype.newbyteorder("="), order="C")
+
+
+_executables: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _lower(closed: ClosedJaxpr, name: str) -> Any:
+    from funcgrad.backend.numba import lower
+
+    return lower(closed, name)
+
+
+def _executable(closed: ClosedJaxpr, name: str) -> Executable:
+    exe = _executables.get(closed)
+    if exe is None:
+        lowering = _lower(closed, name)
+        exe = _executables[closed] = Executable(lowering, lowering.compile())
+        if config.log_compiles:
+            _log_compile(name, "a transformed jaxpr (jvp/vjp/vmap of a jit)", 0.0, exe)
+    return exe
+
+
+# ----------------------------------------------------------------------------------------
+# The public jit
+
+
+class _Traced:
+    """One traced signature: the jaxpr (constants hoisted) and the output tree."""
+
+    __slots__ = ("jaxpr", "consts", "out_tree", "names")
+
+    def __init__(self, jaxpr: ClosedJaxpr, consts: list[Any], out_tree: Any,
+                 names: list[str]) -> None:
+        self.jaxpr = jaxpr
+        self.consts = consts
+        self.out_tree = out_tree
+        self.names = names
+
+
+class _Entry:
+    """What the eager call path needs for one signature."""
+
+    __slots__ = ("call", "post", "exe", "traced")
+
+    def __init__(self, exe: Executable, traced: _Traced) -> None:
+        self.exe = exe
+        self.traced = traced
+        # Kernel operands: the backend's constants (bound in exe.call), the values the
+        # function closed over, then the flat arguments.
+        consts = traced.consts
+        self.call = functools.partial(exe.call, *consts) if consts else exe.call
+        out_tree = traced.out_tree
+        n = exe.n_out
+        if n == 1 and tree_util.treedef_is_leaf(out_tree):
+            self.post = None
+        elif n == 1:
+            self.post = lambda out: tree_util.tree_unflatten(out_tree, [out])
+        else:
+            self.post = functools.partial(tree_util.tree_unflatten, out_tree)
+
+
+_shape_dtype = attrgetter("shape", "dtype")
+
+
+def _canonical(x: Any) -> Any:
+    """A leaf as the kernel takes it (tracers pass through)."""
+    if type(x) is np.ndarray or isinstance(x, Tracer):
+        return x
+    if isinstance(x, (np.generic, bool, int, float, complex)):
+        return np.asarray(x)
+    try:
+        arr = np.asarray(x)
+    except Exception as e:  # noqa: BLE001
+        raise TypeError(f"jit: argument of type {type(x).__name__} is not an array: {e}") from e
+    if arr.dtype == object:
+        raise TypeError(
+            f"jit: an argument of type {type(x).__name__} is not an array; pass arrays or "
+            "numbers, or mark the argument static (static_argnums / static_argnames)"
+        )
+    return arr
+
+
+class JitFunction:
+    """The callable :func:`jit` returns; ``.lower(*args)`` exposes the generated source."""
+
+    def __init__(self, fun: Callable, static_argnums: tuple[int, ...],
+                 static_argnames: tuple[str, ...]) -> None:
+        functools.update_wrapper(self, fun)
+        self._fun = fun
+        self._name = fun_name(fun)
+        self._static_argnums, self._static_argnames = _resolve_statics(
+            fun, static_argnums, static_argnames
+        )
+        self._simple = not self._static_argnums and not self._static_argnames
+        self._cache: dict[Any, _Entry] = {}
+        self._traced: dict[Any, _Traced] = {}
+
+    def __repr__(self) -> str:
+        return f"<jit of {self._name}>"
+
+    def __get__(self, obj: Any, objtype: Any = None) -> Any:
+        if obj is None:
+            return self
+        return functools.partial(self, obj)
+
+    # -- the hot path
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self._simple and not kwargs and core._eager_only[0]:
+            leaves, in_tree = tree_util.tree_flatten(args)
+            try:
+                entry = self._cache[(None, in_tree, tuple(map(_shape_dtype, leaves)))]
+                out = entry.call(*leaves)
+            except (AttributeError, KeyError, TypeError):
+                return self._call(args, kwargs)
+            post = entry.post
+            return out if post is None else post(out)
+        return self._call(args, kwargs)
+
+    # -- everything else
+    def _split(self, args: tuple, kwargs: dict) -> tuple[tuple, dict, Any, Callable]:
+        """Dynamic args and kwargs, a hashable key of the static ones, and a rebuilder."""
+        if self._simple:
+            return args, kwargs, None, lambda a, k: (a, k)
+        n = len(args)
+        nums = {i + n if i < 0 else i for i in self._static_argnums}
+        static_pos = {i: args[i] for i in sorted(nums) if i < n}
+        static_kw = {k: v for k, v in kwargs.items() if k in self._static_argnames}
+        dyn_args = tuple(a for i, a in enumerate(args) if i not in static_pos)
+        dyn_kwargs = {k: v for k, v in kwargs.items() if k not in static_kw}
+        key = (tuple(static_pos.items()), tuple(sorted(static_kw.items())))
+        for where, v in [*static_pos.items(), *static_kw.items()]:
+            try:
+                hash(v)
+            except TypeError:
+                what = f"argument {where}" if isinstance(where, int) else f"argument {where!r}"
+                raise ValueError(
+                    f"jit({self._name}): static {what} has an unhashable value of type "
+                    f"{type(v).__name__} ({_short(v)}); static arguments are compiled into "
+                    "the kernel and must be hashable: pass a tuple instead of a list, a "
+                    "frozen dataclass or namedtuple, or make it a traced (non-static) argument"
+                ) from None
+
+        def rebuild(dargs: tuple, dkwargs: dict) -> tuple[tuple, dict]:
+            it = iter(dargs)
+            full = tuple(static_pos[i] if i in static_pos else next(it) for i in range(n))
+            return full, {**dkwargs, **static_kw}
+
+        return dyn_args, dyn_kwargs, key, rebuild
+
+    def _flatten(self, args: tuple, kwargs: dict):
+        dyn_args, dyn_kwargs, static_key, rebuild = self._split(args, kwargs)
+        tree = (dyn_args, dyn_kwargs) if dyn_kwargs or not self._simple else dyn_args
+        leaves, in_tree = tree_util.tree_flatten(tree)
+        leaves = [_canonical(x) for x in leaves]
+        return leaves, in_tree, static_key, rebuild, dyn_args, dyn_kwargs
+
+    def _call(self, args: tuple, kwargs: dict) -> Any:
+        leaves, in_tree, static_key, rebuild, dyn_args, dyn_kwargs = self._flatten(args, kwargs)
+        if core._eager_only[0]:
+            sig = tuple(map(_shape_dtype, leaves))
+            key = (static_key, in_tree, sig)
+            entry = self._cache.get(key)
+            if entry is None:
+                entry = self._compile(key, leaves, rebuild, dyn_args, dyn_kwargs)
+            out = entry.call(*[_kernel_arg(x, a) for x, a in
+                               zip(leaves, entry.exe.in_avals[len(entry.traced.consts):])])
+            return out if entry.post is None else entry.post(out)
+        # Under a transformation: bind the jit primitive on the (traced) leaves.
+        avals = tuple(core.shaped_aval(x) for x in leaves)
+        traced = self._trace((static_key, in_tree, avals), avals, rebuild, dyn_args, dyn_kwargs)
+        outs = jit_p.bind(*traced.consts, *leaves, jaxpr=traced.jaxpr, name=self._name)
+        return tree_util.tree_unflatten(traced.out_tree, outs)
+
+    def _trace(self, key: Any, avals: Sequence[ShapedArray], rebuild: Callable,
+               dyn_args: tuple, dyn_kwargs: dict) -> _Traced:
+        traced = self._traced.get(key)
+        if traced is not None:
+            return traced
+        in_tree = key[1]
+        out_store: list[Any] = []
+        fun = self._fun
+        tree_is_pair = dyn_kwargs or not self._simple
+
+        def flat_fun(*flat: Any) -> list[Any]:
+            tree = tree_util.tree_unflatten(in_tree, flat)
+            dargs, dkwargs = tree if tree_is_pair else (tree, {})
+            full_args, full_kwargs = rebuild(dargs, dkwargs)
+            out_flat, out_tree = tree_util.tree_flatten(fun(*full_args, **full_kwargs))
+            out_store.append(out_tree)
+            return out_flat
+
+        names = self._arg_names(dyn_args, dyn_kwargs)
+        closed = pe.trace_to_jaxpr(flat_fun, list(avals), names)
+        jaxpr, consts = hoist(closed)
+        traced = _Traced(jaxpr, consts, out_store[0], names)
+        # A function closing over values of an outer transformation (tracers) is traced
+        # again next time: those values change from call to call.
+        if not any(isinstance(c, Tracer) for c in consts):
+            self._traced[key] = traced
+        return traced
+
+    def _arg_names(self, dyn_args: tuple, dyn_kwargs: dict) -> list[str] | None:
+        try:
+            if self._simple:
+                return arg_names(self._fun, dyn_args, dyn_kwargs)
+            return None
+        except Exception:  # noqa: BLE001 - names are only for error messages
+            return None
+
+    def _compile(self, key: Any, leaves: list[Any], rebuild: Callable, dyn_args: tuple,
+                 dyn_kwargs: dict) -> _Entry:
+        avals = tuple(core.shaped_aval(x) for x in leaves)
+        t0 = time.perf_counter()
+        traced = self._trace(key[:2] + (avals,), avals, rebuild, dyn_args, dyn_kwargs)
+        trace_s = time.perf_counter() - t0
+        lowering = _lower(traced.jaxpr, self._name)
+        exe = Executable(lowering, lowering.compile())
+        entry = _Entry(exe, traced)
+        if config.log_compiles:
+            _log_compile(self._name, self._reason(key, traced.names), trace_s, exe)
+        self._cache[key] = entry
+        return entry
+
+    def _reason(self, key: Any, names: list[str] | None) -> str:
+        if not self._cache:
+            return "first call"
+        static_key, in_tree, sig = key
+        for other in self._cache:
+            if other[1] == in_tree and other[0] == static_key:
+                diffs = []
+                for i, ((s, d), (s0, d0)) in enumerate(zip(sig, other[2])):
+                    if (s, d) != (s0, d0):
+                        n = names[i] if names and i < len(names) else f"leaf {i}"
+                        new = ShapedArray(s, d).str_short()
+                        diffs.append(f"{n}: {ShapedArray(s0, d0).str_short()} -> {new}")
+                kind = "dtypes" if all(
+                    s == s0 for (s, _), (s0, _) in zip(sig, other[2])) else "shapes"
+                return f"new {kind} ({'; '.join(diffs[:4])})"
+        if any(other[1] == in_tree for other in self._cache):
+            return f"new static values {static_key}"
+        return "new input tree structure"
+
+    # -- inspection
+    def lower(self, *args: Any, **kwargs: Any) -> Lowered:
+        """Trace and generate the kernel source for these arguments (nothing compiles)."""
+        leaves, in_tree, static_key, rebuild, dyn_args, dyn_kwargs = self._flatten(args, kwargs)
+        avals = tuple(core.shaped_aval(x) for x in leaves)
+        traced = self._trace((static_key, in_tree, avals), avals, rebuild, dyn_args, dyn_kwargs)
+        return Lowered(self, _lower(traced.jaxpr, self._name), traced,
+                       (static_key, in_tree, tuple((a.shape, a.dtype) for a in avals)))
+
+
+class Lowered:
+    """``jit(f).lower(*args)``: the jaxpr, the plan and the generated source."""
+
+    def __init__(self, fun: JitFunction, lowering: Any, traced: _Traced, key: Any) -> None:
+        self._fun = fun
+        self.lowering = lowering
+        self._traced = traced
+        self._key = key
+
+    @property
+    def jaxpr(self) -> ClosedJaxpr:
+        return self._traced.jaxpr
+
+    @property
+    def plan(self) -> Any:
+        return self.lowering.plan
+
+    def as_text(self) -> str:
+        """The generated Python source of the kernel (what numba compiles)."""
+        return self.lowering.as_text()
+
+    def compile(self) -> Compiled:
+        exe = Executable(self.lowering, self.lowering.compile())
+        entry = _Entry(exe, self._traced)
+        self._fun._cache.setdefault(self._key, entry)
+        return Compiled(self._fun, entry, self._key)
+
+
+class Compiled:
+    """A compiled jitted function for one signature; calls with other ones are refused."""
+
+    def __init__(self, fun: JitFunction, entry: _Entry, key: Any) -> None:
+        self._fun = fun
+        self._entry = entry
+        self._key = key
+
+    def as_text(self) -> str:
+        return self._entry.exe.lowering.as_text()
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        leaves, in_tree, static_key, *_ = self._fun._flatten(args, kwargs)
+        key = (static_key, in_tree, tuple(map(_shape_dtype, leaves)))
+        if key != self._key:
+            raise TypeError(
+                f"jit({self._fun._name}).lower(...).compile(): called with arguments of another "
+                "structure, shape or dtype than it was lowered for; call the jitted function "
+                "itself to compile for new arguments"
+            )
+        entry = self._entry
+        n_consts = len(entry.traced.consts)
+        out = entry.call(*[_kernel_arg(x, a) for x, a in
+                           zip(leaves, entry.exe.in_avals[n_consts:])])
+        return out if entry.post is None else entry.post(out)
+
+
+def _short(v: Any, limit: int = 60) -> str:
+    s = repr(v)
+    return s if len(s) <= limit else s[: limit - 3] + "..."
+
+
+def _resolve_statics(fun: Callable, nums: tuple[int, ...], names: tuple[str, ...]):
+    """Static positions and names, each completed from the other through the signature."""
+    nums, names = set(nums), set(names)
+    try:
+        params = list(inspect.signature(fun).parameters.values())
+    except (TypeError, ValueError):
+        return tuple(sorted(nums)), tuple(sorted(names))
+    positional = [
+        p.name for p in params
+        if p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    ]
+    for i in list(nums):
+        if -len(positional) <= i < len(positional):
+            p = params[i % len(positional)]
+            if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD:
+                names.add(p.name)
+    for n in list(names):
+        if n in positional:
+            nums.add(positional.index(n))
+    return tuple(sorted(nums)), tuple(sorted(names))
+
+
+def jit(
+    fun: Callable | None = None,
+    *,
+    static_argnums: int | Sequence[int] = (),
+    static_argnames: str | Sequence[str] = (),
+    **kwargs: Any,
+) -> Any:
+    """Compile ``fun`` to a numba kernel per input signature (shapes, dtypes, pytree
+    structure and static argument values); works as a decorator and composes with grad,
+    vmap and itself in any order.
+
+    ``static_argnums``/``static_argnames`` mark arguments that are compiled in (any
+    hashable value: numbers, strings, tuples, functions); Python control flow may depend on
+    them. ``jit(f).lower(*args).as_text()`` shows the generated source.
+
+    >>> f = jit(lambda x: fnp.sin(x) * 2.0)
+    >>> f(np.ones(3, np.float32))
+    array([1.682942, 1.682942, 1.682942], dtype=float32)
+    """
+    if kwargs:
+        raise TypeError(f"jit: unexpected keyword arguments {sorted(kwargs)}")
+    if isinstance(static_argnums, int):
+        static_argnums = (static_argnums,)
+    if isinstance(static_argnames, str):
+        static_argnames = (static_argnames,)
+    static_argnums = tuple(int(i) for i in static_argnums)
+    static_argnames = tuple(static_argnames)
+    if fun is None:
+        return functools.partial(
+            jit, static_argnums=static_argnums, static_argnames=static_argnames
+        )
+    if not callable(fun):
+        raise TypeError(f"jit: expected a function, got {type(fun).__name__}")
+    return JitFunction(fun, static_argnums, static_argnames)
+
+
+def _log_compile(name: str, reason: str, trace_s: float, exe: Executable) -> None:
+    if not log.handlers and not logging.getLogger().handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("funcgrad: %(message)s"))
+        log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    k = exe.kernel
+    how = "loaded from the disk cache" if k.from_disk else "compiled by numba"
+    plan = exe.lowering.plan
+    log.info(
+        "jit(%s): kernel %s (%s); trace %.1f ms, generate %.1f ms, %s %.1f ms [%s]",
+        name, k.key[:12], reason, trace_s * 1e3, exe.lowering.generate_s * 1e3, how,
+        k.compile_s * 1e3, plan.summary(),
+    )

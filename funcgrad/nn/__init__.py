@@ -1,0 +1,21 @@
+"""funcgrad.nn: activations and helpers (as ``jax.nn``)."""
+
+from funcgrad.nn.functions import celu as celu
+from funcgrad.nn.functions import elu as elu
+from funcgrad.nn.functions import gelu as gelu
+from funcgrad.nn.functions import hard_tanh as hard_tanh
+from funcgrad.nn.functions import leaky_relu as leaky_relu
+from funcgrad.nn.functions import log_sigmoid as log_sigmoid
+from funcgrad.nn.functions import log_softmax as log_softmax
+from funcgrad.nn.functions import logsumexp as logsumexp
+from funcgrad.nn.functions import one_hot as one_hot
+from funcgrad.nn.functions import relu as relu
+from funcgrad.nn.functions import relu6 as relu6
+from funcgrad.nn.functions import selu as selu
+from funcgrad.nn.functions import sigmoid as sigmoid
+from funcgrad.nn.functions import silu as silu
+from funcgrad.nn.functions import soft_sign as soft_sign
+from funcgrad.nn.functions import softmax as softmax
+from funcgrad.nn.functions import softplus as softplus
+from funcgrad.nn.functions import standardize as standardize
+from funcgrad.nn.functions import swish as swish

@@ -1,0 +1,130 @@
+"""Sorting and searching: sort, argsort, searchsorted, unique.
+
+Decisions: sorts are stable and put NaN last (NumPy's order), via the ``sort`` primitive;
+``argsort`` sorts ``(x, iota)`` and returns int64 indices; ``descending=True`` keeps equal
+elements in their original order (as the array API). ``searchsorted`` compares every value
+with every element (``O(len(a) * v.size)`` work, no data-dependent control flow), with NaN
+ordered last. ``unique`` needs a concrete argument (its length depends on the values).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from funcgrad import lax
+from funcgrad.core import Tracer
+from funcgrad.numpy import _util
+from funcgrad.numpy._util import shape_of, to_operand
+
+_I64 = np.dtype(np.int64)
+
+
+def _sort_args(a: Any, axis: Any, name: str) -> tuple[Any, int]:
+    a = to_operand(a, f"fnp.{name}")
+    if axis is None:
+        from funcgrad.numpy.shape import ravel
+
+        return ravel(a), 0
+    return a, _util.canonicalize_axis(axis, len(shape_of(a)), name)
+
+
+def sort(
+    a: Any,
+    axis: Any = -1,
+    kind: Any = None,
+    order: Any = None,
+    *,
+    stable: bool = True,
+    descending: bool = False,
+) -> Any:
+    """A sorted copy of ``a`` along ``axis`` (flattened when None); NaN last."""
+    a, ax = _sort_args(a, axis, "sort")
+    if order is not None:
+        raise NotImplementedError("fnp.sort: order= (structured arrays) is not supported")
+    out = lax.sort(a, dimension=ax, is_stable=True)
+    return lax.rev(out, (ax,)) if descending else out
+
+
+def argsort(
+    a: Any,
+    axis: Any = -1,
+    kind: Any = None,
+    order: Any = None,
+    *,
+    stable: bool = True,
+    descending: bool = False,
+) -> Any:
+    """Indices that sort ``a`` along ``axis`` (stable; int64)."""
+    a, ax = _sort_args(a, axis, "argsort")
+    if order is not None:
+        raise NotImplementedError("fnp.argsort: order= (structured arrays) is not supported")
+    if not descending:
+        return lax.argsort(a, dimension=ax, is_stable=True, index_dtype=_I64)
+    n = shape_of(a)[ax]
+    idx = lax.argsort(lax.rev(a, (ax,)), dimension=ax, is_stable=True, index_dtype=_I64)
+    return lax.rev(lax.sub(np.int64(n - 1), idx), (ax,))
+
+
+def _less(x: Any, y: Any, strict: bool) -> Any:
+    """``x < y`` (or ``<=``) with NaN ordered after every number."""
+    cmp = lax.lt if strict else lax.le
+    out = cmp(x, y)
+    if _util.dtype_of(x).kind == "f":
+        x_nan, y_nan = lax.ne(x, x), lax.ne(y, y)
+        no_nan_x = lax.bitwise_not(x_nan)
+        out = lax.bitwise_or(out, lax.bitwise_and(y_nan, no_nan_x))
+        if not strict:
+            out = lax.bitwise_or(out, lax.bitwise_and(x_nan, y_nan))
+    return out
+
+
+def searchsorted(
+    a: Any, v: Any, side: str = "left", sorter: Any = None, *, method: Any = None
+) -> Any:
+    """Indices where ``v`` would be inserted into sorted 1-d ``a`` to keep it sorted."""
+    if side not in ("left", "right"):
+        raise ValueError(f"fnp.searchsorted: side must be 'left' or 'right', got {side!r}")
+    a, v = _util.promote_args("fnp.searchsorted", a, v)
+    if len(shape_of(a)) != 1:
+        raise ValueError(f"fnp.searchsorted: a must be 1-d, got {_util.short(a)}")
+    if sorter is not None:
+        from funcgrad.numpy.indexing import take
+
+        a = take(a, sorter)
+    vs = tuple(shape_of(v))
+    n = shape_of(a)[0]
+    av = lax.broadcast_in_dim(a, vs + (n,), (len(vs),))
+    vv = lax.broadcast_in_dim(v, vs + (n,), tuple(range(len(vs))))
+    below = _less(av, vv, strict=(side == "left"))
+    return lax.reduce_sum(_util.convert(below, _I64), (len(vs),))
+
+
+def unique(
+    ar: Any,
+    return_index: bool = False,
+    return_inverse: bool = False,
+    return_counts: bool = False,
+    axis: Any = None,
+    *,
+    equal_nan: bool = True,
+) -> Any:
+    """The sorted unique elements (``ar`` must be concrete: the length depends on it)."""
+    if isinstance(ar, Tracer):
+        ar = _util.concrete(
+            ar,
+            "unique",
+            "the argument",
+            "the number of unique elements would be a dynamic shape; compute it outside the "
+            "transformation",
+        )
+    out = np.unique(
+        np.asarray(ar),
+        return_index=return_index,
+        return_inverse=return_inverse,
+        return_counts=return_counts,
+        axis=axis,
+        equal_nan=equal_nan,
+    )
+    return out
