@@ -141,14 +141,19 @@ def make_loop(f):
     return loop
 
 
-def best_time(fn, repeat):
-    fn()
-    best = float("inf")
+def best_times(fns, repeat):
+    """Best wall time of each callable, measured in interleaved rounds (a load spike then
+    hits all of them alike); None entries give nan."""
+    live = [f for f in fns if f is not None]
+    for f in live:
+        f()
+    best = {id(f): float("inf") for f in live}
     for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
+        for f in live:
+            t0 = time.perf_counter()
+            f()
+            best[id(f)] = min(best[id(f)], time.perf_counter() - t0)
+    return [best[id(f)] if f is not None else float("nan") for f in fns]
 
 
 # --- accuracy ---------------------------------------------------------------------------
@@ -225,14 +230,12 @@ def main():
             x = rng.uniform(lo, hi, args.n).astype(dtype)
             out = np.empty_like(x)
             loop = make_loop(mathlib.MATH[(name, dname)])
-            t_ml = best_time(lambda: loop(x, out), args.repeat) / args.n * 1e9
-            t_libm = float("nan")
-            if libm[name] is not None:
-                t_libm = best_time(lambda: libm[name](x, out), args.repeat) / args.n * 1e9
             ref_fn = numpy_fn(name)
-            t_np = float("nan")
-            if ref_fn is not None:
-                t_np = best_time(lambda: ref_fn(x, out=out), args.repeat) / args.n * 1e9
+            lm = libm[name]
+            fns = [lambda: loop(x, out),
+                   None if lm is None else (lambda: lm(x, out)),
+                   None if ref_fn is None else (lambda: ref_fn(x, out=out))]
+            t_ml, t_libm, t_np = (t / args.n * 1e9 for t in best_times(fns, args.repeat))
             line = (
                 f"{name:9s} {dname:8s} {t_ml:8.3f} {t_libm:10.3f} {t_np:8.3f}"
                 f" {t_libm / t_ml:7.2f}x {t_np / t_ml:7.2f}x"

@@ -2,8 +2,14 @@
 
 from funcgrad import errors as errors
 from funcgrad import lax as lax
+from funcgrad import losses as losses
+from funcgrad import metrics as metrics
+from funcgrad import nn as nn
 from funcgrad import numpy as numpy
+from funcgrad import optim as optim
 from funcgrad import random as random
+from funcgrad import serialization as serialization
+from funcgrad import train as train
 from funcgrad import tree_util as tree_util
 from funcgrad.ad_checkpoint import checkpoint as checkpoint
 from funcgrad.ad_checkpoint import checkpoint_policies as checkpoint_policies

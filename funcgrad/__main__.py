@@ -83,6 +83,20 @@ def tour() -> None:
         print(">>> fg.jit(g).lower(x).as_text()   # the generated source")
         print(g_jit.lower(x).as_text())
 
+        section("5. Loops: lax.scan under jit and grad")
+
+        def rnn_loss(w, xs):
+            def step(h, x):
+                h = fnp.tanh(w * h + x)
+                return h, h
+
+            _, hs = fg.lax.scan(step, 0.0, xs)
+            return fnp.sum(hs**2)
+
+        xs = np.linspace(-1.0, 1.0, 1000)
+        print(">>> fg.jit(fg.grad(rnn_loss))(0.5, xs)    # 1000-step scan, compiled once")
+        print(repr(fg.jit(fg.grad(rnn_loss))(0.5, xs)))
+
     print("\nDone. See README.md for more.")
 
 

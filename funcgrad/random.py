@@ -25,19 +25,27 @@ How the numbers are made (documented here because reproducibility is the API):
   same to ``data`` and hashes it in: ``threefry2x32(key, (hi(data), lo(data)))``. So, as in
   JAX, ``fold_in(key, i)`` equals ``split(key, n)[i]``: derive a key's children by one of
   the two, not both.
-- Floats: ``uniform`` fills the mantissa with the top bits of a 32-bit (float16/float32) or
-  64-bit (float64) word, giving a multiple of ``2**-nmant`` in ``[0, 1)``, then scales to
-  ``[minval, maxval)``. ``normal`` is ``sqrt(2) * erfinv(u)`` with ``u`` uniform in
-  ``(-1, 1)``: for float16/float32 ``erfinv`` is Giles' single-precision approximation (as
-  XLA), evaluated in float64 and rounded once; for float64 it is ``lax.erf_inv``. The other
-  float samplers also compute their logarithms in float64 for float16/float32 results, so
-  that NumPy (eager, vmap) and numba (jit) give the same float32 numbers: NumPy's float32
-  ``log`` is up to 4 ulp from libm's.
-- Integers: ``randint`` reduces a 64-bit word modulo the range (bias at most 2**-32 for
-  ranges up to 2**32; for wider 64-bit ranges the bias is ``span / 2**64``). ``permutation``
-  sorts by random 32-bit keys, in as many rounds as JAX uses. ``choice`` without
-  replacement and with ``p`` takes the top ``k`` of ``log(p)`` plus Gumbel noise.
+- Floats: ``uniform`` fills the mantissa with the top bits of a word as wide as the float
+  (16, 32 or 64 bits, as JAX), giving a multiple of ``2**-nmant`` in ``[0, 1)``, then scales
+  to ``[minval, maxval)`` (for float16/float32 in float64, rounded once). ``normal`` is
+  ``sqrt(2) * erfinv(u)`` with ``u`` uniform in ``(-1, 1)``: for float16/float32 ``erfinv``
+  is Giles' single-precision approximation (as XLA), evaluated in float64 and rounded once;
+  for float64 it is ``lax.erf_inv``. The other float samplers also compute their logarithms
+  in float64 for float16/float32 results, so that NumPy (eager, vmap) and numba (jit) give
+  the same float32 numbers: NumPy's float32 ``log`` is up to 4 ulp from libm's.
+- Integers: ``randint`` reduces 63 random bits modulo the range, in int64 (bias at most
+  ``span / 2**63``: 2**-31 for any 32-bit range); a concrete range wider than 2**63 - 1 is
+  refused (use ``bits``). ``permutation`` sorts by random 32-bit keys, in as many rounds as
+  JAX uses. ``choice`` without replacement and with ``p`` takes the top ``k`` of ``log(p)``
+  plus Gumbel noise.
+- ``gamma`` is Marsaglia and Tsang's rejection method, all elements in one ``while_loop``;
+  ``beta`` is a ratio of gammas. Neither is differentiable in its parameters.
 
+Same numbers everywhere: keys, integers and booleans are bit-identical eagerly, under
+``jit`` and under ``vmap``; float16/float32 samples agree to 2 ulp (in practice exactly:
+their float64 intermediate steps make the numba backend's FMA contraction and libm's
+``log`` invisible). float64 samples agree to 2 ulp of their scale, except where a backend
+lowering is less accurate than SciPy (``erf_inv`` near +-1, used by float64 ``normal``).
 Eagerly, large draws from ``bits``, ``uniform`` (float32/float64) and ``normal`` (float32)
 run a fused numba kernel (``funcgrad/lax/_random_kernels.py``) that computes the same
 numbers as the composition of ``lax`` operations used under transformations.
@@ -63,11 +71,13 @@ from funcgrad.lax.sort import sort_key_val
 __all__ = [
     "PRNGKey",
     "bernoulli",
+    "beta",
     "bits",
     "categorical",
     "choice",
     "exponential",
     "fold_in",
+    "gamma",
     "gumbel",
     "key",
     "laplace",
@@ -189,8 +199,7 @@ def _key_words(name: str, key: Any) -> tuple[Any, Any]:
             else ""
         )
         raise ValueError(
-            f"{name}: key must have shape (2,) (one uint32[2] key), got {aval.str_short()}"
-            f"{hint}"
+            f"{name}: key must have shape (2,) (one uint32[2] key), got {aval.str_short()}{hint}"
         )
     if isinstance(key, Tracer):
         return (
@@ -368,8 +377,7 @@ def _check_order(name: str, lo: Any, hi: Any, lo_name: str, hi_name: str, strict
     if np.any(bad):
         rel = "less than" if strict else "at most"
         raise ValueError(
-            f"{name}: {lo_name} must be {rel} {hi_name}, got {lo_name}={lo!r} and "
-            f"{hi_name}={hi!r}"
+            f"{name}: {lo_name} must be {rel} {hi_name}, got {lo_name}={lo!r} and {hi_name}={hi!r}"
         )
 
 
@@ -538,7 +546,9 @@ def truncated_normal(
     wide = _wide(dt)
     a = lax.erf(lax.mul(lax.convert_element_type(lower, wide), 1.0 / _SQRT2))
     b = lax.erf(lax.mul(lax.convert_element_type(upper, wide), 1.0 / _SQRT2))
-    u = _uniform(k1, k2, shape, dt, lax.convert_element_type(a, dt), lax.convert_element_type(b, dt))
+    u = _uniform(
+        k1, k2, shape, dt, lax.convert_element_type(a, dt), lax.convert_element_type(b, dt)
+    )
     out = _sqrt2_erfinv(u, dt)
     lo = lax.nextafter(lower, np.array(np.inf, dt))
     hi = lax.nextafter(upper, np.array(-np.inf, dt))
@@ -578,9 +588,7 @@ def _int_bound(name: str, what: str, x: Any, lo: int, hi: int) -> Any:
     return np.array(np.clip(arr.astype(object), lo, hi), dtype=object).astype(_I64)
 
 
-def randint(
-    key: Any, shape: Any, minval: Any, maxval: Any, dtype: Any = np.int32
-) -> Any:
+def randint(key: Any, shape: Any, minval: Any, maxval: Any, dtype: Any = np.int32) -> Any:
     """Integers uniform in ``[minval, maxval)`` (``maxval`` exclusive; bounds broadcast to
     ``shape`` and are clipped to the range of ``dtype``, int32 by default)."""
     dt = np.dtype(dtype)
@@ -777,3 +785,66 @@ def categorical(key: Any, logits: Any, axis: int = -1, shape: Any = None) -> Any
     prefix = shape[: len(shape) - len(batch)]
     noise = gumbel(key, (*prefix, *aval.shape), aval.dtype)
     return lax.argmax(lax.add(noise, logits), len(prefix) + axis, np.int32)
+
+
+# ----------------------------------------------------------------------------------------
+# Gamma and beta (rejection sampling in one while_loop)
+
+
+def gamma(key: Any, a: Any, shape: Any = None, dtype: Any = np.float32) -> Any:
+    """Gamma floats with shape ``a > 0`` and scale 1 (``a`` broadcasts to ``shape``, which
+    defaults to ``a``'s shape).
+
+    Marsaglia and Tsang's method (2000): every element proposes ``d (1 + c z)**3`` from a
+    normal ``z`` until accepted, all elements together in one ``while_loop`` (round ``i``
+    draws from ``fold_in(key, i)``); ``a < 1`` is boosted as ``gamma(a + 1) * u**(1/a)``.
+    Not differentiable in ``a``: it is held constant (``stop_gradient``).
+    """
+    dt = _float_dtype("gamma", dtype)
+    _key_words("gamma", key)
+    _check_order("gamma", 0.0, a, "0", "a", strict=True)
+    a = lax.stop_gradient(_float_operand("gamma", "a", a, dt))
+    shape = _shape("gamma", get_aval(a).shape if shape is None else shape)
+    _check_broadcasts("gamma", "a", a, shape)
+    wide = _wide(dt)
+    a = lax.broadcast_to(lax.convert_element_type(a, wide), shape)
+    loop_key, boost_key = _split2(key)
+    boost = lax.lt(a, 1.0)
+    d = lax.sub(lax.select(boost, lax.add(a, 1.0), a), 1.0 / 3.0)
+    c = lax.div(1.0, lax.sqrt(lax.mul(9.0, d)))
+
+    def not_done(state):
+        return lax.bitwise_not(lax.reduce_and(state[2], tuple(range(len(shape)))))
+
+    def propose(state):
+        i, sample, done = state
+        k_z, k_u = _split2(fold_in(loop_key, i))
+        z = lax.convert_element_type(normal(k_z, shape, dt), wide)
+        u = lax.convert_element_type(uniform(k_u, shape, dt), wide)
+        cz = lax.add(1.0, lax.mul(c, z))
+        v = lax.mul(lax.mul(cz, cz), cz)
+        positive = lax.gt(v, 0.0)
+        log_v = lax.log(lax.select(positive, v, np.array(1.0, wide)[()]))
+        bound = lax.add(lax.mul(0.5, lax.mul(z, z)), lax.mul(d, lax.add(lax.sub(1.0, v), log_v)))
+        ok = lax.bitwise_and(positive, lax.lt(lax.log1p(lax.neg(u)), bound))
+        sample = lax.select(lax.bitwise_and(ok, lax.bitwise_not(done)), lax.mul(d, v), sample)
+        return lax.add(i, np.int32(1)), sample, lax.bitwise_or(done, ok)
+
+    init = (np.int32(0), lax.full(shape, 0.0, wide), lax.full(shape, False, np.bool_))
+    _, sample, _ = lax.while_loop(not_done, propose, init)
+    u = lax.convert_element_type(uniform(boost_key, shape, dt), wide)
+    scale = lax.exp(lax.div(lax.log1p(lax.neg(u)), a))  # (1 - u) ** (1 / a), 1 - u in (0, 1]
+    sample = lax.select(boost, lax.mul(sample, scale), sample)
+    return lax.convert_element_type(sample, dt)
+
+
+def beta(key: Any, a: Any, b: Any, shape: Any = None, dtype: Any = np.float32) -> Any:
+    """Beta floats with parameters ``a, b > 0``: ``x / (x + y)`` for gamma ``x, y``."""
+    dt = _float_dtype("beta", dtype)
+    ka, kb = _split2(key)
+    if shape is None:
+        shape = np.broadcast_shapes(get_aval(a).shape, get_aval(b).shape)
+    shape = _shape("beta", shape)
+    x = lax.convert_element_type(gamma(ka, a, shape, dt), _wide(dt))
+    y = lax.convert_element_type(gamma(kb, b, shape, dt), _wide(dt))
+    return lax.convert_element_type(lax.div(x, lax.add(x, y)), dt)

@@ -874,3 +874,23 @@ def test_grad_composes_with_jit():
     )
     g = lambda x: fnp.sum(fnp.where(x > 0, fnp.sqrt(x), 0.0))  # noqa: E731
     np.testing.assert_array_equal(fg.jit(fg.grad(g))(np.array([0.0, 4.0])), [0.0, 0.25])
+
+
+def test_eager_templates_agree_with_rules(monkeypatch):
+    """Eager linearize/transpose replay cached programs; they must match the rules."""
+
+    def loss(p, x):
+        h = fnn.relu(x @ p["w"] + p["b"])
+        z = fnp.concatenate([h, fnp.tanh(h[:, :1])], axis=1)
+        return fnp.mean(fnn.logsumexp(z, axis=1) + fnp.where(z > 0.5, fnp.sqrt(z), 0.0).sum(1))
+
+    p = {"w": rand(4, 3), "b": rand(3)}
+    x = rand(5, 4)
+    with_templates = fg.value_and_grad(loss)(p, x)
+    monkeypatch.setattr(ad, "_eager_linearize", lambda primals, tangents: False)
+    monkeypatch.setattr(ad, "_transpose_by_template", lambda *a: None)
+    with_rules = fg.value_and_grad(loss)(p, x)
+    np.testing.assert_allclose(with_templates[0], with_rules[0], rtol=1e-14)
+    for k in p:
+        np.testing.assert_allclose(with_templates[1][k], with_rules[1][k], rtol=1e-12)
+    check_grads(lambda w: loss({"w": w, "b": p["b"]}, x), (p["w"],), order=1, modes=("rev",))

@@ -8,24 +8,24 @@ points FUNCGRAD_CACHE_DIR at a folder that persists across runs.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
 import sys
 import textwrap
-from functools import lru_cache
 
 import numpy as np
 import pytest
 
 import funcgrad as fg
 import funcgrad.numpy as fnp
-from funcgrad import core, lax
+from funcgrad import core
 from funcgrad.backend.numba import lower, lowering
 from funcgrad.errors import ConcretizationTypeError, LoweringError
-from funcgrad.interpreters.jit import Executable, jit_p
+from funcgrad.interpreters.jit import Executable
 from funcgrad.interpreters.partial_eval import trace_to_jaxpr
-from tests.test_primitives import CASE_DTYPES, CASES, _make
+from tests.test_primitives import CASE_DTYPES, _make
 
 # ----------------------------------------------------------------------------------------
 # Every primitive lowers, and agrees with eager evaluation
@@ -79,7 +79,7 @@ def _compiled(cases, dtype):
     def all_cases(*xs):
         outs, i = [], 0
         n_outs.clear()
-        for f, n in zip(funs, counts):
+        for f, n in zip(funs, counts, strict=True):
             o = f(*xs[i : i + n])
             n_outs.append(len(o))
             outs += o
@@ -96,14 +96,14 @@ def _compiled(cases, dtype):
     return per_case
 
 
-@lru_cache(maxsize=None)
+@functools.cache
 def _group_result(key):
     fam, dt, _ = key
     cases = GROUPS[key]
     dtype = np.dtype(dt)
     try:
         outs = _compiled(cases, dtype)
-        return {c.id: o for c, o in zip(cases, outs)}
+        return {c.id: o for c, o in zip(cases, outs, strict=True)}
     except LoweringError:
         # Localize the failure: one kernel per case.
         result = {}
@@ -119,8 +119,9 @@ def _tol(dtype):
     return {"rtol": 1e-5, "atol": 1e-6} if dtype == np.float32 else {"rtol": 1e-6, "atol": 1e-9}
 
 
-@pytest.mark.parametrize("case,dtype", CASE_DTYPES, ids=[f"{c.id}-{d.name}" for c, d in
-                                                        CASE_DTYPES])
+@pytest.mark.parametrize(
+    "case,dtype", CASE_DTYPES, ids=[f"{c.id}-{d.name}" for c, d in CASE_DTYPES]
+)
 def test_lowering_matches_eager(case, dtype):
     got = _group_result(GROUP_OF[(case.id, dtype.name)])[case.id]
     if isinstance(got, Exception):
@@ -130,10 +131,316 @@ def test_lowering_matches_eager(case, dtype):
     expected = prim.impl(*args, **case.get_params(dtype))
     expected = list(expected) if prim.multiple_results else [expected]
     assert len(got) == len(expected)
-    for g, e in zip(got, expected):
+    for g, e in zip(got, expected, strict=True):
         e = np.asarray(e)
         assert g.shape == e.shape and g.dtype == e.dtype, (g.shape, g.dtype, e.shape, e.dtype)
         if e.dtype.kind in "fc":
             np.testing.assert_allclose(g, e, equal_nan=True, **_tol(e.dtype))
         else:
             np.testing.assert_array_equal(g, e)
+
+
+# ----------------------------------------------------------------------------------------
+# Composition: f, jit(f), jit(jit(f)), grad(jit(f)), jit(grad(f)), vmap(jit(f)), jit(vmap(f))
+
+
+def _chain(x):
+    return fnp.sum(fnp.sin(x) * fnp.exp(-x * x) + fnp.tanh(x))
+
+
+def _layer(params, x):
+    return fnp.sum(fnp.tanh(x @ params["w"] + params["b"]) ** 2)
+
+
+def _logsumexp(x):
+    m = fnp.max(x, axis=-1, keepdims=True)
+    return fnp.sum(fnp.log(fnp.sum(fnp.exp(x - m), axis=-1)) + m[..., 0])
+
+
+def _slices(x):
+    return fnp.sum(x[1:] * x[:-1]) + fnp.sum(fnp.concatenate([x, x[::-1] * 2.0]) ** 2)
+
+
+RNG = np.random.default_rng(0)
+FUNS = {
+    "chain": (_chain, lambda: (RNG.standard_normal(7),)),
+    "layer": (
+        _layer,
+        lambda: (
+            {"w": RNG.standard_normal((3, 2)), "b": RNG.standard_normal(2)},
+            RNG.standard_normal((4, 3)),
+        ),
+    ),
+    "logsumexp": (_logsumexp, lambda: (RNG.standard_normal((3, 5)),)),
+    "slices": (_slices, lambda: (RNG.standard_normal(6),)),
+}
+
+
+def _batched(args, n=3):
+    """A batch of ``n`` argument tuples along a new leading axis of every leaf."""
+    return fg.tree_util.tree_map(lambda a: np.stack([a * (1 + 0.1 * i) for i in range(n)]), args)
+
+
+def _close(a, b):
+    fg.tree_util.tree_map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-9), a, b)
+
+
+TRANSFORMS = {
+    "jit": (lambda f: fg.jit(f), lambda f: f),
+    "jit_jit": (lambda f: fg.jit(fg.jit(f)), lambda f: f),
+    "grad_jit": (lambda f: fg.grad(fg.jit(f)), lambda f: fg.grad(f)),
+    "jit_grad": (lambda f: fg.jit(fg.grad(f)), lambda f: fg.grad(f)),
+    "value_and_grad_jit": (lambda f: fg.value_and_grad(fg.jit(f)), lambda f: fg.value_and_grad(f)),
+    "jit_grad_jit": (lambda f: fg.jit(fg.grad(fg.jit(f))), lambda f: fg.grad(f)),
+}
+BATCHED = {
+    "vmap_jit": (lambda f: fg.vmap(fg.jit(f)), lambda f: fg.vmap(f)),
+    "jit_vmap": (lambda f: fg.jit(fg.vmap(f)), lambda f: fg.vmap(f)),
+    "vmap_grad_jit": (lambda f: fg.vmap(fg.grad(fg.jit(f))), lambda f: fg.vmap(fg.grad(f))),
+}
+
+
+@pytest.mark.parametrize("t", list(TRANSFORMS))
+@pytest.mark.parametrize("name", list(FUNS))
+def test_composition(name, t):
+    f, make = FUNS[name]
+    args = make()
+    transformed, reference = TRANSFORMS[t]
+    _close(transformed(f)(*args), reference(f)(*args))
+
+
+@pytest.mark.parametrize("t", list(BATCHED))
+@pytest.mark.parametrize("name", list(FUNS))
+def test_batched_composition(name, t):
+    f, make = FUNS[name]
+    args = _batched(make())
+    transformed, reference = BATCHED[t]
+    _close(transformed(f)(*args), reference(f)(*args))
+
+
+def test_jvp_of_jit():
+    x, t = RNG.standard_normal(7), RNG.standard_normal(7)
+    _close(fg.jvp(fg.jit(_chain), (x,), (t,)), fg.jvp(_chain, (x,), (t,)))
+
+
+def test_second_order_through_jit():
+    x = RNG.standard_normal(4)
+    _close(
+        fg.grad(lambda x: fnp.sum(fg.grad(fg.jit(_chain))(x)))(x),
+        fg.grad(lambda x: fnp.sum(fg.grad(_chain)(x)))(x),
+    )
+
+
+def test_jit_closes_over_outer_tracer():
+    # jit inside grad, closing over the differentiated value.
+    g = fg.grad(lambda x: fg.jit(lambda y: x * y)(np.float64(2.0)))(3.0)
+    np.testing.assert_allclose(g, 2.0)
+
+
+def test_staged_jit_prints_as_equation():
+    text = str(fg.make_jaxpr(fg.jit(fnp.sin))(np.ones(3, np.float32)))
+    assert "jit[" in text and "name=sin" in text and "sin" in text
+
+
+def test_float32_stays_float32():
+    x = RNG.standard_normal(8).astype(np.float32)
+    f = lambda x: fnp.exp(-x * x) * 2.0 + fnp.sum(fnp.tanh(x))  # noqa: E731
+    out = fg.jit(f)(x)
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, f(x), rtol=1e-5)
+    assert fg.jit(fg.grad(lambda x: fnp.sum(f(x))))(x).dtype == np.float32
+
+
+# ----------------------------------------------------------------------------------------
+# Fusion, read off the plan
+
+
+def test_elementwise_chain_is_one_loop_without_temporaries():
+    def chain10(x):
+        y = fnp.sin(x)
+        y = y * 2.0
+        y = y + 1.0
+        y = fnp.exp(y)
+        y = -y
+        y = fnp.cos(y)
+        y = y * x
+        y = y - 0.5
+        y = fnp.tanh(y)
+        return fnp.abs(y)
+
+    x = np.linspace(-1, 1, 64).reshape(8, 8)
+    lowered = fg.jit(chain10).lower(x)
+    assert len(lowered.jaxpr.eqns) == 10
+    plan = lowered.plan
+    assert len(plan.loop_nests) == 1 and len(plan.steps) == 1
+    assert plan.temporaries == []
+    # Collapsed to one loop over all 64 elements.
+    assert lowered.as_text().count("for ") == 1
+
+
+def test_reduction_fuses_with_producers():
+    plan = fg.jit(lambda x: fnp.sum(fnp.exp(x - 1.0) * 2.0, axis=1)).lower(np.ones((4, 5))).plan
+    assert len(plan.steps) == 1 and plan.temporaries == []
+
+
+def test_views_are_read_in_place():
+    # transpose, broadcasting, slicing and reversal are index maps, not copies.
+    f = lambda x, y: x.T * y[None, ::-1] + x.T[:, :1]  # noqa: E731
+    x, y = np.ones((3, 4)), np.arange(3.0)
+    lowered = fg.jit(f).lower(x, y)
+    assert len(lowered.plan.steps) == 1 and lowered.plan.temporaries == []
+    np.testing.assert_array_equal(fg.jit(f)(x, y), f(x, y))
+
+
+def test_source_is_readable():
+    text = fg.jit(lambda x: fnp.sin(x) * 2.0).lower(np.ones(3, np.float32)).as_text()
+    assert "def " in text and "# b:f32[3] = sin a" in text
+    assert "np.float32(2.0)" in text  # typed literal: float32 stays float32
+
+
+# ----------------------------------------------------------------------------------------
+# Caches and dispatch
+
+
+def test_one_compile_per_signature():
+    jf = fg.jit(lambda x, y: x * y + 1.0)
+    a, b = np.ones(3), np.ones(3)
+    jf(a, b)
+    jf(a + 1, b)
+    assert len(jf._cache) == 1
+    jf(np.ones(4), np.ones(4))
+    jf(np.ones(3, np.float32), np.ones(3, np.float32))
+    jf((a,)[0], b)
+    assert len(jf._cache) == 3
+
+
+def test_static_args():
+    def f(x, n, mode="sum"):
+        y = x
+        for _ in range(n):
+            y = y * 2.0
+        return fnp.sum(y) if mode == "sum" else y
+
+    jf = fg.jit(f, static_argnums=1, static_argnames="mode")
+    x = np.ones(3)
+    assert jf(x, 2) == 12.0 and jf(x, 2) == 12.0 and jf(x, 3) == 24.0
+    assert len(jf._cache) == 2
+    np.testing.assert_array_equal(jf(x, 1, mode="all"), 2 * x)
+    np.testing.assert_array_equal(jf(x, n=1, mode="all"), 2 * x)
+    assert fg.jit(lambda x, f: f(x), static_argnums=1)(x, fnp.sin).shape == (3,)
+
+
+def test_unhashable_static_arg_is_a_clear_error():
+    jf = fg.jit(lambda x, shape: x.reshape(shape), static_argnums=1)
+    with pytest.raises(ValueError, match="static argument 1 .*unhashable.*list.*tuple"):
+        jf(np.ones(6), [2, 3])
+    assert jf(np.ones(6), (2, 3)).shape == (2, 3)
+
+
+def test_python_control_flow_on_traced_value_names_the_argument():
+    def f(x, y):
+        return x if y > 0 else -x
+
+    with pytest.raises(ConcretizationTypeError, match="argument y.*static_argnums"):
+        fg.jit(f)(np.ones(2), 1.0)
+
+
+def test_results_are_fresh_arrays():
+    a = np.arange(4.0)
+    outs = fg.jit(lambda x: (x, x, x.reshape(2, 2)))(a)
+    for o in outs:
+        assert not np.shares_memory(o, a) and o.flags.writeable
+    assert not np.shares_memory(outs[0], outs[1])
+
+
+def test_argument_kinds():
+    jf = fg.jit(lambda x, y: x * y)
+    x = np.arange(6.0).reshape(2, 3)
+    np.testing.assert_array_equal(jf(x[:, ::2], 2.0), x[:, ::2] * 2.0)  # non-contiguous
+    np.testing.assert_array_equal(jf(x, np.float64(3.0)), x * 3.0)  # NumPy scalar
+    np.testing.assert_array_equal(jf([1.0, 2.0], 2), np.array([2.0, 4.0]))  # list, int
+    assert fg.jit(lambda x: None)(x) is None
+    out = fg.jit(lambda d: {"s": d["a"] + d["b"], "t": (d["a"],)})({"a": x, "b": 1.0})
+    np.testing.assert_array_equal(out["s"], x + 1.0)
+    np.testing.assert_array_equal(out["t"][0], x)
+
+
+def test_lower_and_compile():
+    f = fg.jit(lambda x: fnp.cos(x) + 1.0)
+    x = np.ones(5, np.float32)
+    compiled = f.lower(x).compile()
+    np.testing.assert_allclose(compiled(x), np.cos(x) + 1.0)
+    assert "def " in compiled.as_text()
+    with pytest.raises(TypeError, match="lowered for"):
+        compiled(np.ones(6, np.float32))
+
+
+def test_jit_as_decorator_and_method():
+    class Model:
+        scale = 3.0
+
+        @functools.partial(fg.jit, static_argnums=0)  # self is static (hashable)
+        def apply(self, x):
+            return x * self.scale
+
+    np.testing.assert_array_equal(Model().apply(np.ones(2)), np.full(2, 3.0))
+
+    @fg.jit
+    def g(x):
+        return x + 1
+
+    assert g.__name__ == "g"
+
+
+def test_lowering_error_names_the_primitive(monkeypatch):
+    # A rule that emits code numba cannot type must surface as a LoweringError that names
+    # the primitive, its shapes and dtypes, never as a numba traceback.
+    monkeypatch.setitem(lowering.ELEMENTWISE, "sin", lambda ctx, x: f"np.not_a_function({x})")
+    with pytest.raises(LoweringError, match=r"'sin' \(f32\[3\] -> f32\[3\]\)") as info:
+        fg.jit(lambda x: fnp.sin(x) + 1.0)(np.ones(3, np.float32))
+    assert info.value.__cause__ is None and info.value.__suppress_context__
+
+
+def test_unsupported_dtype_is_a_lowering_error():
+    with pytest.raises(LoweringError, match="'add'.*f16"):
+        fg.jit(lambda x: x + 1)(np.ones(3, np.float16))
+
+
+_CACHE_SCRIPT = textwrap.dedent(
+    """
+    import json, numpy as np, funcgrad as fg, funcgrad.numpy as fnp
+    from funcgrad.backend.numba import compile as c
+    f = fg.jit(lambda x: fnp.sum(fnp.sin(x) * 2.0))
+    x = np.linspace(0, 1, 5)
+    out = [float(f(x)), fg.grad(f)(x).tolist()]
+    kernels = list(c._kernels.values())
+    print(json.dumps({
+        "out": out,
+        "kernels": len(kernels),
+        "from_disk": [k.from_disk for k in kernels],
+        "misses": sum(sum(k.fn.stats.cache_misses.values()) for k in kernels),
+    }))
+    """
+)
+
+
+def test_disk_cache_second_process_compiles_nothing(tmp_path):
+    env = {**os.environ, "FUNCGRAD_CACHE_DIR": str(tmp_path / "cache")}
+
+    def run():
+        proc = subprocess.run(
+            [sys.executable, "-c", _CACHE_SCRIPT],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+
+    first, second = run(), run()
+    assert first["kernels"] == second["kernels"] >= 2
+    assert not any(first["from_disk"]) and first["misses"] >= first["kernels"]
+    assert all(second["from_disk"]) and second["misses"] == 0
+    assert first["out"] == second["out"]
+    assert len(list((tmp_path / "cache").glob("k_*.py"))) == first["kernels"]

@@ -1752,10 +1752,12 @@ COMPOSED = {
         fnp.einsum("ij,kj->ik", a, a) @ fnp.dot(a, a.T) + fnp.outer(a[:, 0], a[:, 1])
     ),
     "norms": lambda a: fnp.linalg.norm(a, 1) + fnp.linalg.norm(a, np.inf, axis=0),
-    "getitem": lambda a: a[::-1, [0, 2]] * a[np.array([True, False, True, True])][:, 1:3],
+    "getitem": lambda a: a[::-1, [0, 2]][:3] * a[np.array([True, False, True, True])][:, 1:3],
     "at": lambda a: fnp.at(fnp.at(a)[[0, 0], 1:3].add(a[1, :2]))[2].set(a[3]),
     "take": lambda a: fnp.take_along_axis(a, fnp.argsort(a, axis=0), axis=0)[:, 1],
-    "traced_index": lambda a: a[fnp.argmax(a[:, 0]), 1:] + fnp.roll(a, fnp.argmax(a[:, 0]), 0)[0],
+    "traced_index": lambda a: (
+        a[fnp.argmax(a[:, 0]), 1:] + fnp.roll(a, fnp.argmax(a[:, 0]), 0)[0, :4]
+    ),
     "elementwise": lambda a: (
         fnp.where(a > 0, fnp.logaddexp(a, a[0]), fnp.clip(a, -0.5, 0.5))
         + fnp.floor_divide(a, 0.3) * (a % 0.7)
@@ -1819,3 +1821,80 @@ def test_constants_and_dtypes():
         assert getattr(fnp, name) is getattr(np, name)
     assert fnp.result_type(np.ones(2, np.int32), 1.0) == np.float64
     assert fnp.result_type(np.float32, 1.0) == np.float32
+
+
+def test_more_numpy_functions(rng):
+    x = np.array([-1.5, 0.0, -0.0, 2.0, np.nan, 0.25])
+    check(lambda x: fnp.copysign(x, -1.0), x, ref=lambda x: np.copysign(x, -1.0))
+    check(lambda x: fnp.copysign(2, x), x, ref=lambda x: np.copysign(2, x))
+    check(lambda x: fnp.heaviside(x, 0.5), x, ref=lambda x: np.heaviside(x, 0.5))
+    check(fnp.sinc, x, ref=np.sinc)
+    check(
+        lambda x: fnp.select([x > 0, x < 0], [x, -x], 9.0),
+        x,
+        ref=lambda x: np.select([x > 0, x < 0], [x, -x], 9.0),
+    )
+    check(lambda x: fnp.pow(x, 2), x, ref=lambda x: np.pow(x, 2))
+    i = np.array([[1, 2, 3], [4, 2, 7]])
+    check(lambda i: fnp.isin(i, [2, 7, 9]), i, ref=lambda i: np.isin(i, [2, 7, 9]))
+    check(
+        lambda i: fnp.isin(i, np.array([2, 7]), invert=True),
+        i,
+        ref=lambda i: np.isin(i, np.array([2, 7]), invert=True),
+    )
+    a, b = make(rng, (2, 3), F64), make(rng, (3, 1, 2), F32)
+    check(fnp.kron, a, b, ref=np.kron)
+    check(lambda a: fnp.unstack(a, axis=1), a, ref=lambda a: np.unstack(a, axis=1))
+    check(lambda: fnp.indices((2, 3)), ref=lambda: np.indices((2, 3)))
+    check(lambda: fnp.indices((2, 3), sparse=True), ref=lambda: np.indices((2, 3), sparse=True))
+    check(lambda: fnp.tril_indices(3, -1), ref=lambda: np.tril_indices(3, -1))
+    check(lambda: fnp.triu_indices(3, 1, 4), ref=lambda: np.triu_indices(3, 1, 4))
+    check(
+        lambda: fnp.ix_(np.array([0, 1]), np.array([True, False, True])),
+        ref=lambda: np.ix_(np.array([0, 1]), np.array([True, False, True])),
+    )
+    flat = np.array([5, 7, 0])
+    check(lambda f: fnp.unravel_index(f, (3, 4)), flat, ref=lambda f: np.unravel_index(f, (3, 4)))
+    assert_same(fnp.asanyarray([1, 2]), np.array([1, 2]))
+    assert_same(fnp.ascontiguousarray(a.T), a.T)
+    c = np.array([0, 1, 1, 3, 1])
+    check(fnp.bincount, c, ref=np.bincount, traced_too=False)
+    check(
+        lambda c: fnp.bincount(c, minlength=6),
+        c,
+        ref=lambda c: np.bincount(c, minlength=6),
+        traced_too=False,
+    )
+    w = make(rng, (5,), F32)
+    check(lambda c, w: fnp.bincount(c, w), c, w, ref=np.bincount, traced_too=False)
+    (t,) = traced(lambda c: fnp.bincount(c, length=4), c)
+    assert_same(t, np.bincount(c))
+    with pytest.raises(errors.ConcretizationTypeError, match="length="):
+        fg.make_jaxpr(fnp.bincount)(c)
+    xp, fp = np.array([0.0, 1.0, 3.0]), np.array([0.0, 10.0, 30.5])
+    xq = np.array([-1.0, 0.0, 0.5, 1.0, 2.9, 3.0, 4.0])
+    check(fnp.interp, xq, xp, fp, ref=np.interp)
+    check(
+        lambda q: fnp.interp(q, xp, fp, left=-1.0, right=99.0),
+        xq,
+        ref=lambda q: np.interp(q, xp, fp, left=-1.0, right=99.0),
+    )
+    n = np.array([[1.0, np.nan], [np.nan, 2.0], [3.0, -1.0]])
+    for name in ("nancumsum", "nancumprod"):
+        check(
+            lambda n, name=name: getattr(fnp, name)(n, axis=0),
+            n,
+            ref=lambda n, name=name: getattr(np, name)(n, axis=0),
+        )
+    for name in ("nanargmax", "nanargmin"):
+        check(
+            lambda n, name=name: getattr(fnp, name)(n, axis=1),
+            n,
+            ref=lambda n, name=name: getattr(np, name)(n, axis=1),
+        )
+
+
+def test_index_with_a_list_of_traced_ints():
+    x = A345
+    (t,) = traced(lambda x, i, j: x[[i, j], [0, -1]], x, np.int32(2), np.int32(0))
+    assert_same(t, x[[2, 0], [0, -1]])

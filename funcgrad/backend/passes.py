@@ -54,7 +54,7 @@ def inline_calls(closed: ClosedJaxpr) -> tuple[Jaxpr, list[Any]]:
                     env[v] = o
                 continue
             outvars = [Var(v.aval) for v in eqn.outvars]
-            for v, nv in zip(eqn.outvars, outvars):
+            for v, nv in zip(eqn.outvars, outvars, strict=True):
                 env[v] = nv
             eqns.append(Eqn(eqn.primitive, ins, eqn.params, outvars))
         return [read(x) for x in jaxpr.outvars]
@@ -101,7 +101,7 @@ def cse(jaxpr: Jaxpr) -> Jaxpr:
             key = (eqn.primitive.name, ikey, pkey)
             prev = seen.get(key)
             if prev is not None:
-                for v, p in zip(eqn.outvars, prev):
+                for v, p in zip(eqn.outvars, prev, strict=True):
                     env[v] = p
                 continue
             seen[key] = eqn.outvars
@@ -117,7 +117,7 @@ def prepare(closed: ClosedJaxpr) -> tuple[Jaxpr, list[Any]]:
     ``len(consts)`` invars take the constants.
     """
     jaxpr, consts = inline_calls(closed)
-    values = dict(zip(jaxpr.constvars, consts))
+    values = dict(zip(jaxpr.constvars, consts, strict=True))
     jaxpr = cse(jaxpr)
     jaxpr, _ = dce_jaxpr(jaxpr)
     consts = [values[v] for v in jaxpr.constvars]

@@ -56,7 +56,7 @@ import numpy as np
 from funcgrad import core
 from funcgrad.core import Primitive, ShapedArray, Trace, Tracer, get_aval, shaped_aval
 from funcgrad.interpreters import partial_eval as pe
-from funcgrad.ir import ClosedJaxpr, Jaxpr, Literal, Var, eval_jaxpr
+from funcgrad.ir import ClosedJaxpr, Eqn, Jaxpr, Literal, Var, eval_jaxpr
 
 primitive_jvps: dict[Primitive, Callable] = {}
 primitive_transposes: dict[Primitive, Callable] = {}
@@ -325,6 +325,10 @@ class JVPTrace(Trace):
             # No tangent flows through: run the primitive on the primals alone. The outputs
             # are not JVP tracers, so ``bind`` hands them back unboxed.
             return primitive.bind(*primals, **params)
+        if _eager_linearize(primals, tangents):
+            out = _linearize_by_template(self, primitive, primals, tangents, params)
+            if out is not None:
+                return out
         rule = primitive_jvps.get(primitive)
         if rule is None:
             raise NotImplementedError(
@@ -334,6 +338,287 @@ class JVPTrace(Trace):
         if primitive.multiple_results:
             return [JVPTracer(self, x, t) for x, t in zip(primal_out, tangent_out, strict=False)]
         return JVPTracer(self, primal_out, tangent_out)
+
+
+# -- Eager linearize by cached templates.
+#
+# Under eager ``grad`` (concrete primals, tangents recorded by partial evaluation) running a
+# jvp rule costs far more than the NumPy work it does: the rule's lax calls, their binds,
+# one recorded equation per tangent operation. But the rule does the same thing every time
+# for a given primitive, parameters, input types and set of nonzero tangents. So the first
+# time, the rule is traced into a jaxpr and split by partial evaluation into a *known* part
+# (primal outputs and residuals, from the primals) and an *unknown*, linear part (from the
+# residuals and tangents). Afterwards each call evaluates the known part on the concrete
+# primals and appends copies of the linear part's equations to the tape: the same jaxpr
+# the rule itself would record, without re-running it. The backward pass does the same for
+# transpose rules applied to concrete values. Primitives that carry jaxprs or functions
+# (custom rules, calls, control flow), rules that cannot be traced abstractly, and anything
+# under jit/vmap or a nested transformation always run their rule.
+
+_TEMPLATE_CACHE_SIZE = 4096
+_NO_TEMPLATE: Any = object()  # cached "this rule cannot be traced abstractly"
+_templates: dict[tuple, Any] = {}
+_first_order: dict[Primitive, bool] = {}
+
+
+def _eager_linearize(primals: list, tangents: list) -> bool:
+    """Concrete primals and tangents that are unknowns of one partial evaluation."""
+    for p in primals:
+        if type(p) is not np.ndarray and not isinstance(p, np.generic):
+            return False
+    trace = None
+    for t in tangents:
+        if type(t) is Zero:
+            continue
+        if type(t) is not pe.PartialEvalTracer or t.var is None:
+            return False
+        if trace is None:
+            trace = t._trace
+        elif t._trace is not trace:
+            return False
+    return True
+
+
+def _is_first_order(primitive: Primitive, params: dict) -> bool:
+    from funcgrad.util import HashableFunction
+
+    ok = _first_order.get(primitive)
+    if ok is None:
+        ok = not primitive.multiple_results and not any(
+            isinstance(v, (ClosedJaxpr, Jaxpr, HashableFunction)) or callable(v)
+            for v in params.values()
+        )
+        _first_order[primitive] = ok
+    return ok
+
+
+class _Program:
+    """A jaxpr flattened for fast replay: every value lives in a numbered slot.
+
+    With ``as_atoms`` the literals are kept as Literal atoms (for copying equations onto a
+    tape); otherwise as their values (for evaluation).
+    """
+
+    __slots__ = ("prefill", "consts", "in_slots", "steps", "out_slots")
+
+    def __init__(self, jaxpr: Jaxpr, consts: Sequence[Any], as_atoms: bool) -> None:
+        slot: dict[Var, int] = {}
+        prefill: list[Any] = []
+
+        def new_slot(value: Any = None) -> int:
+            prefill.append(value)
+            return len(prefill) - 1
+
+        def read(x: Any) -> int:
+            if type(x) is Literal:
+                return new_slot(x if as_atoms else x.val)
+            return slot[x]
+
+        for v in jaxpr.constvars:
+            slot[v] = new_slot()
+        self.in_slots = []
+        for v in jaxpr.invars:
+            slot[v] = new_slot()
+            self.in_slots.append(slot[v])
+        self.steps = []
+        for eqn in jaxpr.eqns:
+            idxs = [read(x) for x in eqn.inputs]
+            outs = [new_slot() for _ in eqn.outvars]
+            slot.update(zip(eqn.outvars, outs, strict=True))
+            self.steps.append(
+                (eqn.primitive, idxs, eqn.params, [v.aval for v in eqn.outvars], outs)
+            )
+        self.out_slots = [read(x) for x in jaxpr.outvars]
+        self.prefill = prefill
+        self.consts = list(consts)
+
+
+class _Template:
+    """The linearization of one primitive application (see above)."""
+
+    __slots__ = ("known", "unknown", "num_res", "tangent_kind", "out_aval")
+
+    def __init__(self, known, unknown, num_res, tangent_kind, out_aval):
+        self.known = known  # _Program: primals -> (primal out, [known tangent,] residuals)
+        self.unknown = unknown  # _Program: residuals, tangents -> tangent out (atoms)
+        self.num_res = num_res
+        self.tangent_kind = tangent_kind  # "zero", "known" or "unknown"
+        self.out_aval = out_aval
+
+
+def _build_template(primitive, params, avals, nonzeros) -> _Template:
+    invars = [Var(a) for a in avals]
+    out_aval = primitive.abstract_eval(*avals, **params).strip()
+    outvar = Var(out_aval)
+    jaxpr = Jaxpr([], invars, [Eqn(primitive, invars, params, [outvar])], [outvar])
+    jvp_closed, (out_nz,) = jvp_jaxpr(ClosedJaxpr(jaxpr, []), nonzeros, instantiate=False)
+    unknowns = [False] * len(avals) + [True] * sum(nonzeros)
+    known, unknown, out_uk, num_res = pe.partial_eval_jaxpr(jvp_closed, unknowns)
+    if out_uk[0]:
+        raise AssertionError(f"{primitive}: the primal output depends on a tangent")
+    kind = "zero" if not out_nz else ("unknown" if out_uk[1] else "known")
+    return _Template(
+        _Program(known.jaxpr, known.consts, as_atoms=False),
+        _Program(unknown.jaxpr, unknown.consts, as_atoms=True),
+        num_res,
+        kind,
+        out_aval,
+    )
+
+
+def _run_known(prog: _Program, args: list) -> list:
+    """Evaluate the known part on concrete values: straight to the impls, unless a staging
+    trace must see the operations (``make_jaxpr``/``jit`` around an eager value)."""
+    staging = core.dynamic_trace is not None
+    vals = list(prog.prefill)
+    for i, c in enumerate(prog.consts):
+        vals[i] = c
+    for i, a in zip(prog.in_slots, args, strict=True):
+        vals[i] = a
+    for prim, idxs, params, _, outs in prog.steps:
+        ins = [vals[i] for i in idxs]
+        out = prim.bind(*ins, **params) if staging else prim.impl(*ins, **params)
+        if prim.multiple_results:
+            for i, o in zip(outs, out, strict=True):
+                vals[i] = o
+        else:
+            vals[outs[0]] = out
+    return [vals[i] for i in prog.out_slots]
+
+
+def _linearize_by_template(
+    trace: JVPTrace, primitive: Primitive, primals: list, tangents: list, params: dict
+) -> Any:
+    if not _is_first_order(primitive, params):
+        return None
+    nonzeros = tuple([type(t) is not Zero for t in tangents])
+    try:
+        key = (
+            primitive,
+            tuple(params.items()),
+            tuple([(p.shape, p.dtype) for p in primals]),
+            nonzeros,
+        )
+        template = _templates.get(key)
+    except TypeError:  # an unhashable parameter: run the rule
+        return None
+    if template is None:
+        avals = [ShapedArray(p.shape, p.dtype) for p in primals]
+        try:
+            template = _build_template(primitive, params, avals, list(nonzeros))
+        except Exception:  # noqa: BLE001 - e.g. a rule that needs concrete values
+            template = _NO_TEMPLATE
+        if len(_templates) >= _TEMPLATE_CACHE_SIZE:
+            _templates.clear()
+        _templates[key] = template
+    if template is _NO_TEMPLATE:
+        return None
+    outs = _run_known(template.known, primals)
+    primal_out = outs[0]
+    kind = template.tangent_kind
+    if kind == "zero":
+        return JVPTracer(trace, primal_out, Zero(template.out_aval))
+    if kind == "known":
+        return JVPTracer(trace, primal_out, outs[1])
+    # Append the linear equations to the tape, with the residuals as its constants.
+    prog = template.unknown
+    atoms = list(prog.prefill)
+    pe_trace = None
+    for t in tangents:
+        if type(t) is not Zero:
+            pe_trace = t._trace
+            break
+    builder = pe_trace.main.global_data
+    const_atom = builder.const_atom
+    for i, c in enumerate(prog.consts):
+        atoms[i] = const_atom(c)
+    in_slots = prog.in_slots
+    num_res = template.num_res
+    for i, r in zip(in_slots[:num_res], outs[1:], strict=True):
+        atoms[i] = const_atom(r)
+    k = num_res
+    for t in tangents:
+        if type(t) is not Zero:
+            atoms[in_slots[k]] = t.var
+            k += 1
+    eqns = builder.eqns
+    for prim, idxs, eqn_params, out_avals, out_slots in prog.steps:
+        outvars = [Var(a) for a in out_avals]
+        for i, v in zip(out_slots, outvars, strict=True):
+            atoms[i] = v
+        eqns.append(Eqn(prim, [atoms[i] for i in idxs], eqn_params, outvars))
+    atom = atoms[prog.out_slots[0]]
+    if type(atom) is not Var:  # a literal tangent: known after all
+        return JVPTracer(trace, primal_out, atom.val)
+    return JVPTracer(trace, primal_out, pe.PartialEvalTracer(pe_trace, None, atom))
+
+
+class _TransposeTemplate:
+    __slots__ = ("prog", "pattern")
+
+    def __init__(self, prog: _Program, pattern: list[int]) -> None:
+        self.prog = prog
+        self.pattern = pattern  # per input: 1 a computed cotangent, 0 none (None/Zero)
+
+
+def _build_transpose_template(primitive, params, ct_aval, in_specs) -> _TransposeTemplate:
+    res_avals = [a for undefined, a in in_specs if not undefined]
+    pattern: list[int] = []
+
+    def fun(ct: Any, *res: Any) -> list[Any]:
+        it = iter(res)
+        args = [UndefPrimal(a) if undefined else next(it) for undefined, a in in_specs]
+        cts = primitive_transposes[primitive](ct, *args, **params)
+        pattern.extend(int(c is not None and type(c) is not Zero) for c in cts)
+        return [c for c in cts if c is not None and type(c) is not Zero]
+
+    closed = pe.trace_to_jaxpr(fun, [ct_aval, *res_avals])
+    return _TransposeTemplate(_Program(closed.jaxpr, closed.consts, as_atoms=False), pattern)
+
+
+def _transpose_by_template(primitive: Primitive, params: dict, ct: Any, invals: list) -> Any:
+    """The transpose rule's result for concrete ``ct`` and residuals, from a cached
+    program (None when not applicable)."""
+    if type(ct) is not np.ndarray and not isinstance(ct, np.generic):
+        return None
+    if primitive.name in _EAGER_TRANSPOSES or not _is_first_order(primitive, params):
+        return None
+    specs = []
+    residuals = []
+    for x in invals:
+        if type(x) is UndefPrimal:
+            specs.append((True, x.aval.shape, x.aval.dtype))
+        elif type(x) is np.ndarray or isinstance(x, np.generic):
+            specs.append((False, x.shape, x.dtype))
+            residuals.append(x)
+        else:
+            return None
+    try:
+        key = (primitive, tuple(params.items()), ct.shape, ct.dtype, tuple(specs))
+        template = _transpose_templates.get(key)
+    except TypeError:
+        return None
+    if template is None:
+        in_specs = [(u, ShapedArray(shape, dtype)) for u, shape, dtype in specs]
+        try:
+            template = _build_transpose_template(
+                primitive, params, ShapedArray(ct.shape, ct.dtype), in_specs
+            )
+        except Exception:  # noqa: BLE001 - e.g. a rule that needs concrete values
+            template = _NO_TEMPLATE
+        if len(_transpose_templates) >= _TEMPLATE_CACHE_SIZE:
+            _transpose_templates.clear()
+        _transpose_templates[key] = template
+    if template is _NO_TEMPLATE:
+        return None
+    outs = iter(_run_known(template.prog, [ct, *residuals]))
+    return [next(outs) if computed else None for computed in template.pattern]
+
+
+_transpose_templates: dict[tuple, _TransposeTemplate] = {}
+#: Transposes that stay eager: the zero-absorbing products look at the concrete values (one
+#: multiply and a NaN scan), which beats replaying their traced eq/select_n form.
+_EAGER_TRANSPOSES = frozenset({"mul", "div"})
 
 
 def jvp_flat(fun: Callable, primals: list, tangents: list) -> tuple[list, list]:
@@ -521,7 +806,11 @@ def backward_pass(
                 f"Transpose rule (for reverse-mode differentiation) for '{prim.name}' not "
                 "implemented"
             )
-        cts_in = rule(ct, *invals, **eqn.params)
+        cts_in = None
+        if not prim.multiple_results:
+            cts_in = _transpose_by_template(prim, eqn.params, ct, invals)
+        if cts_in is None:
+            cts_in = rule(ct, *invals, **eqn.params)
         for x, c in zip(eqn.inputs, cts_in, strict=True):
             if c is None or type(c) is Zero or type(x) is not Var or x in primal_env:
                 continue

@@ -71,7 +71,7 @@ def _check_closed(closed: ClosedJaxpr) -> None:
 def _jit_abstract_eval(*avals, jaxpr, name):
     expected = jaxpr.in_avals
     if len(avals) != len(expected) or any(
-        a.strip() != e.strip() for a, e in zip(avals, expected)
+        a.strip() != e.strip() for a, e in zip(avals, expected, strict=True)
     ):
         got = ", ".join(a.str_short() for a in avals)
         want = ", ".join(a.str_short() for a in expected)
@@ -131,7 +131,7 @@ def _jit_jvp(primals, tangents, *, jaxpr, name):
     outs = bind_closed(jvp_closed, [*primals, *nz_tangents], f"jvp({name})")
     n = len(jaxpr.out_avals)
     it = iter(outs[n:])
-    t_out = [next(it) if nz else ad.Zero(a) for a, nz in zip(jaxpr.out_avals, out_nz)]
+    t_out = [next(it) if nz else ad.Zero(a) for a, nz in zip(jaxpr.out_avals, out_nz, strict=True)]
     return outs[:n], t_out
 
 
@@ -165,7 +165,7 @@ def _transpose_jaxpr(closed: ClosedJaxpr, linear: tuple[bool, ...]):
 
 def _jit_transpose(cts, *args, jaxpr, name):
     linear = tuple(ad.is_undefined_primal(a) for a in args)
-    res = [a for a, lin in zip(args, linear) if not lin]
+    res = [a for a, lin in zip(args, linear, strict=True) if not lin]
     t_closed = _transpose_jaxpr(jaxpr, linear)
     cts = [ad.instantiate_zeros(c) for c in cts]
     outs = iter(bind_closed(t_closed, [*res, *cts], f"transpose({name})"))
@@ -181,7 +181,7 @@ def _batch_jaxpr(closed: ClosedJaxpr, dims: tuple, size: int):
 
 def _jit_batch(args, dims, *, jaxpr, name):
     size = batching.axis_size_of(args, dims)
-    args = [x if d is None else batching.moveaxis(x, d, 0) for x, d in zip(args, dims)]
+    args = [x if d is None else batching.moveaxis(x, d, 0) for x, d in zip(args, dims, strict=True)]
     front = tuple(None if d is None else 0 for d in dims)
     outs = bind_closed(_batch_jaxpr(jaxpr, front, size), args, f"vmap({name})")
     return outs, [0] * len(outs)
@@ -208,10 +208,10 @@ class Executable:
         fn = kernel.fn
         self.call = functools.partial(fn, *consts) if consts else fn
         self.n_out = len(lowering.jaxpr.outvars)
-        self.in_avals = lowering.jaxpr.in_avals[len(consts):]
+        self.in_avals = lowering.jaxpr.in_avals[len(consts) :]
 
     def call_flat(self, args: Sequence[Any]) -> list[Any]:
-        args = [_kernel_arg(x, a) for x, a in zip(args, self.in_avals)]
+        args = [_kernel_arg(x, a) for x, a in zip(args, self.in_avals, strict=True)]
         out = self.call(*args)
         return [out] if self.n_out == 1 else list(out)
 
@@ -260,8 +260,9 @@ class _Traced:
 
     __slots__ = ("jaxpr", "consts", "out_tree", "names")
 
-    def __init__(self, jaxpr: ClosedJaxpr, consts: list[Any], out_tree: Any,
-                 names: list[str]) -> None:
+    def __init__(
+        self, jaxpr: ClosedJaxpr, consts: list[Any], out_tree: Any, names: list[str]
+    ) -> None:
         self.jaxpr = jaxpr
         self.consts = consts
         self.out_tree = out_tree
@@ -314,8 +315,9 @@ def _canonical(x: Any) -> Any:
 class JitFunction:
     """The callable :func:`jit` returns; ``.lower(*args)`` exposes the generated source."""
 
-    def __init__(self, fun: Callable, static_argnums: tuple[int, ...],
-                 static_argnames: tuple[str, ...]) -> None:
+    def __init__(
+        self, fun: Callable, static_argnums: tuple[int, ...], static_argnames: tuple[str, ...]
+    ) -> None:
         functools.update_wrapper(self, fun)
         self._fun = fun
         self._name = fun_name(fun)
@@ -393,8 +395,14 @@ class JitFunction:
             entry = self._cache.get(key)
             if entry is None:
                 entry = self._compile(key, leaves, rebuild, dyn_args, dyn_kwargs)
-            out = entry.call(*[_kernel_arg(x, a) for x, a in
-                               zip(leaves, entry.exe.in_avals[len(entry.traced.consts):])])
+            out = entry.call(
+                *[
+                    _kernel_arg(x, a)
+                    for x, a in zip(
+                        leaves, entry.exe.in_avals[len(entry.traced.consts) :], strict=True
+                    )
+                ]
+            )
             return out if entry.post is None else entry.post(out)
         # Under a transformation: bind the jit primitive on the (traced) leaves.
         avals = tuple(core.shaped_aval(x) for x in leaves)
@@ -402,8 +410,14 @@ class JitFunction:
         outs = jit_p.bind(*traced.consts, *leaves, jaxpr=traced.jaxpr, name=self._name)
         return tree_util.tree_unflatten(traced.out_tree, outs)
 
-    def _trace(self, key: Any, avals: Sequence[ShapedArray], rebuild: Callable,
-               dyn_args: tuple, dyn_kwargs: dict) -> _Traced:
+    def _trace(
+        self,
+        key: Any,
+        avals: Sequence[ShapedArray],
+        rebuild: Callable,
+        dyn_args: tuple,
+        dyn_kwargs: dict,
+    ) -> _Traced:
         traced = self._traced.get(key)
         if traced is not None:
             return traced
@@ -438,8 +452,9 @@ class JitFunction:
         except Exception:  # noqa: BLE001 - names are only for error messages
             return None
 
-    def _compile(self, key: Any, leaves: list[Any], rebuild: Callable, dyn_args: tuple,
-                 dyn_kwargs: dict) -> _Entry:
+    def _compile(
+        self, key: Any, leaves: list[Any], rebuild: Callable, dyn_args: tuple, dyn_kwargs: dict
+    ) -> _Entry:
         avals = tuple(core.shaped_aval(x) for x in leaves)
         t0 = time.perf_counter()
         traced = self._trace(key[:2] + (avals,), avals, rebuild, dyn_args, dyn_kwargs)
@@ -459,13 +474,16 @@ class JitFunction:
         for other in self._cache:
             if other[1] == in_tree and other[0] == static_key:
                 diffs = []
-                for i, ((s, d), (s0, d0)) in enumerate(zip(sig, other[2])):
+                for i, ((s, d), (s0, d0)) in enumerate(zip(sig, other[2], strict=True)):
                     if (s, d) != (s0, d0):
                         n = names[i] if names and i < len(names) else f"leaf {i}"
                         new = ShapedArray(s, d).str_short()
                         diffs.append(f"{n}: {ShapedArray(s0, d0).str_short()} -> {new}")
-                kind = "dtypes" if all(
-                    s == s0 for (s, _), (s0, _) in zip(sig, other[2])) else "shapes"
+                kind = (
+                    "dtypes"
+                    if all(s == s0 for (s, _), (s0, _) in zip(sig, other[2], strict=True))
+                    else "shapes"
+                )
                 return f"new {kind} ({'; '.join(diffs[:4])})"
         if any(other[1] == in_tree for other in self._cache):
             return f"new static values {static_key}"
@@ -477,8 +495,12 @@ class JitFunction:
         leaves, in_tree, static_key, rebuild, dyn_args, dyn_kwargs = self._flatten(args, kwargs)
         avals = tuple(core.shaped_aval(x) for x in leaves)
         traced = self._trace((static_key, in_tree, avals), avals, rebuild, dyn_args, dyn_kwargs)
-        return Lowered(self, _lower(traced.jaxpr, self._name), traced,
-                       (static_key, in_tree, tuple((a.shape, a.dtype) for a in avals)))
+        return Lowered(
+            self,
+            _lower(traced.jaxpr, self._name),
+            traced,
+            (static_key, in_tree, tuple((a.shape, a.dtype) for a in avals)),
+        )
 
 
 class Lowered:
@@ -531,8 +553,9 @@ class Compiled:
             )
         entry = self._entry
         n_consts = len(entry.traced.consts)
-        out = entry.call(*[_kernel_arg(x, a) for x, a in
-                           zip(leaves, entry.exe.in_avals[n_consts:])])
+        out = entry.call(
+            *[_kernel_arg(x, a) for x, a in zip(leaves, entry.exe.in_avals[n_consts:], strict=True)]
+        )
         return out if entry.post is None else entry.post(out)
 
 
@@ -549,7 +572,8 @@ def _resolve_statics(fun: Callable, nums: tuple[int, ...], names: tuple[str, ...
     except (TypeError, ValueError):
         return tuple(sorted(nums)), tuple(sorted(names))
     positional = [
-        p.name for p in params
+        p.name
+        for p in params
         if p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
     ]
     for i in list(nums):
@@ -610,6 +634,12 @@ def _log_compile(name: str, reason: str, trace_s: float, exe: Executable) -> Non
     plan = exe.lowering.plan
     log.info(
         "jit(%s): kernel %s (%s); trace %.1f ms, generate %.1f ms, %s %.1f ms [%s]",
-        name, k.key[:12], reason, trace_s * 1e3, exe.lowering.generate_s * 1e3, how,
-        k.compile_s * 1e3, plan.summary(),
+        name,
+        k.key[:12],
+        reason,
+        trace_s * 1e3,
+        exe.lowering.generate_s * 1e3,
+        how,
+        k.compile_s * 1e3,
+        plan.summary(),
     )

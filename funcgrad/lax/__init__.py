@@ -118,3 +118,8 @@ from funcgrad.lax.sort import argsort as argsort
 from funcgrad.lax.sort import sort as sort
 from funcgrad.lax.sort import sort_key_val as sort_key_val
 from funcgrad.lax.sort import top_k as top_k
+from funcgrad.nn.conv import ConvDimensionNumbers as ConvDimensionNumbers
+from funcgrad.nn.conv import conv_dimension_numbers as conv_dimension_numbers
+from funcgrad.nn.conv import conv_general_dilated as conv_general_dilated
+from funcgrad.nn.conv import padtype_to_pads as padtype_to_pads
+from funcgrad.nn.conv import reduce_window as reduce_window

@@ -6,6 +6,7 @@ rules; ``funcgrad.numpy`` does the promotion before binding.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -14,6 +15,11 @@ import numpy as np
 from funcgrad import dtypes
 from funcgrad.core import Primitive, ShapedArray
 from funcgrad.interpreters import batching
+
+# NumPy's floating-point warnings (overflow in exp, 0/0, ...) raised inside funcgrad's own
+# primitive implementations are not the user's concern: NaN and inf are the answers, as in
+# JAX. A filter scoped to funcgrad's modules costs nothing per call (np.errstate costs ~2 µs).
+warnings.filterwarnings("ignore", category=RuntimeWarning, module=r"funcgrad\.")
 
 #: Lowering rules for the numba backend, keyed by primitive (filled by the backend).
 primitive_lowerings: dict[Primitive, Any] = {}

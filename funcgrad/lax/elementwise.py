@@ -7,9 +7,11 @@ broadcast a tangent to the output's shape (:func:`_bcast_to`) and transposes sum
 (:func:`unbroadcast`). The public functions accept Python scalars for convenience and give
 them the other operand's dtype (``lax.add(x, 2.0)``); ``bind`` never sees one.
 
-Impls compute in NumPy with floating-point warnings silenced (:func:`_quiet`): NaN and inf
-are the IEEE answers (``log(0) = -inf``, ``sqrt(-1) = nan``), integer overflow wraps, and
-integer division by zero gives NumPy's 0 without a warning.
+Impls compute in NumPy with its floating-point warnings filtered out for funcgrad's own
+modules (see ``lax/_base.py``; a module-scoped filter costs nothing per call, where
+``np.errstate`` costs microseconds): NaN and inf are the IEEE answers (``log(0) = -inf``,
+``sqrt(-1) = nan``), integer overflow wraps, and integer division by zero gives NumPy's 0
+without a warning.
 
 Semantics worth knowing (where funcgrad chooses, it says so):
 - ``div`` on integers rounds toward zero and ``rem`` takes the sign of the dividend (C
@@ -36,7 +38,6 @@ Semantics worth knowing (where funcgrad chooses, it says so):
 from __future__ import annotations
 
 import enum
-import functools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -62,17 +63,6 @@ from funcgrad.lax._base import (
 from funcgrad.lax.logical import bitwise_and, eq, gt, lt
 
 _BOOL = np.dtype(np.bool_)
-
-
-def _quiet(fn: Callable) -> Callable:
-    """``fn`` with NumPy's floating-point warnings silenced (NaN/inf are the answers)."""
-
-    @functools.wraps(fn)
-    def impl(*args: Any, **params: Any) -> Any:
-        with np.errstate(all="ignore"):
-            return fn(*args, **params)
-
-    return impl
 
 
 def _const(x: Any, value: Any) -> Any:
@@ -111,7 +101,7 @@ def _bcast_to(g: Any, ans_like: Any) -> Any:
 # Unary math
 
 # -- neg
-neg_p = standard_unop("neg", _quiet(np.negative), NUMBER)
+neg_p = standard_unop("neg", np.negative, NUMBER)
 
 
 def neg(x: Any) -> Any:
@@ -133,7 +123,7 @@ def sign(x: Any) -> Any:
 defjvp_zero(sign_p)
 
 # -- abs
-abs_p = standard_unop("abs", _quiet(np.abs), NUMBER)
+abs_p = standard_unop("abs", np.abs, NUMBER)
 
 
 def abs(x: Any) -> Any:  # noqa: A001 - JAX's name
@@ -179,10 +169,9 @@ def _round_impl(x, *, rounding_method):
         return np.rint(x)
     if rounding_method != RoundingMethod.AWAY_FROM_ZERO:
         raise ValueError(rounding_method)  # bind reports abstract eval's clearer error
-    with np.errstate(all="ignore"):
-        t = np.trunc(x)
-        # x - t is exact; inf/nan fall through unchanged (the comparison is false).
-        return np.where(np.abs(x - t) >= 0.5, t + np.sign(x), t)
+    t = np.trunc(x)
+    # x - t is exact; inf/nan fall through unchanged (the comparison is false).
+    return np.where(np.abs(x - t) >= 0.5, t + np.sign(x), t)
 
 
 def _round_abstract_eval(x, *, rounding_method):
@@ -221,7 +210,7 @@ def is_finite(x: Any) -> Any:
 defjvp_zero(is_finite_p)
 
 # -- exp
-exp_p = standard_unop("exp", _quiet(np.exp))
+exp_p = standard_unop("exp", np.exp)
 
 
 def exp(x: Any) -> Any:
@@ -232,7 +221,7 @@ def exp(x: Any) -> Any:
 defjvp2(exp_p, lambda g, ans, x: mul(g, ans))
 
 # -- exp2
-exp2_p = standard_unop("exp2", _quiet(np.exp2))
+exp2_p = standard_unop("exp2", np.exp2)
 
 
 def exp2(x: Any) -> Any:
@@ -243,7 +232,7 @@ def exp2(x: Any) -> Any:
 defjvp2(exp2_p, lambda g, ans, x: mul(g, mul(ans, math.log(2.0))))
 
 # -- expm1
-expm1_p = standard_unop("expm1", _quiet(np.expm1))
+expm1_p = standard_unop("expm1", np.expm1)
 
 
 def expm1(x: Any) -> Any:
@@ -254,7 +243,7 @@ def expm1(x: Any) -> Any:
 defjvp2(expm1_p, lambda g, ans, x: mul(g, add(ans, 1.0)))
 
 # -- log
-log_p = standard_unop("log", _quiet(np.log))
+log_p = standard_unop("log", np.log)
 
 
 def log(x: Any) -> Any:
@@ -265,7 +254,7 @@ def log(x: Any) -> Any:
 defjvp(log_p, lambda g, x: div(g, x))
 
 # -- log1p
-log1p_p = standard_unop("log1p", _quiet(np.log1p))
+log1p_p = standard_unop("log1p", np.log1p)
 
 
 def log1p(x: Any) -> Any:
@@ -276,7 +265,7 @@ def log1p(x: Any) -> Any:
 defjvp(log1p_p, lambda g, x: div(g, add(x, 1.0)))
 
 # -- sqrt
-sqrt_p = standard_unop("sqrt", _quiet(np.sqrt))
+sqrt_p = standard_unop("sqrt", np.sqrt)
 
 
 def sqrt(x: Any) -> Any:
@@ -289,8 +278,7 @@ defjvp2(sqrt_p, lambda g, ans, x: div(g, mul(ans, 2.0)))
 
 # -- rsqrt
 def _rsqrt_impl(x):
-    with np.errstate(all="ignore"):
-        return np.reciprocal(np.sqrt(x))
+    return np.reciprocal(np.sqrt(x))
 
 
 rsqrt_p = standard_unop("rsqrt", _rsqrt_impl)
@@ -315,7 +303,7 @@ def cbrt(x: Any) -> Any:
 defjvp2(cbrt_p, lambda g, ans, x: mul(g, mul(integer_pow(ans, -2), 1.0 / 3.0)))
 
 # -- square
-square_p = standard_unop("square", _quiet(np.square), NUMBER)
+square_p = standard_unop("square", np.square, NUMBER)
 
 
 def square(x: Any) -> Any:
@@ -326,7 +314,7 @@ def square(x: Any) -> Any:
 defjvp(square_p, lambda g, x: mul(g, mul(x, 2)))
 
 # -- sin
-sin_p = standard_unop("sin", _quiet(np.sin))
+sin_p = standard_unop("sin", np.sin)
 
 
 def sin(x: Any) -> Any:
@@ -337,7 +325,7 @@ def sin(x: Any) -> Any:
 defjvp(sin_p, lambda g, x: mul(g, cos(x)))
 
 # -- cos
-cos_p = standard_unop("cos", _quiet(np.cos))
+cos_p = standard_unop("cos", np.cos)
 
 
 def cos(x: Any) -> Any:
@@ -348,7 +336,7 @@ def cos(x: Any) -> Any:
 defjvp(cos_p, lambda g, x: neg(mul(g, sin(x))))
 
 # -- tan
-tan_p = standard_unop("tan", _quiet(np.tan))
+tan_p = standard_unop("tan", np.tan)
 
 
 def tan(x: Any) -> Any:
@@ -359,7 +347,7 @@ def tan(x: Any) -> Any:
 defjvp2(tan_p, lambda g, ans, x: mul(g, add(square(ans), 1.0)))
 
 # -- asin
-asin_p = standard_unop("asin", _quiet(np.arcsin))
+asin_p = standard_unop("asin", np.arcsin)
 
 
 def asin(x: Any) -> Any:
@@ -370,7 +358,7 @@ def asin(x: Any) -> Any:
 defjvp(asin_p, lambda g, x: mul(g, rsqrt(sub(1.0, square(x)))))
 
 # -- acos
-acos_p = standard_unop("acos", _quiet(np.arccos))
+acos_p = standard_unop("acos", np.arccos)
 
 
 def acos(x: Any) -> Any:
@@ -392,7 +380,7 @@ def atan(x: Any) -> Any:
 defjvp(atan_p, lambda g, x: div(g, add(square(x), 1.0)))
 
 # -- sinh
-sinh_p = standard_unop("sinh", _quiet(np.sinh))
+sinh_p = standard_unop("sinh", np.sinh)
 
 
 def sinh(x: Any) -> Any:
@@ -403,7 +391,7 @@ def sinh(x: Any) -> Any:
 defjvp(sinh_p, lambda g, x: mul(g, cosh(x)))
 
 # -- cosh
-cosh_p = standard_unop("cosh", _quiet(np.cosh))
+cosh_p = standard_unop("cosh", np.cosh)
 
 
 def cosh(x: Any) -> Any:
@@ -436,7 +424,7 @@ def asinh(x: Any) -> Any:
 defjvp(asinh_p, lambda g, x: mul(g, rsqrt(add(square(x), 1.0))))
 
 # -- acosh
-acosh_p = standard_unop("acosh", _quiet(np.arccosh))
+acosh_p = standard_unop("acosh", np.arccosh)
 
 
 def acosh(x: Any) -> Any:
@@ -447,7 +435,7 @@ def acosh(x: Any) -> Any:
 defjvp(acosh_p, lambda g, x: mul(g, rsqrt(mul(sub(x, 1.0), add(x, 1.0)))))
 
 # -- atanh
-atanh_p = standard_unop("atanh", _quiet(np.arctanh))
+atanh_p = standard_unop("atanh", np.arctanh)
 
 
 def atanh(x: Any) -> Any:
@@ -460,9 +448,8 @@ defjvp(atanh_p, lambda g, x: div(g, sub(1.0, square(x))))
 
 # -- logistic
 def _logistic_impl(x):
-    with np.errstate(all="ignore"):
-        # exp(-x) overflows to inf for very negative x, and 1 / inf is the right 0.
-        return np.reciprocal(np.exp(np.negative(x)) + np.array(1, np.result_type(x)))
+    # exp(-x) overflows to inf for very negative x, and 1 / inf is the right 0.
+    return np.reciprocal(np.exp(np.negative(x)) + np.array(1, np.result_type(x)))
 
 
 logistic_p = standard_unop("logistic", _logistic_impl)
@@ -487,7 +474,7 @@ def erf(x: Any) -> Any:
 defjvp(erf_p, lambda g, x: mul(g, mul(exp(neg(square(x))), 2.0 / math.sqrt(math.pi))))
 
 # -- erf_inv
-erf_inv_p = standard_unop("erf_inv", _quiet(scipy.special.erfinv))
+erf_inv_p = standard_unop("erf_inv", scipy.special.erfinv)
 
 
 def erf_inv(x: Any) -> Any:
@@ -500,8 +487,7 @@ defjvp2(erf_inv_p, lambda g, ans, x: mul(g, mul(exp(square(ans)), math.sqrt(math
 
 # -- integer_pow
 def _integer_pow_impl(x, *, y):
-    with np.errstate(all="ignore"):
-        out = np.power(x, y)
+    out = np.power(x, y)
     return out if np.result_type(out) == np.result_type(x) else out.astype(np.result_type(x))
 
 
@@ -538,7 +524,7 @@ defjvp(integer_pow_p, _integer_pow_jvp)
 # Binary math
 
 # -- add
-add_p = standard_naryop("add", _quiet(np.add))
+add_p = standard_naryop("add", np.add)
 
 
 def add(x: Any, y: Any) -> Any:
@@ -568,7 +554,7 @@ ad.primitive_jvps[add_p] = _add_jvp
 ad.primitive_transposes[add_p] = _add_transpose
 
 # -- sub
-sub_p = standard_naryop("sub", _quiet(np.subtract))
+sub_p = standard_naryop("sub", np.subtract)
 
 
 def sub(x: Any, y: Any) -> Any:
@@ -598,7 +584,7 @@ ad.primitive_jvps[sub_p] = _sub_jvp
 ad.primitive_transposes[sub_p] = _sub_transpose
 
 # -- mul
-mul_p = standard_naryop("mul", _quiet(np.multiply))
+mul_p = standard_naryop("mul", np.multiply)
 
 
 def mul(x: Any, y: Any) -> Any:
@@ -619,12 +605,11 @@ ad.primitive_transposes[mul_p] = _mul_transpose
 
 # -- div
 def _div_impl(x, y):
-    with np.errstate(all="ignore"):
-        if np.result_type(x).kind in "iu":
-            # Round toward zero: x - fmod(x, y) is an exact multiple of y (0 when y == 0,
-            # and NumPy's x // 0 is 0).
-            return np.floor_divide(np.subtract(x, np.fmod(x, y)), y)
-        return np.true_divide(x, y)
+    if np.result_type(x).kind in "iu":
+        # Round toward zero: x - fmod(x, y) is an exact multiple of y (0 when y == 0,
+        # and NumPy's x // 0 is 0).
+        return np.floor_divide(np.subtract(x, np.fmod(x, y)), y)
+    return np.true_divide(x, y)
 
 
 div_p = standard_naryop("div", _div_impl)
@@ -650,7 +635,7 @@ defjvp2(
 ad.primitive_transposes[div_p] = _div_transpose
 
 # -- rem
-rem_p = standard_naryop("rem", _quiet(np.fmod))
+rem_p = standard_naryop("rem", np.fmod)
 
 
 def rem(x: Any, y: Any) -> Any:
@@ -670,7 +655,7 @@ defjvp2(
 )
 
 # -- pow
-pow_p = standard_naryop("pow", _quiet(np.power), FLOAT)
+pow_p = standard_naryop("pow", np.power, FLOAT)
 
 
 def pow(x: Any, y: Any) -> Any:  # noqa: A001 - JAX's name
@@ -825,9 +810,8 @@ def _convert_element_type_impl(x, *, new_dtype):
     x = np.asarray(x)
     if x.dtype.kind == "c" and new_dtype.kind != "c":
         x = x.real  # as NumPy's astype, without its ComplexWarning
-    with np.errstate(all="ignore"):
-        # astype copies, so the result never aliases the input.
-        return x.astype(new_dtype)
+    # astype copies, so the result never aliases the input.
+    return x.astype(new_dtype)
 
 
 def _convert_element_type_jvp(primals, tangents, *, new_dtype):

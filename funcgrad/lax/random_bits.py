@@ -21,6 +21,7 @@ sampler on it, so one primitive carries all of funcgrad's randomness.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -91,9 +92,16 @@ def _threefry2x32_python(k1, k2, x1, x2, shape):
     """The 20 rounds on Python ints, element by element: for a few elements (a key split
     or fold_in) this beats a hundred NumPy calls on tiny arrays."""
     mask = 0xFFFFFFFF
-    cols = [a.reshape(-1).tolist() for a in np.broadcast_arrays(k1, k2, x1, x2)]
+    n = math.prod(shape)
+    cols = []
+    for a in (k1, k2, x1, x2):
+        a = np.asarray(a)
+        if a.size == 1:
+            cols.append([int(a.reshape(()))] * n)
+        else:
+            cols.append(np.broadcast_to(a, shape).reshape(-1).tolist())
     y1, y2 = [], []
-    for k0, k1_, a, b in zip(*cols):
+    for k0, k1_, a, b in zip(*cols, strict=True):
         ks = (k0, k1_, k0 ^ k1_ ^ _PARITY)
         a = (a + k0) & mask
         b = (b + k1_) & mask
@@ -111,7 +119,7 @@ def _threefry2x32_python(k1, k2, x1, x2, shape):
 def _threefry2x32_numba(k1, k2, x1, x2, shape):
     from funcgrad.lax import _random_kernels as kernels
 
-    n = int(np.prod(shape))
+    n = math.prod(shape)
     a = np.empty(n, _U32)
     b = np.empty(n, _U32)
     x1 = np.ascontiguousarray(np.broadcast_to(x1, shape)).reshape(n)
@@ -133,7 +141,7 @@ def _threefry2x32_impl(k1, k2, x1, x2):
     if any(np.result_type(a) != _U32 for a in args):
         raise TypeError("threefry2x32 operands must be uint32")  # bind reports abstract eval's
     shape = np.broadcast_shapes(*(np.shape(a) for a in args))
-    size = int(np.prod(shape))
+    size = math.prod(shape)
     if size >= _NUMBA_MIN_SIZE:
         y1, y2 = _threefry2x32_numba(k1, k2, x1, x2, shape)
     elif size <= _PYTHON_MAX_SIZE:
@@ -148,9 +156,9 @@ def _threefry2x32_batch(args, dims):
 
     # As batching.defbroadcasting, for two results: batch axes first, ranks lined up with
     # size-1 axes after the batch axis; unbatched operands broadcast as they are.
-    rank = max(get_aval(x).ndim - (d is not None) for x, d in zip(args, dims))
+    rank = max(get_aval(x).ndim - (d is not None) for x, d in zip(args, dims, strict=True))
     new_args = []
-    for x, d in zip(args, dims):
+    for x, d in zip(args, dims, strict=True):
         if d is not None:
             x = batching.moveaxis(x, d, 0)
             shape = get_aval(x).shape

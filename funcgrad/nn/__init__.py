@@ -1,5 +1,9 @@
-"""funcgrad.nn: activations and helpers (as ``jax.nn``)."""
+"""funcgrad.nn: activations and helpers (as ``jax.nn``), initializers, layers, conv/pooling."""
 
+from funcgrad.nn import initializers as initializers
+from funcgrad.nn.conv import avg_pool as avg_pool
+from funcgrad.nn.conv import conv2d as conv2d
+from funcgrad.nn.conv import max_pool as max_pool
 from funcgrad.nn.functions import celu as celu
 from funcgrad.nn.functions import elu as elu
 from funcgrad.nn.functions import gelu as gelu
@@ -19,3 +23,14 @@ from funcgrad.nn.functions import softmax as softmax
 from funcgrad.nn.functions import softplus as softplus
 from funcgrad.nn.functions import standardize as standardize
 from funcgrad.nn.functions import swish as swish
+from funcgrad.nn.layers import AvgPool2D as AvgPool2D
+from funcgrad.nn.layers import BatchNorm as BatchNorm
+from funcgrad.nn.layers import Conv2D as Conv2D
+from funcgrad.nn.layers import Dense as Dense
+from funcgrad.nn.layers import Dropout as Dropout
+from funcgrad.nn.layers import Embedding as Embedding
+from funcgrad.nn.layers import Flatten as Flatten
+from funcgrad.nn.layers import LayerNorm as LayerNorm
+from funcgrad.nn.layers import MaxPool2D as MaxPool2D
+from funcgrad.nn.layers import Module as Module
+from funcgrad.nn.layers import Sequential as Sequential

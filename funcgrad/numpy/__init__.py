@@ -13,7 +13,9 @@ import numpy as _np
 from funcgrad.numpy import linalg as linalg
 from funcgrad.numpy.creation import arange as arange
 from funcgrad.numpy.creation import array as array
+from funcgrad.numpy.creation import asanyarray as asanyarray
 from funcgrad.numpy.creation import asarray as asarray
+from funcgrad.numpy.creation import ascontiguousarray as ascontiguousarray
 from funcgrad.numpy.creation import copy as copy
 from funcgrad.numpy.creation import empty as empty
 from funcgrad.numpy.creation import empty_like as empty_like
@@ -21,6 +23,8 @@ from funcgrad.numpy.creation import eye as eye
 from funcgrad.numpy.creation import full as full
 from funcgrad.numpy.creation import full_like as full_like
 from funcgrad.numpy.creation import identity as identity
+from funcgrad.numpy.creation import indices as indices
+from funcgrad.numpy.creation import ix_ as ix_
 from funcgrad.numpy.creation import linspace as linspace
 from funcgrad.numpy.creation import logspace as logspace
 from funcgrad.numpy.creation import meshgrid as meshgrid
@@ -28,7 +32,9 @@ from funcgrad.numpy.creation import ones as ones
 from funcgrad.numpy.creation import ones_like as ones_like
 from funcgrad.numpy.creation import tri as tri
 from funcgrad.numpy.creation import tril as tril
+from funcgrad.numpy.creation import tril_indices as tril_indices
 from funcgrad.numpy.creation import triu as triu
+from funcgrad.numpy.creation import triu_indices as triu_indices
 from funcgrad.numpy.creation import zeros as zeros
 from funcgrad.numpy.creation import zeros_like as zeros_like
 from funcgrad.numpy.indexing import NonConcreteBooleanIndexError as NonConcreteBooleanIndexError
@@ -36,9 +42,11 @@ from funcgrad.numpy.indexing import _getitem as _getitem
 from funcgrad.numpy.indexing import argwhere as argwhere
 from funcgrad.numpy.indexing import at as at
 from funcgrad.numpy.indexing import flatnonzero as flatnonzero
+from funcgrad.numpy.indexing import isin as isin
 from funcgrad.numpy.indexing import nonzero as nonzero
 from funcgrad.numpy.indexing import take as take
 from funcgrad.numpy.indexing import take_along_axis as take_along_axis
+from funcgrad.numpy.indexing import unravel_index as unravel_index
 from funcgrad.numpy.products import dot as dot
 from funcgrad.numpy.products import einsum as einsum
 from funcgrad.numpy.products import inner as inner
@@ -54,6 +62,7 @@ from funcgrad.numpy.reductions import any as any
 from funcgrad.numpy.reductions import argmax as argmax
 from funcgrad.numpy.reductions import argmin as argmin
 from funcgrad.numpy.reductions import average as average
+from funcgrad.numpy.reductions import bincount as bincount
 from funcgrad.numpy.reductions import count_nonzero as count_nonzero
 from funcgrad.numpy.reductions import cumprod as cumprod
 from funcgrad.numpy.reductions import cumproduct as cumproduct
@@ -64,6 +73,10 @@ from funcgrad.numpy.reductions import max as max
 from funcgrad.numpy.reductions import mean as mean
 from funcgrad.numpy.reductions import median as median
 from funcgrad.numpy.reductions import min as min
+from funcgrad.numpy.reductions import nanargmax as nanargmax
+from funcgrad.numpy.reductions import nanargmin as nanargmin
+from funcgrad.numpy.reductions import nancumprod as nancumprod
+from funcgrad.numpy.reductions import nancumsum as nancumsum
 from funcgrad.numpy.reductions import nanmax as nanmax
 from funcgrad.numpy.reductions import nanmean as nanmean
 from funcgrad.numpy.reductions import nanmin as nanmin
@@ -103,6 +116,7 @@ from funcgrad.numpy.shape import fliplr as fliplr
 from funcgrad.numpy.shape import flipud as flipud
 from funcgrad.numpy.shape import hsplit as hsplit
 from funcgrad.numpy.shape import hstack as hstack
+from funcgrad.numpy.shape import kron as kron
 from funcgrad.numpy.shape import matrix_transpose as matrix_transpose
 from funcgrad.numpy.shape import moveaxis as moveaxis
 from funcgrad.numpy.shape import ndim as ndim
@@ -124,9 +138,11 @@ from funcgrad.numpy.shape import swapaxes as swapaxes
 from funcgrad.numpy.shape import tile as tile
 from funcgrad.numpy.shape import trace as trace
 from funcgrad.numpy.shape import transpose as transpose
+from funcgrad.numpy.shape import unstack as unstack
 from funcgrad.numpy.shape import vsplit as vsplit
 from funcgrad.numpy.shape import vstack as vstack
 from funcgrad.numpy.sorting import argsort as argsort
+from funcgrad.numpy.sorting import interp as interp
 from funcgrad.numpy.sorting import searchsorted as searchsorted
 from funcgrad.numpy.sorting import sort as sort
 from funcgrad.numpy.sorting import unique as unique
@@ -163,6 +179,7 @@ from funcgrad.numpy.ufuncs import ceil as ceil
 from funcgrad.numpy.ufuncs import clip as clip
 from funcgrad.numpy.ufuncs import conj as conj
 from funcgrad.numpy.ufuncs import conjugate as conjugate
+from funcgrad.numpy.ufuncs import copysign as copysign
 from funcgrad.numpy.ufuncs import cos as cos
 from funcgrad.numpy.ufuncs import cosh as cosh
 from funcgrad.numpy.ufuncs import deg2rad as deg2rad
@@ -183,6 +200,7 @@ from funcgrad.numpy.ufuncs import fmin as fmin
 from funcgrad.numpy.ufuncs import fmod as fmod
 from funcgrad.numpy.ufuncs import greater as greater
 from funcgrad.numpy.ufuncs import greater_equal as greater_equal
+from funcgrad.numpy.ufuncs import heaviside as heaviside
 from funcgrad.numpy.ufuncs import hypot as hypot
 from funcgrad.numpy.ufuncs import imag as imag
 from funcgrad.numpy.ufuncs import invert as invert
@@ -214,6 +232,7 @@ from funcgrad.numpy.ufuncs import negative as negative
 from funcgrad.numpy.ufuncs import nextafter as nextafter
 from funcgrad.numpy.ufuncs import not_equal as not_equal
 from funcgrad.numpy.ufuncs import positive as positive
+from funcgrad.numpy.ufuncs import pow as pow
 from funcgrad.numpy.ufuncs import power as power
 from funcgrad.numpy.ufuncs import rad2deg as rad2deg
 from funcgrad.numpy.ufuncs import radians as radians
@@ -223,9 +242,11 @@ from funcgrad.numpy.ufuncs import remainder as remainder
 from funcgrad.numpy.ufuncs import right_shift as right_shift
 from funcgrad.numpy.ufuncs import rint as rint
 from funcgrad.numpy.ufuncs import round as round
+from funcgrad.numpy.ufuncs import select as select
 from funcgrad.numpy.ufuncs import sign as sign
 from funcgrad.numpy.ufuncs import signbit as signbit
 from funcgrad.numpy.ufuncs import sin as sin
+from funcgrad.numpy.ufuncs import sinc as sinc
 from funcgrad.numpy.ufuncs import sinh as sinh
 from funcgrad.numpy.ufuncs import sqrt as sqrt
 from funcgrad.numpy.ufuncs import square as square

@@ -103,6 +103,16 @@ def asarray(a: Any, dtype: Any = None, order: Any = None, *, copy: Any = None) -
     return array(a, dtype=dtype)
 
 
+def asanyarray(a: Any, dtype: Any = None, order: Any = None) -> Any:
+    """``asarray`` (funcgrad has no array subclasses)."""
+    return asarray(a, dtype=dtype)
+
+
+def ascontiguousarray(a: Any, dtype: Any = None) -> Any:
+    """``asarray`` (funcgrad arrays are always contiguous)."""
+    return asarray(a, dtype=dtype)
+
+
 def copy(a: Any, order: Any = None) -> Any:
     """A copy of ``a``."""
     return asarray(a) if isinstance(a, Tracer) else array(a)
@@ -379,4 +389,55 @@ def meshgrid(*xi: Any, copy: bool = True, sparse: bool = False, indexing: str = 
         shape[pos] = _util.shape_of(x)[0]
         y = reshape(x, tuple(shape))
         out.append(y if sparse else broadcast_to(y, tuple(sizes)))
+    return tuple(out)
+
+
+def indices(dimensions: Any, dtype: Any = int, sparse: bool = False) -> Any:
+    """A grid of indices: ``out[k][i0, i1, ...] == ik``."""
+    from funcgrad.numpy.shape import stack
+
+    dims = _util.canonical_shape(dimensions, "indices")
+    dtype = _util.canonical_dtype(dtype, "indices")
+    n = len(dims)
+    if sparse:
+        return tuple(
+            lax.reshape(lax.iota(dtype, d), tuple(d if j == i else 1 for j in range(n)))
+            for i, d in enumerate(dims)
+        )
+    if not n:
+        return zeros((0,), dtype)
+    return stack([lax.broadcasted_iota(dtype, dims, i) for i in range(n)])
+
+
+def _concrete_indices(arrays: tuple) -> tuple:
+    return tuple(_util.lift_to_current(a.astype(np.int64)) for a in arrays)
+
+
+def tril_indices(n: int, k: int = 0, m: int | None = None) -> tuple:
+    """Row and column indices of the lower triangle of an ``(n, m)`` array."""
+    return _concrete_indices(np.tril_indices(_util.static_int(n, "tril_indices", "n"), k, m))
+
+
+def triu_indices(n: int, k: int = 0, m: int | None = None) -> tuple:
+    """Row and column indices of the upper triangle of an ``(n, m)`` array."""
+    return _concrete_indices(np.triu_indices(_util.static_int(n, "triu_indices", "n"), k, m))
+
+
+def ix_(*args: Any) -> tuple:
+    """Open-mesh index arrays: each 1-d input reshaped along its own axis."""
+    n = len(args)
+    out = []
+    for i, a in enumerate(args):
+        a = _util.to_operand(a, "fnp.ix_")
+        s = _util.shape_of(a)
+        if len(s) != 1:
+            raise ValueError(f"fnp.ix_: the inputs must be 1-d, got {_util.short(a)}")
+        shape = tuple(s[0] if j == i else 1 for j in range(n))
+        if isinstance(a, Tracer):
+            out.append(lax.reshape(a, shape))
+        else:
+            if a.dtype == np.bool_:
+                a = np.nonzero(a)[0]
+                shape = tuple(a.shape[0] if j == i else 1 for j in range(n))
+            out.append(_util.lift_to_current(np.array(a).reshape(shape)))
     return tuple(out)

@@ -97,6 +97,10 @@ def _classify(e: Any) -> tuple[str, Any]:
         return "bool0", bool(e)
     if isinstance(e, (int, np.integer)):
         return "int", int(e)
+    if isinstance(e, list) and any(isinstance(v, Tracer) for v in _util._iter_nested(e)):
+        from funcgrad.numpy.creation import array
+
+        e = array(e)  # a list of traced ints: stack them into one traced index array
     if isinstance(e, Tracer):
         dtype = e.dtype
         if dtype == np.bool_:
@@ -467,8 +471,9 @@ def _stack_components(comps: list[Any], batch_shape: tuple[int, ...]) -> Any:
             c = lax.reshape(c, tuple(c.shape) + (1,))
             cols.append(c if tuple(c.shape) == target else lax.broadcast_to(c, target))
         else:
+            # A fresh, writable, C-ordered constant (what the jit backend takes best).
             cols.append(
-                np.ascontiguousarray(np.broadcast_to(np.asarray(c, _I64)[..., None], target))
+                np.array(np.broadcast_to(np.asarray(c, _I64)[..., None], target), order="C")
             )
     if len(cols) == 1:
         return cols[0]
@@ -879,3 +884,45 @@ def argwhere(a: Any, *, size: Any = None, fill_value: Any = None) -> Any:
         (idx,) = nonzero(reshape(a, (1,)), size=size, fill_value=fill_value)
         return lax.full((shape_of(idx)[0], 0), np.int64(0), _I64)
     return stack(nonzero(a, size=size, fill_value=fill_value), axis=1)
+
+
+def unravel_index(indices: Any, shape: Any) -> tuple[Any, ...]:
+    """Flat indices into ``shape`` -> a tuple of coordinate arrays (``indices`` may be traced)."""
+    shape = _util.canonical_shape(shape, "unravel_index")
+    ind = to_operand(indices, "fnp.unravel_index")
+    if _util.dtype_of(ind).kind not in "iu":
+        raise TypeError(f"fnp.unravel_index: indices must be integers, got {_util.short(ind)}")
+    if not isinstance(ind, Tracer):
+        try:
+            return tuple(
+                _util.lift_to_current(np.asarray(c, _I64)) for c in np.unravel_index(ind, shape)
+            )
+        except ValueError as e:
+            raise ValueError(f"fnp.unravel_index: {e}") from None
+    ind = _util.convert(ind, _I64)
+    out = []
+    for d in range(len(shape)):
+        stride = math.prod(shape[d + 1 :])
+        out.append(lax.rem(lax.div(ind, np.int64(stride)), np.int64(shape[d])))
+    return tuple(out)
+
+
+def isin(
+    element: Any,
+    test_elements: Any,
+    assume_unique: bool = False,
+    invert: bool = False,
+    *,
+    kind: Any = None,
+) -> Any:
+    """Elementwise: is ``element`` in ``test_elements`` (compares with every test element)."""
+    from funcgrad.numpy.shape import ravel
+
+    el, tests = _util.promote_args("fnp.isin", element, test_elements)
+    tests = ravel(tests)
+    es = tuple(shape_of(el))
+    n = shape_of(tests)[0]
+    eb = lax.broadcast_in_dim(el, es + (n,), tuple(range(len(es))))
+    tb = lax.broadcast_in_dim(tests, es + (n,), (len(es),))
+    found = lax.reduce_or(lax.eq(eb, tb), (len(es),))
+    return lax.bitwise_not(found) if invert else found

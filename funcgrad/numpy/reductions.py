@@ -534,6 +534,64 @@ def nanmin(a: Any, axis: Any = None, out: Any = None, keepdims: bool = False) ->
     return _nanext("nanmin", min, np.inf, a, axis, out, keepdims)
 
 
+def nancumsum(a: Any, axis: Any = None, dtype: Any = None, out: Any = None) -> Any:
+    """Cumulative sum treating NaN as zero."""
+    return cumsum(_nan_fill(to_operand(a, "fnp.nancumsum"), 0), axis, dtype, out)
+
+
+def nancumprod(a: Any, axis: Any = None, dtype: Any = None, out: Any = None) -> Any:
+    """Cumulative product treating NaN as one."""
+    return cumprod(_nan_fill(to_operand(a, "fnp.nancumprod"), 1), axis, dtype, out)
+
+
+def nanargmax(a: Any, axis: Any = None, out: Any = None, *, keepdims: bool = False) -> Any:
+    """Index of the maximum ignoring NaN (an all-NaN slice gives 0; NumPy raises)."""
+    return argmax(_nan_fill(to_operand(a, "fnp.nanargmax"), -np.inf), axis, out, keepdims=keepdims)
+
+
+def nanargmin(a: Any, axis: Any = None, out: Any = None, *, keepdims: bool = False) -> Any:
+    """Index of the minimum ignoring NaN (an all-NaN slice gives 0; NumPy raises)."""
+    return argmin(_nan_fill(to_operand(a, "fnp.nanargmin"), np.inf), axis, out, keepdims=keepdims)
+
+
+def bincount(x: Any, weights: Any = None, minlength: int = 0, *, length: Any = None) -> Any:
+    """Counts (or summed ``weights``) of each non-negative integer in 1-d ``x``.
+
+    The result's length is ``max(x) + 1`` (at least ``minlength``) for a concrete ``x``;
+    a traced ``x`` needs a static ``length=`` (values outside it are dropped), as JAX.
+    """
+    from funcgrad.numpy.indexing import at
+
+    x = to_operand(x, "fnp.bincount")
+    if len(shape_of(x)) != 1 or _util.dtype_of(x).kind not in "iub":
+        raise TypeError(f"fnp.bincount: x must be a 1-d integer array, got {_util.short(x)}")
+    if length is None:
+        xv = np.asarray(
+            _util.concrete(
+                x,
+                "bincount",
+                "x",
+                "the result's length would depend on its values; pass a "
+                "static length=... (values at or beyond it are dropped)",
+            )
+        )
+        if xv.size and xv.min() < 0:
+            raise ValueError("fnp.bincount: x must contain non-negative integers")
+        length = builtins.max(int(xv.max(initial=-1)) + 1, int(minlength))
+    length = _util.static_int(length, "bincount", "length")
+    if weights is None:
+        w, dt = np.int64(1), _I64
+    else:
+        w = _util.convert(to_operand(weights, "fnp.bincount"), _F64)
+        dt = _F64
+    zeros = lax.full((length,), np.zeros((), dt)[()], dt)
+    # Negative values are dropped like those at or beyond ``length``.
+    x = lax.select(
+        lax.lt(x, np.zeros((), _util.dtype_of(x))[()]), np.int64(length), _util.convert(x, _I64)
+    )
+    return at(zeros)[x].add(w, mode="drop")
+
+
 # ----------------------------------------------------------------------------------------
 # Order statistics
 

@@ -811,3 +811,28 @@ def cross(
     comps = broadcast_arrays(*comps)
     out = stack(comps, axis=-1)
     return moveaxis(out, -1, axisc)
+
+
+def kron(a: Any, b: Any) -> Any:
+    """Kronecker product."""
+    from funcgrad.numpy.ufuncs import multiply
+
+    a, b = _op(a, "kron"), _op(b, "kron")
+    sa, sb = tuple(shape_of(a)), tuple(shape_of(b))
+    n = builtins.max(len(sa), len(sb))
+    sa, sb = (1,) * (n - len(sa)) + sa, (1,) * (n - len(sb)) + sb
+    ea = lax.reshape(a, tuple(v for d in sa for v in (d, 1)))
+    eb = lax.reshape(b, tuple(v for d in sb for v in (1, d)))
+    return lax.reshape(multiply(ea, eb), tuple(x * y for x, y in zip(sa, sb, strict=True)))
+
+
+def unstack(x: Any, /, *, axis: int = 0) -> tuple[Any, ...]:
+    """The slices of ``x`` along ``axis``, as a tuple."""
+    from funcgrad.numpy.indexing import _getitem
+
+    x = _op(x, "unstack")
+    s = tuple(shape_of(x))
+    if not s:
+        raise ValueError("fnp.unstack: needs an array of at least 1 dimension")
+    ax = canonicalize_axis(axis, len(s), "unstack")
+    return tuple(_getitem(x, (slice(None),) * ax + (i,)) for i in range(s[ax]))

@@ -128,3 +128,40 @@ def unique(
         equal_nan=equal_nan,
     )
     return out
+
+
+def interp(
+    x: Any, xp: Any, fp: Any, left: Any = None, right: Any = None, period: Any = None
+) -> Any:
+    """Piecewise-linear interpolation of ``(xp, fp)`` (increasing ``xp``) at ``x``."""
+    from funcgrad.numpy.indexing import _getitem
+
+    if period is not None:
+        raise NotImplementedError("fnp.interp: period= is not supported")
+    xp = _util.convert(to_operand(xp, "fnp.interp"), np.dtype(np.float64))
+    fp = _util.convert(to_operand(fp, "fnp.interp"), np.dtype(np.float64))
+    x = _util.convert(to_operand(x, "fnp.interp"), np.dtype(np.float64))
+    if len(shape_of(xp)) != 1 or shape_of(xp) != shape_of(fp) or shape_of(xp)[0] == 0:
+        raise ValueError(
+            f"fnp.interp: xp and fp must be 1-d of one non-zero length, got {_util.short(xp)} "
+            f"and {_util.short(fp)}"
+        )
+    n = shape_of(xp)[0]
+    if n == 1:
+        y = lax.broadcast_to(_getitem(fp, 0), tuple(shape_of(x)))
+    else:
+        i = searchsorted(xp, x, side="right")
+        i = lax.clamp(np.int64(1), i, np.int64(n - 1))
+        x0, x1 = _getitem(xp, lax.sub(i, np.int64(1))), _getitem(xp, i)
+        y0, y1 = _getitem(fp, lax.sub(i, np.int64(1))), _getitem(fp, i)
+        slope = lax.div(lax.sub(y1, y0), lax.sub(x1, x0))
+        y = lax.add(lax.mul(slope, lax.sub(x, x0)), y0)
+        y = lax.select(lax.eq(x, x1), y1, y)
+    lo = _getitem(fp, 0) if left is None else _util.convert(to_operand(left), np.dtype(np.float64))
+    hi = (
+        _getitem(fp, -1)
+        if right is None
+        else _util.convert(to_operand(right), np.dtype(np.float64))
+    )
+    y = lax.select(lax.lt(x, _getitem(xp, 0)), lo, y)
+    return lax.select(lax.gt(x, _getitem(xp, -1)), hi, y)

@@ -755,3 +755,55 @@ def array_equiv(a1: Any, a2: Any) -> Any:
         return False
     out = all_(equal(a1, a2))
     return builtins.bool(out) if not isinstance(out, Tracer) else out
+
+
+pow = power  # noqa: A001 - NumPy 2's name
+
+
+def copysign(x1: Any, x2: Any, /) -> Any:
+    """``x1`` with the sign of ``x2``."""
+    (a, b), loop = ufunc_args(np.copysign, "copysign", x1, x2)
+    neg = signbit(b)
+    mag = lax.abs(a)
+    return _call("copysign", lax.select, neg, lax.neg(mag), mag)
+
+
+def heaviside(x1: Any, x2: Any, /) -> Any:
+    """Step function: 0 where ``x1 < 0``, ``x2`` where ``x1 == 0``, 1 where ``x1 > 0``."""
+    (a, b), loop = ufunc_args(np.heaviside, "heaviside", x1, x2)
+    zero, one = _const(loop[0], 0), _const(loop[0], 1)
+    out = _call("heaviside", lax.select, lax.gt(a, zero), one, b)
+    out = lax.select(lax.lt(a, zero), zero, out)
+    return lax.select(lax.ne(a, a), a, out)  # NaN stays NaN
+
+
+def sinc(x: Any, /) -> Any:
+    """``sin(pi x) / (pi x)``, and 1 at 0."""
+    x = _util.to_operand(x, "fnp.sinc")
+    (x,) = _util.promote_args_inexact("fnp.sinc", x)
+    dtype = _util.dtype_of(x)
+    zero, one = _const(dtype, 0), _const(dtype, 1)
+    is_zero = lax.eq(x, zero)
+    pix = lax.mul(lax.select(is_zero, one, x), _const(dtype, math.pi))
+    return lax.select(is_zero, one, lax.div(lax.sin(pix), pix))
+
+
+def select(condlist: Any, choicelist: Any, default: Any = 0) -> Any:
+    """The choice of the first true condition, elementwise (``default`` where none is)."""
+    if len(condlist) != len(choicelist):
+        raise ValueError(
+            f"fnp.select: {len(condlist)} conditions but {len(choicelist)} choices; give one "
+            "choice per condition"
+        )
+    if not condlist:
+        raise ValueError("fnp.select: needs at least one condition")
+    choices = _util.promote_args("fnp.select", *choicelist, default)
+    out = choices[-1]
+    for cond, choice in zip(condlist[::-1], choices[-2::-1], strict=True):
+        c = _util.to_operand(cond, "fnp.select")
+        if _util.dtype_of(c) != _BOOL:
+            raise TypeError(f"fnp.select: conditions must be bool arrays, got {_util.short(c)}")
+        out = where(c, choice, out)
+    if not isinstance(out, Tracer) and any(out is c for c in choicelist):
+        out = _util.fresh(out)
+    return out

@@ -19,8 +19,9 @@ from funcgrad.ir import ClosedJaxpr, Jaxpr
 class Lowering:
     """A jaxpr lowered to source: ``as_text()`` shows it, ``compile()`` builds the kernel."""
 
-    def __init__(self, closed: ClosedJaxpr, jaxpr: Jaxpr, consts: list[Any], source: Any,
-                 generate_s: float) -> None:
+    def __init__(
+        self, closed: ClosedJaxpr, jaxpr: Jaxpr, consts: list[Any], source: Any, generate_s: float
+    ) -> None:
         self.closed = closed
         self.jaxpr = jaxpr  # flat: consts are its leading invars
         self.consts = consts

@@ -36,8 +36,16 @@ _RESERVED = frozenset(
 class Source:
     """The generated module: its text, its functions, and what each line computes."""
 
-    def __init__(self, text: str, entry: str, functions: list[str], parallel: bool,
-                 line_eqns: dict[int, Eqn], plans: list[Plan], helpers: list[str]) -> None:
+    def __init__(
+        self,
+        text: str,
+        entry: str,
+        functions: list[str],
+        parallel: bool,
+        line_eqns: dict[int, Eqn],
+        plans: list[Plan],
+        helpers: list[str],
+    ) -> None:
         self.text = text
         self.entry = entry
         self.functions = functions
@@ -124,7 +132,7 @@ class _Module:
         for line in head:
             out.append(line)
         # Sub-functions first, so each name exists before the entry uses it.
-        for fname, lines in self.functions[::-1]:
+        for _fname, lines in self.functions[::-1]:
             out += ["", ""]
             depth = 0
             for item in lines:
@@ -139,7 +147,12 @@ class _Module:
                         line_eqns[len(out)] = eqn
         src = "\n".join(out) + "\n"
         return Source(
-            src, entry, [f for f, _ in self.functions], self.parallel, line_eqns, self.plans,
+            src,
+            entry,
+            [f for f, _ in self.functions],
+            self.parallel,
+            line_eqns,
+            self.plans,
             sorted(self.helpers),
         )
 
@@ -278,16 +291,11 @@ class _FunctionBuilder:
         header = [(f"def {self.fname}({params}):", None)]
         with self.indent():
             for step in self.plan.steps:
-                try:
-                    if isinstance(step, LoopNest):
-                        self.loop_nest(step)
-                    else:
+                if isinstance(step, LoopNest):
+                    self.loop_nest(step)
+                else:
+                    with _blame(step.eqn):
                         self.opaque(step)
-                except LoweringError:
-                    raise
-                except Exception as e:  # a rule that cannot handle these operands
-                    eqn = step.eqn if isinstance(step, Opaque) else step.members[0].eqn
-                    raise lowering_error(eqn, f"{type(e).__name__}: {e}") from None
             self.emit_return(jaxpr)
         return header + self.lines
 
@@ -310,7 +318,7 @@ class _FunctionBuilder:
         if len(outs) == 1:
             self.emit(f"return {outs[0]}")
         else:
-            self.emit("return (" + ", ".join(outs) + ("," if not outs else "") + ")")
+            self.emit("return (" + ", ".join(outs) + ")")
 
     # -- opaque steps
     def opaque(self, step: Opaque) -> None:
@@ -403,6 +411,19 @@ def eqn_comment(eqn: Eqn, namer: Namer) -> str:
     params = "[" + " ".join(items) + "]" if items else ""
     outs = " ".join(namer.binder(v) for v in eqn.outvars)
     return f"{outs} = {eqn.primitive.name}{params} {ins}".rstrip()
+
+
+@contextmanager
+def _blame(eqn: Eqn | None) -> Iterator[None]:
+    """Re-raise any failure while lowering ``eqn`` as a LoweringError that names it."""
+    try:
+        yield
+    except LoweringError as e:
+        if str(e).startswith("numba backend could not lower") or eqn is None:
+            raise
+        raise lowering_error(eqn, str(e).removeprefix("numba backend: ")) from None
+    except Exception as e:  # a rule that cannot handle these operands
+        raise lowering_error(eqn, f"{type(e).__name__}: {e}") from None
 
 
 def lowering_error(eqn: Eqn | None, reason: str) -> LoweringError:
@@ -575,8 +596,9 @@ class _NestEmitter:
             args = [operand(r) for r in m.reads]
             node = None
             if m.kind == "map":
-                node = nodes[("val", m.out)] = _Node("val", "", max(
-                    (a.depth for a in args), default=0))
+                node = nodes[("val", m.out)] = _Node(
+                    "val", "", max((a.depth for a in args), default=0)
+                )
                 if m.out in plan.materialized:
                     node.uses += 1
                     node.consumer_depth = full
@@ -592,8 +614,10 @@ class _NestEmitter:
             """``a`` at its consumer: inlined, or a local computed at ``a``'s own depth."""
             if a.local is not None:
                 return a.local
-            if a.kind in ("lit", "idx") or a.consumer_depth == a.depth and (
-                a.kind == "read" or a.uses == 1
+            if (
+                a.kind in ("lit", "idx")
+                or a.consumer_depth == a.depth
+                and (a.kind == "read" or a.uses == 1)
             ):
                 return a.expr
             a.local = fb.fresh("t")
@@ -603,18 +627,24 @@ class _NestEmitter:
         # Pass 2: expressions, then writes and accumulations at full depth.
         eqn0 = next((m.eqn for m in nest.members if m.eqn is not None), None)
         for m, args, node in members:
-            if m.kind == "reduce":
-                self._reduction(m, ref(args[0]), allocs, at, inits, finals)
-                continue
-            in_avals = [None if r.kind == "index" else r.atom.aval for r in m.reads]
-            node.expr = self._member_expr(m, in_avals, [ref(a) for a in args])
-            if m.out in plan.materialized:
-                out = fb.name(m.out)
-                aval = m.out.aval
-                allocs.append((f"{out} = np.empty({shape_expr(aval.shape)}, "
-                               f"{dtype_expr(aval.dtype)})", m.eqn))
-                ident = tuple((d, 0, 1) for d in range(aval.ndim))
-                at[full].append((f"{self._access(out, aval.shape, ident)} = {ref(node)}", m.eqn))
+            with _blame(m.eqn):
+                if m.kind == "reduce":
+                    self._reduction(m, ref(args[0]), allocs, at, inits, finals)
+                    continue
+                in_avals = [None if r.kind == "index" else r.atom.aval for r in m.reads]
+                node.expr = self._member_expr(m, in_avals, [ref(a) for a in args])
+                if m.out in plan.materialized:
+                    out = fb.name(m.out)
+                    aval = m.out.aval
+                    allocs.append(
+                        (
+                            f"{out} = np.empty({shape_expr(aval.shape)}, {dtype_expr(aval.dtype)})",
+                            m.eqn,
+                        )
+                    )
+                    ident = tuple((d, 0, 1) for d in range(aval.ndim))
+                    write = f"{self._access(out, aval.shape, ident)} = {ref(node)}"
+                    at[full].append((write, m.eqn))
 
         for m in nest.members:
             if m.eqn is not None:
@@ -686,16 +716,21 @@ class _NestEmitter:
         full = len(self.groups)
         if self.inner_mode:
             acc = fb.fresh("acc")
-            allocs.append((f"{out} = np.empty({shape_expr(aval.shape)}, "
-                           f"{dtype_expr(aval.dtype)})", m.eqn))
+            allocs.append(
+                (f"{out} = np.empty({shape_expr(aval.shape)}, {dtype_expr(aval.dtype)})", m.eqn)
+            )
             inits.append(f"{acc} = {ident}")
             at[full].append((f"{acc} = {red.combine(ctx, acc, val)}", m.eqn))
             final = acc if acc_dtype == aval.dtype else lowering.cast(acc, aval.dtype)
             finals.append(f"{self._access(out, aval.shape, self._kept_map())} = {final}")
             return
         target = out if acc_dtype == aval.dtype else fb.fresh(out + "_acc")
-        allocs.append((f"{target} = np.full({shape_expr(aval.shape)}, {ident}, "
-                       f"{dtype_expr(acc_dtype)})", m.eqn))
+        allocs.append(
+            (
+                f"{target} = np.full({shape_expr(aval.shape)}, {ident}, {dtype_expr(acc_dtype)})",
+                m.eqn,
+            )
+        )
         cell = self._access(target, aval.shape, self._kept_map())
         at[full].append((f"{cell} = {red.combine(ctx, cell, val)}", m.eqn))
         if target != out:

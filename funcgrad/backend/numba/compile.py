@@ -104,8 +104,9 @@ class Kernel:
 
     __slots__ = ("key", "source", "fn", "path", "compile_s", "from_disk")
 
-    def __init__(self, key: str, source: Any, fn: Any, path: Path, compile_s: float,
-                 from_disk: bool) -> None:
+    def __init__(
+        self, key: str, source: Any, fn: Any, path: Path, compile_s: float, from_disk: bool
+    ) -> None:
         self.key = key
         self.source = source
         self.fn = fn
@@ -179,17 +180,17 @@ def compile_source(source: Any, in_avals: list[Any]) -> Kernel:
         t0 = time.perf_counter()
         path = cache_dir() / f"k_{key[:40]}.py"
         _write_once(path, source.text)
-        mod = _import(f"funcgrad_kernel_{key[:40]}", path)
-        for name in source.helpers:
-            setattr(mod, name, _helper(name))
-        for fname in source.functions:
-            if fname != source.entry:
-                setattr(mod, fname, njit(getattr(mod, fname), cache=False))
-        fn = njit(getattr(mod, source.entry), parallel=source.parallel)
         try:
+            mod = _import(f"funcgrad_kernel_{key[:40]}", path)
+            for name in source.helpers:
+                setattr(mod, name, _helper(name))
+            for fname in source.functions:
+                if fname != source.entry:
+                    setattr(mod, fname, njit(getattr(mod, fname), cache=False))
+            fn = njit(getattr(mod, source.entry), parallel=source.parallel)
             fn.compile(tuple(array_type(a) for a in in_avals))
         except Exception as e:  # noqa: BLE001 - any numba failure becomes a LoweringError
-            raise _lowering_error(source, path, e) from None
+            raise _lowering_error(source, path, e, in_avals) from None
         fn.disable_compile()  # other layouts are converted by the caller instead
         from_disk = sum(fn.stats.cache_hits.values()) > 0
         kernel = Kernel(key, source, fn, path, time.perf_counter() - t0, from_disk)
@@ -197,25 +198,68 @@ def compile_source(source: Any, in_avals: list[Any]) -> Kernel:
         return kernel
 
 
-def _lowering_error(source: Any, path: Path, e: Exception) -> LoweringError:
+def _lowering_error(source: Any, path: Path, e: Exception, in_avals: list[Any]) -> LoweringError:
+    """Name the equation numba failed on: compile each equation alone to find it (only on
+    this error path), else map numba's line number back through the source."""
     from funcgrad.backend.numba.codegen import lowering_error
 
     msg = re.sub(r"\x1b\[[0-9;]*m", "", str(e))
+    reason = _first_line(msg)
+    culprit = _probe(source)
+    if culprit is not None:
+        eqn, why = culprit
+        return lowering_error(eqn, f"numba failed: {why}")
     name = re.escape(path.name)
     lines = [int(a or b) for a, b in re.findall(rf'{name}", line (\d+)|{name} \((\d+)\)', msg)]
-    reason = _first_line(msg)
     for n in lines:
         eqn = source.line_eqns.get(n)
         if eqn is not None:
             err = lowering_error(eqn, f"numba failed: {reason}")
             return LoweringError(f"{err} (kernel source: {path}, line {n})")
-    prims = sorted({
-        eqn.primitive.name for eqn in source.line_eqns.values()
-    })
+    prims = sorted({eqn.primitive.name for eqn in source.line_eqns.values()})
     return LoweringError(
         f"numba backend could not compile kernel {source.entry} (primitives: "
         f"{', '.join(prims) or 'none'}): {reason} (kernel source: {path})"
     )
+
+
+_PROBE_LIMIT = 64
+
+
+def _probe(source: Any) -> tuple[Any, str] | None:
+    """The first equation of the failing kernel that fails to compile on its own."""
+    from funcgrad.backend.numba import codegen
+    from funcgrad.ir import Jaxpr, Var
+
+    eqns = source.plan.jaxpr.eqns
+    if len(eqns) <= 1 or len(eqns) > _PROBE_LIMIT:
+        return None
+    for eqn in eqns:
+        ins = list(dict.fromkeys(x for x in eqn.inputs if type(x) is Var))
+        one = Jaxpr([], ins, [eqn], list(eqn.outvars))
+        try:
+            sub = codegen.generate(one, "probe")
+            key = cache_key(sub.text)
+            mod = _import(f"funcgrad_probe_{key[:40]}", _probe_file(sub.text, key))
+            for name in sub.helpers:
+                setattr(mod, name, _helper(name))
+            for fname in sub.functions:
+                if fname != sub.entry:
+                    setattr(mod, fname, njit(getattr(mod, fname), cache=False))
+            njit(getattr(mod, sub.entry), cache=False).compile(
+                tuple(array_type(v.aval) for v in ins)
+            )
+        except Exception as e:  # noqa: BLE001
+            return eqn, _first_line(re.sub(r"\x1b\[[0-9;]*m", "", str(e)))
+    return None
+
+
+def _probe_file(text: str, key: str) -> Path:
+    import tempfile
+
+    path = Path(tempfile.gettempdir()) / f"funcgrad_probe_{key[:40]}.py"
+    _write_once(path, text)
+    return path
 
 
 def _first_line(msg: str) -> str:

@@ -26,8 +26,21 @@ from typing import Any
 import numpy as np
 
 SUPPORTED_DTYPES = frozenset(
-    ["bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
-     "float32", "float64", "complex64", "complex128"]
+    [
+        "bool",
+        "int8",
+        "int16",
+        "int32",
+        "int64",
+        "uint8",
+        "uint16",
+        "uint32",
+        "uint64",
+        "float32",
+        "float64",
+        "complex64",
+        "complex128",
+    ]
 )
 
 
@@ -82,12 +95,27 @@ def _float_fn(name: str, fn: str) -> None:
 
 
 for _name, _fn in [
-    ("exp", "np.exp"), ("exp2", "np.exp2"), ("expm1", "np.expm1"), ("log", "np.log"),
-    ("log1p", "np.log1p"), ("sqrt", "np.sqrt"), ("sin", "np.sin"), ("cos", "np.cos"),
-    ("tan", "np.tan"), ("asin", "np.arcsin"), ("acos", "np.arccos"), ("atan", "np.arctan"),
-    ("sinh", "np.sinh"), ("cosh", "np.cosh"), ("tanh", "np.tanh"), ("asinh", "np.arcsinh"),
-    ("acosh", "np.arccosh"), ("atanh", "np.arctanh"), ("floor", "np.floor"),
-    ("ceil", "np.ceil"), ("is_finite", "np.isfinite"),
+    ("exp", "np.exp"),
+    ("exp2", "np.exp2"),
+    ("expm1", "np.expm1"),
+    ("log", "np.log"),
+    ("log1p", "np.log1p"),
+    ("sqrt", "np.sqrt"),
+    ("sin", "np.sin"),
+    ("cos", "np.cos"),
+    ("tan", "np.tan"),
+    ("asin", "np.arcsin"),
+    ("acos", "np.arccos"),
+    ("atan", "np.arctan"),
+    ("sinh", "np.sinh"),
+    ("cosh", "np.cosh"),
+    ("tanh", "np.tanh"),
+    ("asinh", "np.arcsinh"),
+    ("acosh", "np.arccosh"),
+    ("atanh", "np.arctanh"),
+    ("floor", "np.floor"),
+    ("ceil", "np.ceil"),
+    ("is_finite", "np.isfinite"),
 ]:
     _float_fn(_name, _fn)
 
@@ -99,8 +127,14 @@ _expr("mul", "({0} * {1})")
 _expr("atan2", "np.arctan2({0}, {1})", int_fix=False)
 _expr("pow", "np.power({0}, {1})", int_fix=False)
 _expr("nextafter", "np.nextafter({0}, {1})", int_fix=False)
-for _name, _op in [("eq", "=="), ("ne", "!="), ("lt", "<"), ("le", "<="), ("gt", ">"),
-                   ("ge", ">=")]:
+for _name, _op in [
+    ("eq", "=="),
+    ("ne", "!="),
+    ("lt", "<"),
+    ("le", "<="),
+    ("gt", ">"),
+    ("ge", ">="),
+]:
     _expr(_name, f"({{0}} {_op} {{1}})", int_fix=False)
 _expr("stop_gradient", "{0}", int_fix=False)
 _expr("and", "({0} & {1})")
@@ -329,14 +363,14 @@ def _expand_dims_view(x, out, *, dimensions):
 @_view("slice")
 def _slice_view(x, out, *, start_indices, limit_indices, strides):
     strides = strides or (1,) * x.ndim
-    return tuple((k, int(s), int(t)) for k, (s, t) in enumerate(zip(start_indices, strides)))
+    return tuple(
+        (k, int(s), int(t)) for k, (s, t) in enumerate(zip(start_indices, strides, strict=True))
+    )
 
 
 @_view("rev")
 def _rev_view(x, out, *, dimensions):
-    return tuple(
-        (k, n - 1, -1) if k in dimensions else (k, 0, 1) for k, n in enumerate(x.shape)
-    )
+    return tuple((k, n - 1, -1) if k in dimensions else (k, 0, 1) for k, n in enumerate(x.shape))
 
 
 # ----------------------------------------------------------------------------------------
@@ -409,8 +443,12 @@ def has_lowering(name: str) -> bool:
     from funcgrad.backend.passes import CALL_PRIMITIVES
 
     return (
-        name in ELEMENTWISE or name in VIEWS or name in REDUCTIONS or name in OPAQUE
-        or name == "iota" or name in CALL_PRIMITIVES
+        name in ELEMENTWISE
+        or name in VIEWS
+        or name in REDUCTIONS
+        or name in OPAQUE
+        or name == "iota"
+        or name in CALL_PRIMITIVES
     )
 
 

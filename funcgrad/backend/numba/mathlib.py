@@ -32,29 +32,34 @@ the compiled math, so a kernel cache key must hash this file's source.
 
 Range of sin and cos
 --------------------
-The argument reduction is Cody-Waite (the multiple of pi/2 subtracted in three or four exact
-steps); it is accurate for ``abs(x) <= SINCOS_MAX[dtype]`` (float32: 1e5, float64: 1e6,
-above what typical data reaches). For larger finite arguments the result is still in
-[-1, 1] but the reduction loses accuracy gradually (float32 at 1e7 keeps a few correct bits)
--- a branch to libm there would stop LLVM vectorizing the loop, which then runs at libm
-speed (measured: 11 ns per float32 element instead of 0.3). A kernel that must be exact
-everywhere computes a flag in the vectorized loop and reruns the rare case with libm::
+The argument reduction (Cody-Waite with pi/2 in three parts and exact two-sum/two-product
+steps) is exact for ``abs(x) <= SINCOS_MAX[dtype]``: 2**18 = 262144 for float32, 2**40 for
+float64. Beyond that sin and cos return NaN -- a branch to libm inside the function would
+stop LLVM vectorizing the loop, which then runs at libm speed for every element (measured:
+11 ns per float32 element instead of 0.3). A kernel that must be right everywhere keeps a
+flag in its vectorized loop (free: measured within noise) and recomputes the elements
+concerned with libm in a rare second loop::
 
     big = False
     for i in range(n):
         out[i] = sin_f32(x[i])
-        big |= abs(x[i]) > SINCOS_MAX_F32      # NaN and inf are handled by sin_f32
+        big |= abs(x[i]) > SINCOS_MAX_F32       # NaN and inf are handled by sin_f32
     if big:
         for i in range(n):
             if abs(x[i]) > SINCOS_MAX_F32:
-                out[i] = np.sin(x[i])
+                out[i] = np.sin(x[i])           # the element's whole expression, with libm
 
-Accuracy (measured against float64/long double references, see tests/test_mathlib.py):
-float32 functions are within 2 ulp, float64 functions within 4 ulp (most under 1.5);
-``benchmarks/mathlib_bench.py`` prints the measured errors and speeds.
+Accuracy
+--------
+Against long double references (``tests/test_mathlib.py``, which states the measured
+figures): every function is within 2 ulp, most within 1 ulp, for float32 (checked on every
+finite input) and float64. ``benchmarks/mathlib_bench.py`` prints errors and speeds. The
+error-free steps use ``llvm.fma`` explicitly, so they are exact with or without hardware FMA
+(without it, the fma is a libm call: correct but slow).
 
-Coefficients: minimax (Remez) polynomials fitted for the exact form and interval used here,
-with mpmath at 50 digits and weighted for relative error of the final result.
+Coefficients: minimax (Remez) polynomials fitted for the form and interval used here, with
+mpmath at 50 digits, weighted for the relative error of the final result, and checked after
+rounding to the working precision.
 
 Writing numba code that stays in float32: every constant is a module-level ``np.float32``
 (a Python float literal is float64 and promotes the whole expression); integer arithmetic
@@ -65,7 +70,7 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit, types
-from numba.extending import intrinsic
+from numba.extending import intrinsic, overload
 
 __all__ = [
     "MATH", "SINCOS_MAX", "SINCOS_MAX_F32", "SINCOS_MAX_F64",
@@ -74,8 +79,16 @@ __all__ = [
     "tanh_f32", "tanh_f64", "logistic_f32", "logistic_f64", "erf_f32", "erf_f64",
 ]
 
+# forceinline: LLVM's inliner otherwise leaves the larger functions (erf) as calls, and a
+# call stops the caller's loop from vectorizing. _jit_exact: no contraction, for the
+# error-free transformations (instructions keep their own flags after inlining).
 _jit = njit(fastmath={"contract"}, error_model="numpy", forceinline=True, cache=True)
 _jit_exact = njit(fastmath=False, error_model="numpy", forceinline=True, cache=True)
+
+_f = np.float32
+_d = np.float64
+_SIGN32 = np.int32(-(2**31))
+_SIGN64 = np.int64(-(2**63))
 
 
 # ---------------------------------------------------------------------------------------
@@ -152,10 +165,27 @@ def _two_prod(a, b):
     return p, _fma(a, b, -p)
 
 
-_f = np.float32
-_d = np.float64
-_SIGN32 = np.int32(-(2**31))
-_SIGN64 = np.int64(-(2**63))
+def _horner(t, c):
+    """``c[0] + c[1]*t + ... + c[-1]*t**(n-1)`` by Horner's rule (a chain of FMAs)."""
+    p = c[-1]
+    for ci in c[-2::-1]:
+        p = p * t + ci
+    return p
+
+
+@overload(_horner, jit_options={"fastmath": {"contract"}, "forceinline": True})
+def _horner_ol(t, c):
+    # Straight-line source per tuple length: a loop over a constant tuple is only unrolled
+    # (and the caller's loop only vectorized) when LLVM's unroll heuristics allow it, which
+    # they stop doing at about 12 terms.
+    n = len(c)
+    lines = ["def horner(t, c):", f"    p = c[{n - 1}]"]
+    lines += [f"    p = p * t + c[{i}]" for i in range(n - 2, -1, -1)]
+    lines.append("    return p")
+    namespace: dict = {}
+    exec("\n".join(lines), namespace)
+    return namespace["horner"]
+
 
 # ---------------------------------------------------------------------------------------
 # exp and expm1: x = k*ln2 + r, |r| <= ln2/2; k = round(x/ln2) through the 1.5*2^p "magic"
@@ -215,35 +245,32 @@ def _scale2_f64(p, k):
 
 
 @_jit
-def _exp_parts_f32(x):
-    """``exp(x) = (hi + lo) * 2**k``, hi in [0.7, 1.5) and lo below its last bit (about 45
-    correct bits), for x in [_EXP_MIN_F, _EXP_MAX_F]; NaN propagates into hi."""
+def _exp_arg_f32(x):
+    """``x = k*ln2 + r + dr``: k, r (|r| <= 0.347) and dr, the rounding error of r."""
     t = x * _LOG2E_F + _ROUND_F
     k = _bits32(t) - _ROUND_BITS_F
     kf = t - _ROUND_F
     rh = x - kf * _LN2_HI_F  # exact
     r = rh - kf * _LN2_LO_F
-    dr = (rh - r) - kf * _LN2_LO_F  # the rounding error of r
-    c = _EXP_F
-    p = (((c[4] * r + c[3]) * r + c[2]) * r + c[1]) * r + c[0]
-    w = p * (r * r) + dr
-    q = r + w  # expm1(r + dr), |q| < 0.42
-    hi = _ONE_F + q
-    lo = ((_ONE_F - hi) + q) + ((r - q) + w)  # exact sum errors (Fast2Sum)
-    return hi, lo, k
+    return k, r, (rh - r) - kf * _LN2_LO_F
 
 
 @_jit
 def _exp_reduce_f32(x):
-    """``exp(x) = p * 2**k`` with p in [0.7, 1.5) (within 1 ulp); NaN propagates into p."""
-    t = x * _LOG2E_F + _ROUND_F
-    k = _bits32(t) - _ROUND_BITS_F
-    kf = t - _ROUND_F
-    r = x - kf * _LN2_HI_F
-    r = r - kf * _LN2_LO_F
-    c = _EXP_F
-    p = (((c[4] * r + c[3]) * r + c[2]) * r + c[1]) * r + c[0]
-    return (p * (r * r) + r) + _ONE_F, k
+    """``exp(x) = p * 2**k``, p in [0.7, 1.5) within 1 ulp; NaN propagates into p."""
+    k, r, _ = _exp_arg_f32(x)
+    return (_horner(r, _EXP_F) * (r * r) + r) + _ONE_F, k
+
+
+@_jit
+def _exp_parts_f32(x):
+    """``exp(x) = (hi + lo) * 2**k``, hi in [0.7, 1.5), lo below its last bit (45 correct
+    bits in all), for x in [_EXP_MIN_F, _EXP_MAX_F]; NaN propagates into hi."""
+    k, r, dr = _exp_arg_f32(x)
+    w = _horner(r, _EXP_F) * (r * r) + dr
+    q = r + w  # expm1(r + dr), |q| < 0.42
+    hi = _ONE_F + q
+    return hi, ((_ONE_F - hi) + q) + ((r - q) + w), k  # exact sum errors (Fast2Sum)
 
 
 @_jit
@@ -262,23 +289,28 @@ def exp_f32(x):
 
 
 @_jit
-def _exp_reduce_f64(x):
+def _exp_arg_f64(x):
     t = x * _LOG2E_D + _ROUND_D
     k = _bits64(t) - _ROUND_BITS_D
     kf = t - _ROUND_D
-    r = x - kf * _LN2_HI_D
-    r = r - kf * _LN2_LO_D
-    c = _EXP_D
-    p = c[9] * r + c[8]
-    p = p * r + c[7]
-    p = p * r + c[6]
-    p = p * r + c[5]
-    p = p * r + c[4]
-    p = p * r + c[3]
-    p = p * r + c[2]
-    p = p * r + c[1]
-    p = p * r + c[0]
-    return (p * (r * r) + r) + _ONE_D, k
+    rh = x - kf * _LN2_HI_D
+    r = rh - kf * _LN2_LO_D
+    return k, r, (rh - r) - kf * _LN2_LO_D
+
+
+@_jit
+def _exp_reduce_f64(x):
+    k, r, _ = _exp_arg_f64(x)
+    return (_horner(r, _EXP_D) * (r * r) + r) + _ONE_D, k
+
+
+@_jit
+def _exp_parts_f64(x):
+    k, r, dr = _exp_arg_f64(x)
+    w = _horner(r, _EXP_D) * (r * r) + dr
+    q = r + w
+    hi = _ONE_D + q
+    return hi, ((_ONE_D - hi) + q) + ((r - q) + w), k
 
 
 @_jit
@@ -297,9 +329,11 @@ def exp_f64(x):
 
 
 _EXPM1_MIN_F = _f(-18.0)  # expm1 rounds to -1 below -17.33
+_EXPM1_TINY_F = _f(2.0**-25)  # expm1(x) rounds to x below this (also keeps -0)
 _EXPM1_F = (_f(0.5), _f(0.1666666567325592), _f(0.041666362434625626),
             _f(0.008333389647305012), _f(0.0013940627686679363), _f(0.00019845878705382347))
 _EXPM1_MIN_D = _d(-38.0)  # rounds to -1 below -37.43
+_EXPM1_TINY_D = _d(2.0**-54)
 _EXPM1_D = (_d(0.5), _d(0.16666666666666677), _d(0.04166666666666651),
             _d(0.008333333333321691), _d(0.001388888888896237), _d(0.0001984126988596624),
             _d(2.4801587172539033e-05), _d(2.755724437387623e-06), _d(2.7557402642325026e-07),
@@ -308,51 +342,37 @@ _EXPM1_D = (_d(0.5), _d(0.16666666666666677), _d(0.04166666666666651),
 
 @_jit
 def expm1_f32(x):
-    """``exp(x) - 1``: ``2**k * (1 + e) - 1`` with ``e = expm1(r)``; exact for k == 0."""
+    """``exp(x) - 1 = 2**k * (1 + e) - 1`` with ``e = expm1(r)`` carried as hi + lo; e itself
+    for k == 0; x itself for tiny x (which keeps -0 and denormals)."""
     xc = _EXP_MAX_F if x > _EXP_MAX_F else x
     xc = _EXPM1_MIN_F if xc < _EXPM1_MIN_F else xc
-    t = xc * _LOG2E_F + _ROUND_F
-    k = _bits32(t) - _ROUND_BITS_F
-    kf = t - _ROUND_F
-    r = xc - kf * _LN2_HI_F
-    r = r - kf * _LN2_LO_F
-    c = _EXPM1_F
-    p = ((((c[5] * r + c[4]) * r + c[3]) * r + c[2]) * r + c[1]) * r + c[0]
-    e = p * (r * r) + r
-    # 2**k with k <= 128: use 2**(k-1) * 2 when k == 128 (x in [88.4, 88.7])
+    k, r, dr = _exp_arg_f32(xc)
+    w = _horner(r, _EXPM1_F) * (r * r) + dr
+    e = r + w
+    e_lo = (r - e) + w
+    # 2**k for k <= 128: 2**(k-1) * 2 when k == 128 (x in [88.4, 88.7])
     top = k > 127
     s = _from_bits32((k - top + 127) << 23)
-    y = s * e + (s - _ONE_F)
+    y = s * e + ((s - _ONE_F) + s * e_lo)
     y = y * _TWO_F if top else y
-    return e if k == 0 else y
+    y = e if k == 0 else y
+    return x if abs(x) < _EXPM1_TINY_F else y
 
 
 @_jit
 def expm1_f64(x):
     xc = _EXP_MAX_D if x > _EXP_MAX_D else x
     xc = _EXPM1_MIN_D if xc < _EXPM1_MIN_D else xc
-    t = xc * _LOG2E_D + _ROUND_D
-    k = _bits64(t) - _ROUND_BITS_D
-    kf = t - _ROUND_D
-    r = xc - kf * _LN2_HI_D
-    r = r - kf * _LN2_LO_D
-    c = _EXPM1_D
-    p = c[10] * r + c[9]
-    p = p * r + c[8]
-    p = p * r + c[7]
-    p = p * r + c[6]
-    p = p * r + c[5]
-    p = p * r + c[4]
-    p = p * r + c[3]
-    p = p * r + c[2]
-    p = p * r + c[1]
-    p = p * r + c[0]
-    e = p * (r * r) + r
+    k, r, dr = _exp_arg_f64(xc)
+    w = _horner(r, _EXPM1_D) * (r * r) + dr
+    e = r + w
+    e_lo = (r - e) + w
     top = k > 1023
     s = _from_bits64((k - top + 1023) << 52)
-    y = s * e + (s - _ONE_D)
+    y = s * e + ((s - _ONE_D) + s * e_lo)
     y = y * _TWO_D if top else y
-    return e if k == 0 else y
+    y = e if k == 0 else y
+    return x if abs(x) < _EXPM1_TINY_D else y
 
 
 # ---------------------------------------------------------------------------------------
@@ -373,8 +393,6 @@ _LOG_F = (_f(0.3333333134651184), _f(-0.250008225440979), _f(0.20001228153705597
 _LOG_D = (_d(0.6666666666666734), _d(0.39999999999416014), _d(0.2857142874210241),
           _d(0.2222219860112583), _d(0.1818356294344099), _d(0.15314084176109982),
           _d(0.14795630339876392))
-_LN2_HI_LOG_D = _d(6.93147180369123816490e-01)
-_LN2_LO_LOG_D = _d(1.90821492927058770002e-10)
 _ZERO_F = _f(0.0)
 _ZERO_D = _d(0.0)
 _K23_F = _f(23.0)
@@ -384,14 +402,7 @@ _K54_D = _d(54.0)
 @_jit
 def _log1p_poly_f32(f):
     """``log(1 + f) - f`` for f in [sqrt(1/2) - 1, sqrt(2) - 1]."""
-    c = _LOG_F
-    p = c[7] * f + c[6]
-    p = p * f + c[5]
-    p = p * f + c[4]
-    p = p * f + c[3]
-    p = p * f + c[2]
-    p = p * f + c[1]
-    p = p * f + c[0]
+    p = _horner(f, _LOG_F)
     z = f * f
     return p * (z * f) - _HALF_F * z
 
@@ -426,15 +437,8 @@ def log_f64(x):
     hfsq = _HALF_D * f * f
     s = f / (_TWO_D + f)
     w = s * s
-    c = _LOG_D
-    r = c[6] * w + c[5]
-    r = r * w + c[4]
-    r = r * w + c[3]
-    r = r * w + c[2]
-    r = r * w + c[1]
-    r = r * w + c[0]
-    r = r * w
-    y = kf * _LN2_HI_LOG_D + (f - (hfsq - (s * (hfsq + r) + kf * _LN2_LO_LOG_D)))
+    r = _horner(w, _LOG_D) * w
+    y = kf * _LN2_HI_D + (f - (hfsq - (s * (hfsq + r) + kf * _LN2_LO_D)))
     y = x if not x < _INF_D else y
     y = _NAN_D if x < _ZERO_D else y
     return -_INF_D if x == _ZERO_D else y
@@ -446,16 +450,9 @@ def _log1p_poly_f64(f, kf, corr):
     hfsq = _HALF_D * f * f
     s = f / (_TWO_D + f)
     w = s * s
-    c = _LOG_D
-    r = c[6] * w + c[5]
-    r = r * w + c[4]
-    r = r * w + c[3]
-    r = r * w + c[2]
-    r = r * w + c[1]
-    r = r * w + c[0]
-    r = r * w
-    lo = s * (hfsq + r) + (kf * _LN2_LO_LOG_D + corr)
-    return kf * _LN2_HI_LOG_D + (f - (hfsq - lo))
+    r = _horner(w, _LOG_D) * w
+    lo = s * (hfsq + r) + (kf * _LN2_LO_D + corr)
+    return kf * _LN2_HI_D + (f - (hfsq - lo))
 
 
 _LOG1P_TINY_F = _f(2.0**-24)  # log1p(x) rounds to x below this
@@ -532,10 +529,8 @@ def _sincos_f32(x, quadrant, sign):
     z = r * r
     hc = _ONE_F - _HALF_F * z
     hcl = (_ONE_F - hc) - _HALF_F * z
-    s = _SIN_F
-    ps = ((s[2] * z + s[1]) * z + s[0]) * (z * r) + lo * hc + r
-    c = _COS_F
-    pc = hc + ((((c[2] * z + c[1]) * z + c[0]) * (z * z) + hcl) - r * lo)
+    ps = _horner(z, _SIN_F) * (z * r) + lo * hc + r
+    pc = hc + ((_horner(z, _COS_F) * (z * z) + hcl) - r * lo)
     y = pc if j & 1 else ps
     y = _from_bits32(_bits32(y) ^ ((j & 2) << 30) ^ sign)
     return _NAN_F if a > SINCOS_MAX_F32 else y
@@ -565,20 +560,8 @@ def _sincos_f64(x, quadrant, sign):
     z = r * r
     hc = _ONE_D - _HALF_D * z
     hcl = (_ONE_D - hc) - _HALF_D * z
-    s = _SIN_D
-    ps = s[5] * z + s[4]
-    ps = ps * z + s[3]
-    ps = ps * z + s[2]
-    ps = ps * z + s[1]
-    ps = ps * z + s[0]
-    ps = ps * (z * r) + lo * hc + r
-    c = _COS_D
-    pc = c[5] * z + c[4]
-    pc = pc * z + c[3]
-    pc = pc * z + c[2]
-    pc = pc * z + c[1]
-    pc = pc * z + c[0]
-    pc = hc + ((pc * (z * z) + hcl) - r * lo)
+    ps = _horner(z, _SIN_D) * (z * r) + lo * hc + r
+    pc = hc + ((_horner(z, _COS_D) * (z * z) + hcl) - r * lo)
     y = pc if j & 1 else ps
     y = _from_bits64(_bits64(y) ^ ((j & 2) << 62) ^ sign)
     return _NAN_D if a > SINCOS_MAX_F64 else y
@@ -614,9 +597,7 @@ _TANH_D = (_d(-0.33333333333332854), _d(0.13333333333262026), _d(-0.053968253931
 def tanh_f32(x):
     a = abs(x)
     z = a * a
-    c = _TANH_F
-    p = (((c[4] * z + c[3]) * z + c[2]) * z + c[1]) * z + c[0]
-    small = p * (z * a) + a
+    small = _horner(z, _TANH_F) * (z * a) + a
     ac = _TANH_MAX_F if a > _TANH_MAX_F else a
     large = _ONE_F - _TWO_F / (_exp_normal_f32(ac + ac) + _ONE_F)
     y = small if a < _TANH_SMALL_F else large
@@ -627,18 +608,7 @@ def tanh_f32(x):
 def tanh_f64(x):
     a = abs(x)
     z = a * a
-    c = _TANH_D
-    p = c[10] * z + c[9]
-    p = p * z + c[8]
-    p = p * z + c[7]
-    p = p * z + c[6]
-    p = p * z + c[5]
-    p = p * z + c[4]
-    p = p * z + c[3]
-    p = p * z + c[2]
-    p = p * z + c[1]
-    p = p * z + c[0]
-    small = p * (z * a) + a
+    small = _horner(z, _TANH_D) * (z * a) + a
     ac = _TANH_MAX_D if a > _TANH_MAX_D else a
     large = _ONE_D - _TWO_D / (_exp_normal_f64(ac + ac) + _ONE_D)
     y = small if a < _TANH_SMALL_D else large
@@ -667,14 +637,24 @@ def logistic_f32(x):
     nl = tl if neg else _ZERO_F
     rcp = _ONE_F / d
     q = nh * rcp
-    return q + ((nh - q * d) + (nl - q * dl)) * rcp
+    return q + (_fma(-q, d, nh) + (nl - q * dl)) * rcp
 
 
 @_jit
 def logistic_f64(x):
-    t = exp_f64(-abs(x))
-    num = t if x < _ZERO_D else _ONE_D
-    return num / (_ONE_D + t)
+    a = -abs(x)
+    a = _EXP_MIN_D if a < _EXP_MIN_D else a
+    hi, lo, k = _exp_parts_f64(a)
+    th = _scale2_f64(hi, k)
+    tl = _scale2_f64(lo, k)
+    d = _ONE_D + th
+    dl = ((_ONE_D - d) + th) + tl
+    neg = x < _ZERO_D
+    nh = th if neg else _ONE_D
+    nl = tl if neg else _ZERO_D
+    rcp = _ONE_D / d
+    q = nh * rcp
+    return q + (_fma(-q, d, nh) + (nl - q * dl)) * rcp
 
 
 # ---------------------------------------------------------------------------------------
@@ -717,21 +697,10 @@ _ERF_LARGE_D = (_d(0.15529365560718852), _d(-0.10330894457769255), _d(0.06663208
 def erf_f32(x):
     a = abs(x)
     z = a * a
-    c = _ERF_SMALL_F
-    p = ((((c[6] * z + c[5]) * z + c[4]) * z + c[3]) * z + c[2]) * z + c[1]
-    small = (p * z + c[0]) * a + a
+    small = _horner(z, _ERF_SMALL_F) * a + a
     ac = _ERF_MAX_F if a > _ERF_MAX_F else a
     t = (ac - _ERF_MID_F) * _ERF_INV_HALF_WIDTH_F
-    g = _ERF_LARGE_F
-    q = g[8] * t + g[7]
-    q = q * t + g[6]
-    q = q * t + g[5]
-    q = q * t + g[4]
-    q = q * t + g[3]
-    q = q * t + g[2]
-    q = q * t + g[1]
-    q = q * t + g[0]
-    large = _ONE_F - _exp_normal_f32(-(ac * ac)) * q
+    large = _ONE_F - _exp_normal_f32(-(ac * ac)) * _horner(t, _ERF_LARGE_F)
     y = small if a < _ERF_SPLIT_F else large
     return _from_bits32(_bits32(y) | (_bits32(x) & _SIGN32))
 
@@ -740,25 +709,10 @@ def erf_f32(x):
 def erf_f64(x):
     a = abs(x)
     z = a * a
-    c = _ERF_SMALL_D
-    p = c[11] * z + c[10]
-    p = p * z + c[9]
-    p = p * z + c[8]
-    p = p * z + c[7]
-    p = p * z + c[6]
-    p = p * z + c[5]
-    p = p * z + c[4]
-    p = p * z + c[3]
-    p = p * z + c[2]
-    p = p * z + c[1]
-    small = (p * z + c[0]) * a + a
+    small = _horner(z, _ERF_SMALL_D) * a + a
     ac = _ERF_MAX_D if a > _ERF_MAX_D else a
     t = (ac - _ERF_MID_D) * _ERF_INV_HALF_WIDTH_D
-    g = _ERF_LARGE_D
-    q = g[20] * t + g[19]
-    for i in range(18, -1, -1):
-        q = q * t + g[i]
-    large = _ONE_D - _exp_normal_f64(-(ac * ac)) * q
+    large = _ONE_D - _exp_normal_f64(-(ac * ac)) * _horner(t, _ERF_LARGE_D)
     y = small if a < _ERF_SPLIT_D else large
     return _from_bits64(_bits64(y) | (_bits64(x) & _SIGN64))
 

@@ -61,7 +61,7 @@ def _concatenate(ctx, *xs, dimension):
     out, aval = ctx.outs[0], ctx.out_avals[0]
     ctx.emit(f"{out} = np.empty({ctx.shape(aval.shape)}, {ctx.dtype(aval.dtype)})")
     off = 0
-    for x, a in zip(xs, ctx.in_avals):
+    for x, a in zip(xs, ctx.in_avals, strict=True):
         n = a.shape[dimension]
         if n:
             sl = [":"] * dimension + [f"{off}:{off + n}"]
@@ -74,10 +74,12 @@ def _concatenate(ctx, *xs, dimension):
 def _pad(ctx, x, padding_value, *, padding_config):
     out, aval = ctx.outs[0], ctx.out_avals[0]
     xa = ctx.in_avals[0]
-    ctx.emit(f"{out} = np.full({ctx.shape(aval.shape)}, {ctx.scalar(padding_value)}, "
-             f"{ctx.dtype(aval.dtype)})")
+    ctx.emit(
+        f"{out} = np.full({ctx.shape(aval.shape)}, {ctx.scalar(padding_value)}, "
+        f"{ctx.dtype(aval.dtype)})"
+    )
     dst, src = [], []
-    for n, m, (lo, _hi, it) in zip(xa.shape, aval.shape, padding_config):
+    for n, m, (lo, _hi, it) in zip(xa.shape, aval.shape, padding_config, strict=True):
         step = it + 1
         i_min = 0 if lo >= 0 else -(lo // step) if lo % step == 0 else -lo // step + 1
         i_max = min(n - 1, (m - 1 - lo) // step) if m - 1 - lo >= 0 else -1
@@ -96,7 +98,7 @@ def _pad(ctx, x, padding_value, *, padding_config):
 # -- dynamic_slice / dynamic_update_slice (start indices clamped, as lax)
 def _starts(ctx, idx, shape, sizes) -> list[str]:
     names = []
-    for i, n, s in zip(idx, shape, sizes):
+    for i, n, s in zip(idx, shape, sizes, strict=True):
         name = ctx.fresh("s")
         ctx.emit(f"{name} = min(max(int({ctx.scalar(i)}), 0), {n - s})")
         names.append(name)
@@ -107,7 +109,7 @@ def _starts(ctx, idx, shape, sizes) -> list[str]:
 def _dynamic_slice(ctx, x, *idx, slice_sizes):
     xa = ctx.in_avals[0]
     starts = _starts(ctx, idx, xa.shape, slice_sizes)
-    sl = [f"{s}:{s} + {n}" for s, n in zip(starts, slice_sizes)]
+    sl = [f"{s}:{s} + {n}" for s, n in zip(starts, slice_sizes, strict=True)]
     if sl:
         ctx.emit(f"{ctx.outs[0]} = np.ascontiguousarray({ctx.arg(x)}[{_idx(sl)}])")
     else:
@@ -120,7 +122,7 @@ def _dynamic_update_slice(ctx, x, update, *idx):
     out = ctx.outs[0]
     ctx.emit(f"{out} = {ctx.arg(x)}.copy()")
     starts = _starts(ctx, idx, xa.shape, ua.shape)
-    sl = [f"{s}:{s} + {n}" for s, n in zip(starts, ua.shape)]
+    sl = [f"{s}:{s} + {n}" for s, n in zip(starts, ua.shape, strict=True)]
     if sl:
         ctx.emit(f"{out}[{_idx(sl)}] = {ctx.arg(update)}")
     else:
@@ -211,6 +213,7 @@ def _arg_reduction(better: str):
         ctx.emit(f"{out} = np.empty({ctx.shape(oaval.shape)}, {ctx.dtype(oaval.dtype)})")
         kept = [n for d, n in enumerate(xa.shape) if d != axis]
         with loops(ctx, kept) as idx:
+
             def at(j: str) -> str:
                 parts = list(idx)
                 parts.insert(axis, j)
@@ -272,12 +275,11 @@ def _reduction_combine(name: str):
 
 opaque("cumsum")(_cumulative(lambda dt: 0, _reduction_combine("reduce_sum")))
 opaque("cumprod")(_cumulative(lambda dt: 1, _reduction_combine("reduce_prod")))
-opaque("cummax")(_cumulative(REDUCTIONS["reduce_max"].identity,
-                             _reduction_combine("reduce_max")))
-opaque("cummin")(_cumulative(REDUCTIONS["reduce_min"].identity,
-                             _reduction_combine("reduce_min")))
-opaque("cumlogsumexp")(_cumulative(
-    lambda dt: -np.inf, lambda ctx, a, v: f"{ctx.helper('fg_logaddexp')}({a}, {v})"))
+opaque("cummax")(_cumulative(REDUCTIONS["reduce_max"].identity, _reduction_combine("reduce_max")))
+opaque("cummin")(_cumulative(REDUCTIONS["reduce_min"].identity, _reduction_combine("reduce_min")))
+opaque("cumlogsumexp")(
+    _cumulative(lambda dt: -np.inf, lambda ctx, a, v: f"{ctx.helper('fg_logaddexp')}({a}, {v})")
+)
 
 
 # -- sort: a stable argsort per lane (lexicographic keys by successive stable sorts)
@@ -285,7 +287,7 @@ opaque("cumlogsumexp")(_cumulative(
 def _sort(ctx, *operands, dimension, is_stable, num_keys):
     shape = ctx.in_avals[0].shape
     names = [ctx.arg(x) for x in operands]
-    for out, a in zip(ctx.outs, ctx.in_avals):
+    for out, a in zip(ctx.outs, ctx.in_avals, strict=True):
         ctx.emit(f"{out} = np.empty({ctx.shape(shape)}, {ctx.dtype(a.dtype)})")
     n = shape[dimension]
     kept = [m for d, m in enumerate(shape) if d != dimension]
@@ -300,13 +302,14 @@ def _sort(ctx, *operands, dimension, is_stable, num_keys):
             if ctx.in_avals[k].dtype.kind == "b":
                 key = f"{key}.astype(np.uint8)"
             ctx.emit(f"{perm} = {perm}[np.argsort({key}, kind='mergesort')]")
-        for out, name in zip(ctx.outs, names):
+        for out, name in zip(ctx.outs, names, strict=True):
             ctx.emit(f"{out}[{lane}] = {name}[{lane}][{perm}]")
 
 
 # -- gather / scatter: XLA semantics as funcgrad.lax.indexing documents them, as loops
-def _starts_from_indices(ctx, indices, bvars, operand_shape, window, index_map, obd, ibd,
-                         mode) -> tuple[dict[int, str], str | None]:
+def _starts_from_indices(
+    ctx, indices, bvars, operand_shape, window, index_map, obd, ibd, mode
+) -> tuple[dict[int, str], str | None]:
     """Start index per indexed operand axis (clamped, or checked for FILL_OR_DROP)."""
     starts: dict[int, str] = {}
     valid = None
@@ -322,14 +325,13 @@ def _starts_from_indices(ctx, indices, bvars, operand_shape, window, index_map, 
         else:
             ctx.emit(f"{s} = min(max({s}, 0), {max(hi, 0)})")
         starts[d] = s
-    for o, i in zip(obd, ibd):
+    for o, i in zip(obd, ibd, strict=True):
         starts[o] = bvars[i]
     return starts, valid
 
 
 @opaque("gather")
-def _gather(ctx, operand, indices, *, dimension_numbers, slice_sizes, mode, fill_value,
-            **_):
+def _gather(ctx, operand, indices, *, dimension_numbers, slice_sizes, mode, fill_value, **_):
     from funcgrad.lax.indexing import default_fill_value
 
     dn = dimension_numbers
@@ -343,13 +345,22 @@ def _gather(ctx, operand, indices, *, dimension_numbers, slice_sizes, mode, fill
     kept = [d for d in range(oa.ndim) if d not in dropped]
     with loops(ctx, ia.shape[:-1], "b") as bvars:
         starts, valid = _starts_from_indices(
-            ctx, indices, bvars, oa.shape, slice_sizes, dn.start_index_map,
-            dn.operand_batching_dims, dn.start_indices_batching_dims, mode)
+            ctx,
+            indices,
+            bvars,
+            oa.shape,
+            slice_sizes,
+            dn.start_index_map,
+            dn.operand_batching_dims,
+            dn.start_indices_batching_dims,
+            mode,
+        )
         with loops(ctx, [slice_sizes[d] for d in kept], "w") as wvars:
-            wv = dict(zip(kept, wvars))
+            wv = dict(zip(kept, wvars, strict=True))
             it_k, it_b = iter(kept), iter(bvars)
-            out_idx = [wv[next(it_k)] if p in dn.offset_dims else next(it_b)
-                       for p in range(oaval.ndim)]
+            out_idx = [
+                wv[next(it_k)] if p in dn.offset_dims else next(it_b) for p in range(oaval.ndim)
+            ]
             src_idx = []
             for d in range(oa.ndim):
                 parts = [p for p in (starts.get(d), wv.get(d)) if p is not None]
@@ -371,21 +382,29 @@ def _scatter(combine: str | None):
         inserted = set(dn.inserted_window_dims) | set(dn.operand_batching_dims)
         win_axes = [d for d in range(oa.ndim) if d not in inserted]
         window = [1] * oa.ndim
-        for d, u in zip(win_axes, dn.update_window_dims):
+        for d, u in zip(win_axes, dn.update_window_dims, strict=True):
             window[d] = ua.shape[u]
         if 0 in ua.shape:
             return
         with loops(ctx, ia.shape[:-1], "b") as bvars:
             starts, valid = _starts_from_indices(
-                ctx, indices, bvars, oa.shape, window, dn.scatter_dims_to_operand_dims,
-                dn.operand_batching_dims, dn.scatter_indices_batching_dims, mode)
+                ctx,
+                indices,
+                bvars,
+                oa.shape,
+                window,
+                dn.scatter_dims_to_operand_dims,
+                dn.operand_batching_dims,
+                dn.scatter_indices_batching_dims,
+                mode,
+            )
             if valid is not None:
                 ctx.emit(f"if {valid}:")
                 ctx.push()
             sizes = [ua.shape[u] for u in dn.update_window_dims]
             with loops(ctx, sizes, "w") as wvars:
-                wv = dict(zip(win_axes, wvars))
-                uw = dict(zip(dn.update_window_dims, wvars))
+                wv = dict(zip(win_axes, wvars, strict=True))
+                uw = dict(zip(dn.update_window_dims, wvars, strict=True))
                 it_b = iter(bvars)
                 upd_idx = [uw[p] if p in uw else next(it_b) for p in range(ua.ndim)]
                 dst = []
@@ -417,13 +436,23 @@ opaque("scatter-max")(_scatter("fg_max({cell}, {val})"))
 @opaque("threefry2x32")
 def _threefry2x32(ctx, *operands):
     shape = ctx.out_avals[0].shape
-    names = [ctx.arg(x) for x in operands]
+    names = []
+    for x, a in zip(operands, ctx.in_avals, strict=True):
+        if a.ndim == 0:  # key words, a zero counter word: one scalar, read once
+            name = ctx.fresh("w")
+            ctx.emit(f"{name} = {ctx.scalar(x)}")
+            names.append(name)
+        else:
+            names.append(ctx.arg(x))
     for out in ctx.outs:
         ctx.emit(f"{out} = np.empty({ctx.shape(shape)}, np.uint32)")
     fn = ctx.helper("fg_threefry2x32")
     with loops(ctx, shape) as idx:
         reads = []
-        for name, a in zip(names, ctx.in_avals):
+        for name, a in zip(names, ctx.in_avals, strict=True):
+            if a.ndim == 0:
+                reads.append(name)
+                continue
             lead = len(shape) - a.ndim
             parts = ["0" if n == 1 else idx[lead + k] for k, n in enumerate(a.shape)]
             reads.append(f"{name}[{_idx(parts)}]")

@@ -101,8 +101,9 @@ class Member:
 
     __slots__ = ("kind", "eqn", "out", "reads", "name", "params")
 
-    def __init__(self, kind: str, eqn: Eqn | None, out: Var, reads: list[Read], name: str,
-                 params: dict) -> None:
+    def __init__(
+        self, kind: str, eqn: Eqn | None, out: Var, reads: list[Read], name: str, params: dict
+    ) -> None:
         self.kind = kind
         self.eqn = eqn
         self.out = out
@@ -239,9 +240,11 @@ class _Planner:
         view = self.plan.views.pop(v)
         # Re-read the base through the view map; the member's domain is v's shape.
         identity = tuple((d, 0, 1) for d in range(v.aval.ndim))
-        read = self._array_read(view.base, compose(view.amap, identity)) if type(
-            view.base
-        ) is Var else Read("lit", view.base)
+        read = (
+            self._array_read(view.base, compose(view.amap, identity))
+            if type(view.base) is Var
+            else Read("lit", view.base)
+        )
         self._place("map", None, v, v.aval.shape, (), [read], "copy", {})
         return v
 
@@ -262,8 +265,9 @@ class _Planner:
             return Read("scalar", atom)
         return Read("array", atom, amap)
 
-    def _add_member(self, kind: str, eqn: Eqn, out: Var, domain: tuple[int, ...],
-                    raxes: tuple[int, ...]) -> None:
+    def _add_member(
+        self, kind: str, eqn: Eqn, out: Var, domain: tuple[int, ...], raxes: tuple[int, ...]
+    ) -> None:
         name = eqn.primitive.name
         if name == "iota":
             reads = [Read("index", axis=eqn.params["dimension"])]
@@ -284,8 +288,17 @@ class _Planner:
             return False
         return kind == "map" or nest.reduce_axes is None or nest.reduce_axes == raxes
 
-    def _place(self, kind: str, eqn: Eqn | None, out: Var, domain: tuple[int, ...],
-               raxes: tuple[int, ...], reads: list[Read], name: str, params: dict) -> None:
+    def _place(
+        self,
+        kind: str,
+        eqn: Eqn | None,
+        out: Var,
+        domain: tuple[int, ...],
+        raxes: tuple[int, ...],
+        reads: list[Read],
+        name: str,
+        params: dict,
+    ) -> None:
         plan = self.plan
         nests = {id(plan.inner[r.atom]): plan.inner[r.atom] for r in reads if r.kind == "scalar"}
         chosen = None
