@@ -65,8 +65,10 @@ _LOSSES: dict[str, Callable] = {
     "binary_cross_entropy": losses_mod.binary_cross_entropy,
     "sigmoid_binary_cross_entropy": losses_mod.sigmoid_binary_cross_entropy,
     "softmax_cross_entropy": losses_mod.softmax_cross_entropy,
-    "softmax_cross_entropy_with_integer_labels": losses_mod.softmax_cross_entropy_with_integer_labels,
 }
+_LOSSES["softmax_cross_entropy_with_integer_labels"] = (
+    losses_mod.softmax_cross_entropy_with_integer_labels
+)
 
 _METRICS: dict[str, Callable] = {
     "accuracy": metrics_mod.accuracy,

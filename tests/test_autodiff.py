@@ -244,6 +244,26 @@ def test_partial_eval_jaxpr_splits_known_and_unknown():
     np.testing.assert_allclose(unknown_out, np.sin(1.0) * 2.0)
 
 
+def test_partial_eval_flat_runs_known_values_now():
+    x = np.array([0.5, 1.0])
+
+    def f(x, y):
+        a = fnp.exp(x)  # known: computed now
+        return [a * y, a + 1.0]
+
+    jaxpr, pvals = pe.partial_eval_flat(
+        f,
+        [
+            pe.PartialVal.known(x),
+            pe.PartialVal.unknown(fg.core.ShapedArray((2,), np.dtype(np.float64))),
+        ],
+    )
+    assert [p.is_known for p in pvals] == [False, True]
+    np.testing.assert_allclose(pvals[1].const, np.exp(x) + 1.0)
+    assert [e.primitive.name for e in jaxpr.eqns] == ["mul"]  # exp ran eagerly
+    np.testing.assert_allclose(jaxpr(np.array([2.0, 3.0]))[0], np.exp(x) * [2.0, 3.0])
+
+
 # ----------------------------------------------------------------------------------------
 # Jacobians, Hessians, higher order
 

@@ -44,6 +44,15 @@ Decisions (where funcgrad chooses):
   factor).
 - **Dtypes.** A tangent or cotangent has its primal's dtype; gradients of float32 inputs
   are float32.
+- **Eager speed: cached linearizations.** Under eager ``grad`` (concrete values, no
+  jit/vmap around) a primitive's jvp rule is traced once per (primitive, parameters, input
+  shapes and dtypes, nonzero tangents) and split by partial evaluation into a known program
+  (primal output and residuals) and a linear one; later calls run the known program on
+  NumPy values and append the linear equations to the tape. Transposes of concrete
+  equations are replayed the same way. The tape and the results are exactly what the rules
+  produce; the rules just do not re-run their Python each time. Primitives carrying jaxprs
+  or functions, rules that need concrete values, and everything under jit/vmap or nested
+  transformations take the plain path (see ``_linearize_by_template``).
 """
 
 from __future__ import annotations
@@ -203,9 +212,7 @@ def defjvp(primitive: Primitive, *jvprules: Callable | None) -> None:
             if rule is not None and type(t) is not Zero:
                 contribution = rule(t, *primals, **params)
                 tangent_out = (
-                    contribution
-                    if tangent_out is None
-                    else add_tangents(tangent_out, contribution)
+                    contribution if tangent_out is None else add_tangents(tangent_out, contribution)
                 )
         if tangent_out is None:
             tangent_out = Zero.of_value(val_out)
@@ -357,6 +364,7 @@ class JVPTrace(Trace):
 
 _TEMPLATE_CACHE_SIZE = 4096
 _NO_TEMPLATE: Any = object()  # cached "this rule cannot be traced abstractly"
+_MAX_TEMPLATE_CONST = 1024  # elements
 _templates: dict[tuple, Any] = {}
 _first_order: dict[Primitive, bool] = {}
 
@@ -431,6 +439,9 @@ class _Program:
         self.out_slots = [read(x) for x in jaxpr.outvars]
         self.prefill = prefill
         self.consts = list(consts)
+        if any(np.size(c) > _MAX_TEMPLATE_CONST for c in self.consts):
+            # A cached program must not keep big arrays alive: run the rule instead.
+            raise ValueError("template constant too large")
 
 
 class _Template:
