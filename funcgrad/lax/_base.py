@@ -149,6 +149,9 @@ def promote_scalars(*args: Any) -> tuple[Any, ...]:
     Python scalar. With no array operand, each scalar takes its own default dtype
     (``dtypes.dtype_of``: float64, int64, bool).
     """
+    scalar_types = dtypes._PYTHON_SCALARS
+    if not any(type(a) in scalar_types for a in args):
+        return args
     dtype = None
     for a in args:
         if not dtypes.is_python_scalar(a):

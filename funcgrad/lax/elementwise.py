@@ -72,12 +72,12 @@ def _const(x: Any, value: Any) -> Any:
 
 def unbroadcast(x: Any, shape: tuple[int, ...]) -> Any:
     """Sum ``x`` down to ``shape``: the transpose of NumPy broadcasting."""
-    from funcgrad.lax.reductions import reduce_sum
-    from funcgrad.lax.shape import reshape
-
     xshape = get_aval(x).shape
     if xshape == shape:
         return x
+    from funcgrad.lax.reductions import reduce_sum
+    from funcgrad.lax.shape import reshape
+
     lead = len(xshape) - len(shape)
     axes = tuple(range(lead)) + tuple(
         lead + i for i, d in enumerate(shape) if d == 1 and xshape[lead + i] != 1
