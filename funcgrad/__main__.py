@@ -63,7 +63,9 @@ def tour() -> None:
             return (fnp.dot(x, w[:, 0]) - y) ** 2
 
         ys = np.arange(4.0)
-        print(fg.vmap(fg.grad(loss_one), in_axes=(None, 0, 0))(w, xs, ys))
+        per_example = fg.vmap(fg.grad(loss_one), in_axes=(None, 0, 0))(w, xs, ys)
+        print(f"shape {per_example.shape}; example 1:")
+        print(repr(per_example[1]))
 
     if hasattr(fg, "jit"):
         section("4. jit: fused numba kernels")
@@ -96,6 +98,19 @@ def tour() -> None:
         xs = np.linspace(-1.0, 1.0, 1000)
         print(">>> fg.jit(fg.grad(rnn_loss))(0.5, xs)    # 1000-step scan, compiled once")
         print(repr(fg.jit(fg.grad(rnn_loss))(0.5, xs)))
+
+    section("6. Random numbers: explicit, splittable keys")
+    key = fg.random.key(0)
+    k1, k2 = fg.random.split(key)
+    print(">>> k1, k2 = fg.random.split(fg.random.key(0)); fg.random.normal(k1, (3,))")
+    print(repr(fg.random.normal(k1, (3,))))
+    keys = fg.random.split(k2, 4)
+    draw = fg.vmap(lambda k: fg.random.uniform(k, (2,)))
+    print(">>> fg.vmap(lambda k: fg.random.uniform(k, (2,)))(fg.random.split(k2, 4))")
+    print(repr(draw(keys)))
+    if hasattr(fg, "jit"):
+        same = np.array_equal(fg.jit(draw)(keys), draw(keys))
+        print(f">>> same bits under jit: {same}")
 
     print("\nDone. See README.md for more.")
 

@@ -112,41 +112,32 @@ def matmul(x1: Any, x2: Any, /, out: Any = None) -> Any:
                 f"fnp.matmul: input operand {i} is 0-dimensional; matmul needs arrays of at "
                 "least 1 dimension (use fnp.multiply for scalars)"
             )
-    a_vec, b_vec = len(sa) == 1, len(sb) == 1
-    if a_vec:
-        a, sa = lax.reshape(a, (1,) + sa), (1,) + sa
-    if b_vec:
-        b, sb = lax.reshape(b, sb + (1,)), sb + (1,)
-    if sa[-1] != sb[-2]:
+    k_a = sa[-1]
+    k_b = sb[0] if len(sb) == 1 else sb[-2]
+    if k_a != k_b:
         raise ValueError(
             f"fnp.matmul: contraction dimensions differ: {tuple(shape_of(x1))} @ "
-            f"{tuple(shape_of(x2))} ({sa[-1]} != {sb[-2]}); the last axis of the first "
+            f"{tuple(shape_of(x2))} ({k_a} != {k_b}); the last axis of the first "
             "operand must match the second-to-last of the second"
         )
-    if len(sb) == 2:
-        out = lax.dot_general(a, b, (((len(sa) - 1,), (0,)), ((), ())))
-    else:
-        ba, bb = sa[:-2], sb[:-2]
-        try:
-            bshape = np.broadcast_shapes(ba, bb)
-        except ValueError:
-            raise ValueError(
-                f"fnp.matmul: batch dimensions {ba} and {bb} do not broadcast "
-                f"({tuple(shape_of(x1))} @ {tuple(shape_of(x2))})"
-            ) from None
-        a = _broadcast_batch(a, bshape)
-        b = _broadcast_batch(b, bshape)
-        nb = len(bshape)
-        batch = tuple(range(nb))
-        out = lax.dot_general(a, b, (((nb + 1,), (nb,)), (batch, batch)))
-    s = tuple(shape_of(out))
-    if a_vec and b_vec:
-        return lax.reshape(out, s[:-2])
-    if a_vec:
-        return lax.reshape(out, s[:-2] + s[-1:])
-    if b_vec:
-        return lax.reshape(out, s[:-1])
-    return out
+    # A vector operand or a 2-D right operand needs no batch dimensions: one dot_general,
+    # whose output layout (lhs free, then rhs free) is already NumPy's.
+    if len(sa) == 1 or len(sb) <= 2:
+        rhs_contract = 0 if len(sb) == 1 else len(sb) - 2
+        return lax.dot_general(a, b, (((len(sa) - 1,), (rhs_contract,)), ((), ())))
+    ba, bb = sa[:-2], sb[:-2]
+    try:
+        bshape = np.broadcast_shapes(ba, bb)
+    except ValueError:
+        raise ValueError(
+            f"fnp.matmul: batch dimensions {ba} and {bb} do not broadcast "
+            f"({tuple(shape_of(x1))} @ {tuple(shape_of(x2))})"
+        ) from None
+    a = _broadcast_batch(a, bshape)
+    b = _broadcast_batch(b, bshape)
+    nb = len(bshape)
+    batch = tuple(range(nb))
+    return lax.dot_general(a, b, (((nb + 1,), (nb,)), (batch, batch)))
 
 
 def _broadcast_batch(x: Any, bshape: tuple[int, ...]) -> Any:
