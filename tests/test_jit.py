@@ -243,11 +243,12 @@ def test_staged_jit_prints_as_equation():
 
 
 def test_float32_stays_float32():
-    x = RNG.standard_normal(8).astype(np.float32)
+    x = np.random.default_rng(1).standard_normal(8).astype(np.float32)
     f = lambda x: fnp.exp(-x * x) * 2.0 + fnp.sum(fnp.tanh(x))  # noqa: E731
     out = fg.jit(f)(x)
     assert out.dtype == np.float32
-    np.testing.assert_allclose(out, f(x), rtol=1e-5)
+    # (the sum accumulates in float64 in the kernel: an ulp of it is the absolute floor)
+    np.testing.assert_allclose(out, f(x), rtol=1e-5, atol=1e-6)
     assert fg.jit(fg.grad(lambda x: fnp.sum(f(x))))(x).dtype == np.float32
 
 
@@ -274,8 +275,8 @@ def test_elementwise_chain_is_one_loop_without_temporaries():
     plan = lowered.plan
     assert len(plan.loop_nests) == 1 and len(plan.steps) == 1
     assert plan.temporaries == []
-    # Collapsed to one loop over all 64 elements.
-    assert lowered.as_text().count("for ") == 1
+    # One loop over all 64 elements (the 8x8 axes collapse).
+    assert "range(64):" in lowered.as_text()
 
 
 def test_reduction_fuses_with_producers():
@@ -444,3 +445,32 @@ def test_disk_cache_second_process_compiles_nothing(tmp_path):
     assert all(second["from_disk"]) and second["misses"] == 0
     assert first["out"] == second["out"]
     assert len(list((tmp_path / "cache").glob("k_*.py"))) == first["kernels"]
+
+
+_THREADS_SCRIPT = textwrap.dedent(
+    """
+    import os, numpy as np, funcgrad as fg, funcgrad.numpy as fnp
+
+    def f(x, y):
+        return fnp.sin(x) * y + fnp.sum(fnp.exp(-x * x), axis=1, keepdims=True)
+
+    x = np.random.default_rng(0).standard_normal((64, 50)).astype(np.float32)
+    y = np.linspace(0, 1, 50, dtype=np.float32)
+    serial = fg.jit(f)(x, y)
+    os.environ["FUNCGRAD_NUM_THREADS"] = "2"
+    os.environ["FUNCGRAD_PARALLEL_MIN_WORK"] = "1"
+    jf = fg.jit(f)
+    assert "prange(" in jf.lower(x, y).as_text()
+    assert np.array_equal(jf(x, y), serial), "threads changed the result"
+    print("ok")
+    """
+)
+
+
+def test_threads_give_the_serial_result(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "FUNCGRAD_NUM_THREADS"}
+    proc = subprocess.run(
+        [sys.executable, "-c", _THREADS_SCRIPT], env=env, capture_output=True, text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr

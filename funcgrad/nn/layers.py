@@ -222,11 +222,9 @@ class Conv2D(Module):
         object.__setattr__(
             self, "kernel_dilation", _pair(name, "kernel_dilation", self.kernel_dilation)
         )
-        if not isinstance(self.padding, str):
-            pads = tuple(
-                (int(p), int(p)) if isinstance(p, int | np.integer) else tuple(p)
-                for p in ((self.padding,) * 2 if isinstance(self.padding, int) else self.padding)
-            )
+        if not isinstance(self.padding, str):  # an int, or one int / (low, high) per axis
+            per_axis = (self.padding,) * 2 if isinstance(self.padding, int) else self.padding
+            pads = tuple(_pair(name, "padding", p) for p in per_axis)
             object.__setattr__(self, "padding", pads)
 
     def init(self, key: Any, x: Any) -> Params:
@@ -346,7 +344,7 @@ class Dropout(Module):
 
     def apply(self, params: Params, x: Any, *, key: Any = None, train: bool = False) -> Any:
         if not train or self.rate == 0.0:
-            return x
+            return fnp.array(x)  # a fresh array, never the input itself (API.md)
         if key is None:
             raise ValueError(
                 f"Dropout(rate={self.rate}): training needs a random key; call "

@@ -82,6 +82,7 @@ class _Module:
         self.functions: list[tuple[str, list]] = []
         self.fnames: set[str] = set()
         self.helpers: set[str] = set()
+        self.mathlib: set[str] = set()
         self.parallel = False
         self.plans: list[Plan] = []
         self.subs: dict[int, str] = {}
@@ -127,6 +128,9 @@ class _Module:
         if self.helpers:
             names = ", ".join(sorted(self.helpers))
             head.append(f"from funcgrad.backend.numba.helpers import {names}")
+        if self.mathlib:
+            names = ", ".join(sorted(self.mathlib))
+            head.append(f"from funcgrad.backend.numba.mathlib import {names}")
         out: list[str] = []
         line_eqns: dict[int, Eqn] = {}
         for line in head:
@@ -179,6 +183,20 @@ def literal(val: Any, dtype: np.dtype) -> str:
     raise LoweringError(f"numba backend: no literal of dtype {dtype}")
 
 
+def fill_lines(name: str, shape: tuple[int, ...], dtype: np.dtype, value: str, fresh) -> list[str]:
+    """``name = a new array of shape filled with value`` as plain lines (``np.full`` is an
+    overload numba compiles on first use in every process; a loop is not)."""
+    lines = [f"{name} = np.empty({shape_expr(shape)}, {dtype_expr(dtype)})"]
+    if not shape:
+        return lines + [f"{name}[()] = {value}"]
+    size = int(np.prod(shape, dtype=np.int64))
+    flat, i = fresh(name + "_f"), fresh("q")
+    return lines + [
+        f"{flat} = {name}.reshape(({size},))",
+        f"for {i} in range({size}): {flat}[{i}] = {value}",
+    ]
+
+
 def dtype_expr(dtype: np.dtype) -> str:
     dtype = np.dtype(dtype)
     if dtype.kind == "b":
@@ -198,19 +216,32 @@ def shape_expr(shape: tuple[int, ...]) -> str:
 
 
 class ExprCtx:
-    """What an elementwise rule sees: operand/result types, params, helpers."""
+    """What an elementwise rule sees: operand/result types, params, helpers.
 
-    __slots__ = ("in_avals", "out_aval", "params", "_module")
+    ``exact``: emit libm calls (the rerun of a nest whose guard fired); ``guard(cond)``
+    registers a condition under which the nest must rerun with ``exact`` set.
+    """
 
-    def __init__(self, module: _Module, in_avals, out_aval, params) -> None:
+    __slots__ = ("in_avals", "out_aval", "params", "exact", "guards", "_module")
+
+    def __init__(self, module: _Module, in_avals, out_aval, params, exact: bool = False) -> None:
         self._module = module
         self.in_avals = in_avals
         self.out_aval = out_aval
         self.params = params
+        self.exact = exact
+        self.guards: list[str] = []
 
     def helper(self, name: str) -> str:
         self._module.helpers.add(name)
         return name
+
+    def mathlib(self, name: str) -> str:
+        self._module.mathlib.add(name)
+        return name
+
+    def guard(self, cond: str) -> None:
+        self.guards.append(cond)
 
     def lit(self, val: Any, dtype: Any = None) -> str:
         return literal(val, self.out_aval.dtype if dtype is None else dtype)
@@ -305,8 +336,12 @@ class _FunctionBuilder:
         inputs = set(jaxpr.invars)
         for x in jaxpr.outvars:
             if type(x) is Literal:
-                val = literal(x.val, x.aval.dtype)
-                outs.append(f"np.full((), {val}, {dtype_expr(x.aval.dtype)})")
+                name = self.fresh("lit")
+                for line in fill_lines(
+                    name, (), x.aval.dtype, literal(x.val, x.aval.dtype), self.fresh
+                ):
+                    self.emit(line)
+                outs.append(name)
                 continue
             root = self.alias.get(x, x)
             name = self.name(x)
@@ -354,10 +389,17 @@ class OpaqueCtx:
         self.outs = [fb.name(v) for v in eqn.outvars]
 
     def arg(self, x: Any) -> str:
-        """An operand as an array expression (literals become 0-d arrays)."""
+        """An operand as an array name (a literal is bound to a new 0-d array first)."""
         if type(x) is Literal:
-            return f"np.full((), {literal(x.val, x.aval.dtype)}, {dtype_expr(x.aval.dtype)})"
+            name = self.fresh("lit")
+            self.fill(name, (), x.aval.dtype, literal(x.val, x.aval.dtype))
+            return name
         return self._fb.name(x)
+
+    def fill(self, name: str, shape: tuple[int, ...], dtype: Any, value: str) -> None:
+        """Emit ``name = np.full(shape, value, dtype)`` (as a loop)."""
+        for line in fill_lines(name, tuple(shape), np.dtype(dtype), value, self.fresh):
+            self.emit(line)
 
     def scalar(self, x: Any) -> str:
         """A 0-d operand as a scalar expression."""
@@ -443,10 +485,12 @@ def lowering_error(eqn: Eqn | None, reason: str) -> LoweringError:
 class _NestEmitter:
     """Emits one loop nest: collapse axes, place values at their loop depth, write."""
 
-    def __init__(self, fb: _FunctionBuilder, nest: LoopNest) -> None:
+    def __init__(self, fb: _FunctionBuilder, nest: LoopNest, exact: bool = False) -> None:
         self.fb = fb
         self.nest = nest
         self.plan = fb.plan
+        self.exact = exact
+        self.flag: str | None = None  # counts arguments a guarded rule cannot take
         self.raxes = set(nest.reduce_axes or ())
         self.views: dict[tuple[str, tuple[int, ...]], str] = {}
         self.prelude: list[str] = []
@@ -632,7 +676,10 @@ class _NestEmitter:
                     self._reduction(m, ref(args[0]), allocs, at, inits, finals)
                     continue
                 in_avals = [None if r.kind == "index" else r.atom.aval for r in m.reads]
-                node.expr = self._member_expr(m, in_avals, [ref(a) for a in args])
+                node.expr, guards = self._member_expr(m, in_avals, [ref(a) for a in args])
+                for cond in guards:
+                    self.flag = self.flag or fb.fresh("big")
+                    at[node.depth].append((f"{self.flag} += {cond}", m.eqn))
                 if m.out in plan.materialized:
                     out = fb.name(m.out)
                     aval = m.out.aval
@@ -673,6 +720,8 @@ class _NestEmitter:
                 for line in finals:
                     fb.emit(line, eqn0)
 
+        if self.flag:
+            fb.emit(f"{self.flag} = 0")
         if not self.inner_mode:
             for line in inits:
                 fb.emit(line, eqn0)
@@ -680,15 +729,20 @@ class _NestEmitter:
         if not self.inner_mode:
             for line in finals:
                 fb.emit(line, eqn0)
+        if self.flag:
+            fb.emit(f"if {self.flag}:  # an argument beyond the polynomials' range: use libm")
+            with fb.indent():
+                _NestEmitter(fb, nest, exact=True).emit()
 
-    def _member_expr(self, m: Member, in_avals, args: list[str]) -> str:
+    def _member_expr(self, m: Member, in_avals, args: list[str]) -> tuple[str, list[str]]:
+        """The member's scalar expression, and the guard conditions its rule registered."""
         if m.name == "copy":
-            return args[0]
+            return args[0], []
         rule = lowering.iota_rule if m.name == "iota" else lowering.ELEMENTWISE.get(m.name)
         if rule is None:
             raise lowering_error(m.eqn, "no lowering rule for this primitive")
-        ctx = ExprCtx(self.fb.module, in_avals, m.out.aval, m.params)
-        return rule(ctx, *args)
+        ctx = ExprCtx(self.fb.module, in_avals, m.out.aval, m.params, self.exact)
+        return rule(ctx, *args), ctx.guards
 
     def _parallel(self, nkept: int) -> bool:
         """Threads on the outermost loop when it is independent and the work is large."""
@@ -697,8 +751,7 @@ class _NestEmitter:
             return False
         if self.raxes and not (self.inner_mode and nkept >= 1):
             return False
-        work = int(np.prod(self.sizes, dtype=np.int64)) * len(self.nest.members)
-        if work < threshold:
+        if int(np.prod(self.sizes, dtype=np.int64)) < threshold:
             return False
         self.fb.module.parallel = True
         return True
@@ -725,12 +778,8 @@ class _NestEmitter:
             finals.append(f"{self._access(out, aval.shape, self._kept_map())} = {final}")
             return
         target = out if acc_dtype == aval.dtype else fb.fresh(out + "_acc")
-        allocs.append(
-            (
-                f"{target} = np.full({shape_expr(aval.shape)}, {ident}, {dtype_expr(acc_dtype)})",
-                m.eqn,
-            )
-        )
+        for line in fill_lines(target, aval.shape, acc_dtype, ident, fb.fresh):
+            allocs.append((line, m.eqn))
         cell = self._access(target, aval.shape, self._kept_map())
         at[full].append((f"{cell} = {red.combine(ctx, cell, val)}", m.eqn))
         if target != out:

@@ -14,8 +14,8 @@
   shape and dtype) plus the funcgrad, numba and Python versions and the helper sources.
 
 ``FUNCGRAD_CACHE_DIR`` picks the folder (default: ``$XDG_CACHE_HOME/funcgrad/kernels`` or
-``~/.cache/funcgrad/kernels``); ``FUNCGRAD_NUM_THREADS`` the thread count of ``prange``
-loops (default: numba's).
+``~/.cache/funcgrad/kernels``); ``FUNCGRAD_NUM_THREADS`` turns ``prange`` threads on and
+sets their count (see ``lowering.parallel_threshold``).
 """
 
 from __future__ import annotations
@@ -42,9 +42,9 @@ def numba_module() -> Any:
     if _numba is None:
         import numba
 
-        threads = os.environ.get("FUNCGRAD_NUM_THREADS")
-        if threads:
-            numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
+        threads = os.environ.get("FUNCGRAD_NUM_THREADS", "").strip().lower()
+        if threads.isdigit() and int(threads) >= 2:
+            numba.set_num_threads(min(int(threads), numba.config.NUMBA_NUM_THREADS))
         _numba = numba
     return _numba
 
@@ -86,9 +86,10 @@ def _backend_fingerprint() -> str:
         h.update(f"python {sys.version_info[:3]}\n".encode())
         h.update(repr(sorted(FLAGS.items(), key=str)).encode())
         h.update(Path(helpers.__file__).read_bytes())
-        spec = importlib.util.find_spec("funcgrad.lax._random_kernels")
-        if spec is not None and spec.origin:
-            h.update(Path(spec.origin).read_bytes())
+        for mod in ("funcgrad.lax._random_kernels", "funcgrad.backend.numba.mathlib"):
+            spec = importlib.util.find_spec(mod)  # read, not imported
+            if spec is not None and spec.origin:
+                h.update(Path(spec.origin).read_bytes())
         _fingerprint = h.hexdigest()
     return _fingerprint
 

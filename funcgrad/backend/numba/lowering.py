@@ -60,18 +60,25 @@ def _int_fix(ctx: Any, expr: str) -> str:
 
 
 def parallel_threshold() -> int | None:
-    """Work (elements x equations) above which a loop nest uses threads; None: never."""
-    threads = os.environ.get("FUNCGRAD_NUM_THREADS")
-    if threads is not None and int(threads) <= 1:
+    """Loop-nest size (elements) from which a nest runs its outer loop under ``prange``;
+    None: never.
+
+    Threads are opt-in: ``FUNCGRAD_NUM_THREADS=N`` (N >= 2, or ``auto`` for numba's
+    default count) turns them on for nests of at least ``FUNCGRAD_PARALLEL_MIN_WORK``
+    elements (default :data:`PARALLEL_MIN_WORK`). Measured with
+    ``benchmarks/calibrate_backend.py`` on the shared 2-core development machine, waking
+    numba's OpenMP pool cost about 5 ms per call and threads never paid off up to 16M
+    elements, so serial kernels are the safe default; on a dedicated multi-core machine
+    run the calibration and set the two variables.
+    """
+    threads = os.environ.get("FUNCGRAD_NUM_THREADS", "").strip().lower()
+    if threads in ("", "0", "1") or (os.cpu_count() or 1) <= 1:
         return None
-    if (os.cpu_count() or 1) <= 1:
-        return None
-    return PARALLEL_MIN_WORK
+    return int(os.environ.get("FUNCGRAD_PARALLEL_MIN_WORK", PARALLEL_MIN_WORK))
 
 
-#: Chosen by ``benchmarks/workloads/prange_threshold.py``: below this, thread start-up
-#: costs more than it saves.
-PARALLEL_MIN_WORK = 1 << 18
+#: Default of ``FUNCGRAD_PARALLEL_MIN_WORK`` (elements of a loop nest).
+PARALLEL_MIN_WORK = 1 << 20
 
 
 # ----------------------------------------------------------------------------------------
@@ -95,21 +102,14 @@ def _float_fn(name: str, fn: str) -> None:
 
 
 for _name, _fn in [
-    ("exp", "np.exp"),
     ("exp2", "np.exp2"),
-    ("expm1", "np.expm1"),
-    ("log", "np.log"),
-    ("log1p", "np.log1p"),
     ("sqrt", "np.sqrt"),
-    ("sin", "np.sin"),
-    ("cos", "np.cos"),
     ("tan", "np.tan"),
     ("asin", "np.arcsin"),
     ("acos", "np.arccos"),
     ("atan", "np.arctan"),
     ("sinh", "np.sinh"),
     ("cosh", "np.cosh"),
-    ("tanh", "np.tanh"),
     ("asinh", "np.arcsinh"),
     ("acosh", "np.arccosh"),
     ("atanh", "np.arctanh"),
@@ -118,6 +118,43 @@ for _name, _fn in [
     ("is_finite", "np.isfinite"),
 ]:
     _float_fn(_name, _fn)
+
+
+#: Use the vectorizable polynomial math of ``mathlib.py`` (``FUNCGRAD_MATHLIB=0``: libm).
+USE_MATHLIB = os.environ.get("FUNCGRAD_MATHLIB", "1") != "0"
+
+
+def _mathlib(name: str, libm: Callable[[Any, str], str], guard: bool = False) -> None:
+    """``name`` through ``mathlib.<name>_f32/_f64`` (branch-free, LLVM vectorizes it).
+
+    numba's ``np.exp`` & co. are scalar libm calls that stop a loop from vectorizing. The
+    mathlib's sin/cos return NaN above ``SINCOS_MAX``; with ``guard`` the nest counts such
+    arguments and, if there are any, runs again with libm (``ctx.exact``), so results
+    never depend on the argument range.
+    """
+
+    def rule(ctx: Any, x: str) -> str:
+        dt = ctx.out_aval.dtype
+        if ctx.exact or not USE_MATHLIB or dt.name not in ("float32", "float64"):
+            return libm(ctx, x)
+        suffix = "f32" if dt.itemsize == 4 else "f64"
+        if guard:
+            limit = ctx.mathlib(f"SINCOS_MAX_{suffix.upper()}")
+            ctx.guard(f"np.abs({x}) > {limit}")
+        return f"{ctx.mathlib(f'{name}_{suffix}')}({x})"
+
+    ELEMENTWISE[name] = rule
+
+
+_mathlib("exp", lambda ctx, x: f"np.exp({x})")
+_mathlib("expm1", lambda ctx, x: f"np.expm1({x})")
+_mathlib("log", lambda ctx, x: f"np.log({x})")
+_mathlib("log1p", lambda ctx, x: f"np.log1p({x})")
+_mathlib("tanh", lambda ctx, x: f"np.tanh({x})")
+_mathlib("sin", lambda ctx, x: f"np.sin({x})", guard=True)
+_mathlib("cos", lambda ctx, x: f"np.cos({x})", guard=True)
+_mathlib("logistic", lambda ctx, x: f"{ctx.helper('fg_logistic')}({x}, {ctx.lit(1)})")
+_mathlib("erf", lambda ctx, x: ctx.cast(f"{ctx.helper('fg_erf')}({x})", ctx.out_aval.dtype))
 
 _expr("neg", "(-{0})")
 _expr("abs", "np.abs({0})")
@@ -186,16 +223,6 @@ def _cbrt(ctx, x):
 @_rule("square")
 def _square(ctx, x):
     return _int_fix(ctx, f"{ctx.helper('fg_square')}({x})")
-
-
-@_rule("logistic")
-def _logistic(ctx, x):
-    return f"{ctx.helper('fg_logistic')}({x}, {_one(ctx)})"
-
-
-@_rule("erf")
-def _erf(ctx, x):
-    return ctx.cast(f"{ctx.helper('fg_erf')}({x})", ctx.out_aval.dtype)
 
 
 @_rule("erf_inv")

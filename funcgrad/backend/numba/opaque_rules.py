@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from funcgrad.backend.numba.lowering import REDUCTIONS, opaque
+from funcgrad.backend.numba.lowering import REDUCTIONS, cast, opaque
 
 #: ``dot_general`` calls BLAS when ``M*N*K`` reaches this (``benchmarks/workloads/
 #: dot_cutover.py``); below it an inlined loop avoids the call overhead.
@@ -74,10 +74,7 @@ def _concatenate(ctx, *xs, dimension):
 def _pad(ctx, x, padding_value, *, padding_config):
     out, aval = ctx.outs[0], ctx.out_avals[0]
     xa = ctx.in_avals[0]
-    ctx.emit(
-        f"{out} = np.full({ctx.shape(aval.shape)}, {ctx.scalar(padding_value)}, "
-        f"{ctx.dtype(aval.dtype)})"
-    )
+    ctx.fill(out, aval.shape, aval.dtype, ctx.scalar(padding_value))
     dst, src = [], []
     for n, m, (lo, _hi, it) in zip(xa.shape, aval.shape, padding_config, strict=True):
         step = it + 1
@@ -111,7 +108,7 @@ def _dynamic_slice(ctx, x, *idx, slice_sizes):
     starts = _starts(ctx, idx, xa.shape, slice_sizes)
     sl = [f"{s}:{s} + {n}" for s, n in zip(starts, slice_sizes, strict=True)]
     if sl:
-        ctx.emit(f"{ctx.outs[0]} = np.ascontiguousarray({ctx.arg(x)}[{_idx(sl)}])")
+        ctx.emit(f"{ctx.outs[0]} = {ctx.arg(x)}[{_idx(sl)}].copy()")
     else:
         ctx.emit(f"{ctx.outs[0]} = {ctx.arg(x)}.copy()")
 
@@ -129,18 +126,42 @@ def _dynamic_update_slice(ctx, x, update, *idx):
         ctx.emit(f"{out}[()] = {ctx.arg(update)}[()]")
 
 
-# -- dot_general: BLAS (np.dot on contiguous 2-D views) or an inlined loop
+# -- dot_general: BLAS (np.dot on contiguous 2-D matrices) or an inlined loop nest
 def _free(ndim: int, contract: Sequence[int], batch: Sequence[int]) -> list[int]:
     return [d for d in range(ndim) if d not in contract and d not in batch]
 
 
-def _arranged(ctx, x: str, shape, perm: list[int], new_shape: tuple[int, ...]) -> str:
-    """``x`` with axes ``perm`` reshaped to ``new_shape`` (a C-contiguous array)."""
-    if perm == list(range(len(shape))):
-        return f"{x}.reshape({ctx.shape(new_shape)})"
-    name = ctx.fresh("tr")
-    ctx.emit(f"{name} = np.ascontiguousarray(np.transpose({x}, {tuple(perm)!r}))")
-    return f"{name}.reshape({ctx.shape(new_shape)})"
+def _permuted_copy(ctx, x: str, shape, perm: list[int], new_shape: tuple[int, ...]) -> str:
+    """A C-contiguous copy of ``x`` with axes ``perm``, reshaped to ``new_shape``.
+
+    Explicit loops, not ``np.transpose(x, axes)``: numba compiles that overload (and the
+    string formatting of its error path) for seconds on first use in a process."""
+    t = ctx.fresh("tr")
+    pshape = tuple(shape[p] for p in perm)
+    ctx.emit(f"{t} = np.empty({ctx.shape(pshape)}, {x}.dtype)")
+    with loops(ctx, pshape) as idx:
+        src = [""] * len(shape)
+        for i, p in enumerate(perm):
+            src[p] = idx[i]
+        ctx.emit(f"{t}[{_idx(idx)}] = {x}[{_idx(src)}]")
+    return f"{t}.reshape({ctx.shape(new_shape)})"
+
+
+def _matrix(ctx, x: str, aval, perm: list[int], rows: int, cols: int, b: int) -> str:
+    """``x`` as C-contiguous ``(b, rows, cols)``, or as ``(rows, cols)`` when ``b == 1`` (then
+    possibly a transposed view, which BLAS reads without a copy)."""
+    ident = perm == list(range(aval.ndim))
+    if b == 1 and aval.ndim == 2 and perm == [1, 0]:
+        return f"{x}.T"
+    shape = (rows, cols) if b == 1 else (b, rows, cols)
+    if ident:
+        return f"{x}.reshape({ctx.shape(shape)})"
+    return _permuted_copy(ctx, x, aval.shape, perm, shape)
+
+
+def _vector(x: str, n: int) -> str:
+    """A matrix with one non-unit axis as a vector: its elements are contiguous in ``x``."""
+    return f"{x}.reshape(({n},))"
 
 
 @opaque("dot_general")
@@ -155,52 +176,71 @@ def _dot_general(ctx, lhs, rhs, *, dimension_numbers, preferred_element_type=Non
     K = _prod([la.shape[d] for d in lc])
     N = _prod([ra.shape[d] for d in rf])
     a, b = ctx.arg(lhs), ctx.arg(rhs)
-    work_dt = np.dtype(np.int64) if dt.kind == "b" else dt
-    if la.dtype != work_dt:
-        a = f"{a}.astype({ctx.dtype(work_dt)})"
-    if ra.dtype != work_dt:
-        b = f"{b}.astype({ctx.dtype(work_dt)})"
-    lperm, rperm = [*lb, *lf, *lc], [*rb, *rc, *rf]
-    blas = work_dt.kind in "fc" and M * N * K >= DOT_BLAS_MIN and min(M, N, K) > 0
-    if blas and B == 1:
-        if la.ndim == 2 and lperm == [1, 0]:
-            a2 = f"{a}.T"  # an F-ordered view: BLAS reads it transposed, no copy
-        else:
-            a2 = _arranged(ctx, a, la.shape, lperm, (M, K))
-        if ra.ndim == 2 and rperm == [1, 0]:
-            b2 = f"{b}.T"
-        else:
-            b2 = _arranged(ctx, b, ra.shape, rperm, (K, N))
-        if N == 1:
-            b2 = f"np.ascontiguousarray({b2}).reshape(({K},))"
-            ctx.emit(f"{out} = np.dot({a2}, {b2}).reshape({ctx.shape(oaval.shape)})")
-        else:
-            ctx.emit(f"{out} = np.dot({a2}, {b2}).reshape({ctx.shape(oaval.shape)})")
+    blas = (
+        dt.kind in "fc"
+        and la.dtype == dt
+        and ra.dtype == dt
+        and M * N * K >= DOT_BLAS_MIN
+        and min(M, N, K) > 0
+    )
+    if not blas:
+        _dot_loops(ctx, a, b, la, ra, (lb, lf, lc), (rb, rf, rc), out, oaval)
         return
-    a3 = _arranged(ctx, a, la.shape, lperm, (B, M, K))
-    b3 = _arranged(ctx, b, ra.shape, rperm, (B, K, N))
-    an, bn = ctx.fresh("lhs"), ctx.fresh("rhs")
+    lperm, rperm = [*lb, *lf, *lc], [*rb, *rc, *rf]
+    oshape = ctx.shape(oaval.shape)
+    if B == 1:
+        a2 = _vector(a, K) if M == 1 else _matrix(ctx, a, la, lperm, M, K, 1)
+        b2 = _vector(b, K) if N == 1 else _matrix(ctx, b, ra, rperm, K, N, 1)
+        if M == 1 and N == 1:  # a scalar
+            ctx.emit(f"{out} = np.empty({oshape}, {ctx.dtype(dt)})")
+            ctx.emit(f"{out}.reshape((1,))[0] = np.dot({a2}, {b2})")
+        else:
+            ctx.emit(f"{out} = np.dot({a2}, {b2}).reshape({oshape})")
+        return
+    a3 = _matrix(ctx, a, la, lperm, M, K, B)
+    b3 = _matrix(ctx, b, ra, rperm, K, N, B)
+    an, bn, o3 = ctx.fresh("lhs"), ctx.fresh("rhs"), ctx.fresh("o")
     ctx.emit(f"{an} = {a3}")
     ctx.emit(f"{bn} = {b3}")
-    o3 = ctx.fresh("o")
-    ctx.emit(f"{o3} = np.empty(({B}, {M}, {N}), {ctx.dtype(work_dt)})")
-    if blas:
-        with loops(ctx, [B]) as (ib,):
-            ctx.emit(f"{o3}[{ib}] = np.dot({an}[{ib}], {bn}[{ib}])")
-    else:
-        zero = ctx.lit(0, work_dt)
-        with loops(ctx, [B, M]) as (ib, im):
-            with loops(ctx, [N]) as (jn,):
-                ctx.emit(f"{o3}[{ib}, {im}, {jn}] = {zero}")
-            with loops(ctx, [K]) as (ik,):
+    ctx.emit(f"{out} = np.empty({oshape}, {ctx.dtype(dt)})")
+    ctx.emit(f"{o3} = {out}.reshape(({B}, {M}, {N}))")
+    with loops(ctx, [B]) as (ib,):
+        ctx.emit(f"{o3}[{ib}] = np.dot({an}[{ib}], {bn}[{ib}])")
+
+
+def _dot_loops(ctx, a, b, la, ra, ldims, rdims, out, oaval) -> None:
+    """dot_general as a loop nest indexing both operands in place (any layout, any dtype):
+    batch, lhs free and contracting axes outside, rhs free axes innermost."""
+    (lb, lf, lc), (rb, rf, rc) = ldims, rdims
+    dt = oaval.dtype
+    ctx.emit(f"{out} = np.empty({ctx.shape(oaval.shape)}, {ctx.dtype(dt)})")
+    if 0 in oaval.shape:
+        return
+    zero = ctx.lit(0, dt)
+
+    def read(x: str, aval, idx_of: dict[int, str]) -> str:
+        expr = f"{x}[{_idx([idx_of[d] for d in range(aval.ndim)])}]"
+        return expr if aval.dtype == dt else cast(expr, dt)
+
+    with loops(ctx, [la.shape[d] for d in lb], "b") as bv:
+        with loops(ctx, [la.shape[d] for d in lf], "m") as mv:
+            nsizes = [ra.shape[d] for d in rf]
+            with loops(ctx, nsizes, "n") as nv:
+                ctx.emit(f"{out}[{_idx([*bv, *mv, *nv])}] = {zero}")
+            with loops(ctx, [la.shape[d] for d in lc], "k") as kv:
                 av = ctx.fresh("av")
-                ctx.emit(f"{av} = {an}[{ib}, {im}, {ik}]")
-                with loops(ctx, [N]) as (jn,):
-                    ctx.emit(f"{o3}[{ib}, {im}, {jn}] += {av} * {bn}[{ib}, {ik}, {jn}]")
-    res = f"{o3}.reshape({ctx.shape(oaval.shape)})"
-    if dt.kind == "b":
-        res = f"({res} != 0)"
-    ctx.emit(f"{out} = {res}")
+                ctx.emit(
+                    f"{av} = {read(a, la, {**dict(zip(lb, bv)), **dict(zip(lf, mv)), **dict(zip(lc, kv))})}"
+                )
+                with loops(ctx, nsizes, "n") as nv:
+                    cell = f"{out}[{_idx([*bv, *mv, *nv])}]"
+                    bval = read(
+                        b, ra, {**dict(zip(rb, bv)), **dict(zip(rf, nv)), **dict(zip(rc, kv))}
+                    )
+                    if dt.kind == "b":
+                        ctx.emit(f"{cell} = {cell} | ({av} & {bval})")
+                    else:
+                        ctx.emit(f"{cell} += {av} * {bval}")
 
 
 # -- argmax / argmin: the first extreme wins; the first NaN wins over everything
