@@ -34,11 +34,11 @@ Range of sin and cos
 --------------------
 The argument reduction (Cody-Waite with pi/2 in three parts and exact two-sum/two-product
 steps) is exact for ``abs(x) <= SINCOS_MAX[dtype]``: 2**20 (about 1e6) for float32, 2**40
-(about 1e12) for float64. Beyond that sin and cos return NaN -- a branch to libm inside the function would
-stop LLVM vectorizing the loop, which then runs at libm speed for every element (measured:
-11 ns per float32 element instead of 0.3). A kernel that must be right everywhere keeps a
-flag in its vectorized loop (free: measured within noise) and recomputes the elements
-concerned with libm in a rare second loop::
+(about 1e12) for float64. Beyond that sin and cos return NaN: a branch to libm inside the
+function would stop LLVM vectorizing the loop, which then runs at libm speed for every
+element (measured: 11 ns per float32 element instead of 0.5). A kernel that must be right
+everywhere keeps a flag in its vectorized loop (free: measured within noise) and recomputes
+the elements concerned with libm in a rare second loop::
 
     big = False
     for i in range(n):
@@ -62,8 +62,10 @@ mpmath at 50 digits, weighted for the relative error of the final result, and ch
 rounding to the working precision.
 
 Writing numba code that stays in float32: every constant is a module-level ``np.float32``
-(a Python float literal is float64 and promotes the whole expression); integer arithmetic
-runs in int64 (numba's typing) and the bit casts truncate back to 32 bits.
+(a Python float literal is float64 and promotes the whole expression). numba types integer
+arithmetic as int64; the bit casts truncate back to 32 bits, and where LLVM cannot narrow
+the int64 work by itself (a shifted difference, an int-to-float conversion) the int32
+intrinsics below do it, or the loop runs in 64-bit integer lanes.
 """
 
 from __future__ import annotations
@@ -134,6 +136,38 @@ _bits32 = _float_to_bits(types.float32, types.int32)
 _from_bits32 = _bits_to_float(types.float32, types.int32)
 _bits64 = _float_to_bits(types.float64, types.int64)
 _from_bits64 = _bits_to_float(types.float64, types.int64)
+
+
+def _int32_op(name: str):
+    """An int32 binary operation (LLVM ``sub``/``shl``/``ashr`` on i32). numba types integer
+    arithmetic as int64; where LLVM cannot narrow that back (a right shift or an int-to-float
+    conversion of a difference), the vector loop runs in 64-bit lanes, which on AVX-512
+    machines means 512-bit instructions and about 30% more time for log."""
+
+    @intrinsic
+    def op(typingctx, a, b):
+        if not (isinstance(a, types.Integer) and isinstance(b, types.Integer)):
+            return None
+
+        def codegen(context, builder, sig, args):
+            i32 = context.get_value_type(types.int32)
+            vals = []
+            for v, t in zip(args, (a, b), strict=True):
+                if t.bitwidth > 32:
+                    v = builder.trunc(v, i32)
+                elif t.bitwidth < 32:
+                    v = builder.sext(v, i32)
+                vals.append(v)
+            return getattr(builder, name)(*vals)
+
+        return types.int32(a, b), codegen
+
+    return op
+
+
+_sub32 = _int32_op("sub")
+_shl32 = _int32_op("shl")
+_sra32 = _int32_op("ashr")
 
 
 @intrinsic
@@ -412,9 +446,9 @@ def log_f32(x):
     tiny = x < _MIN_NORMAL_F  # denormals: scale into the normal range first
     xs = x * _TWO23_F if tiny else x
     ix = _bits32(xs)
-    k = (ix - _SQRTH_BITS_F) >> 23
-    z = _from_bits32(ix - (k << 23))
-    kf = _f(np.int32(k))
+    k = _sra32(_sub32(ix, _SQRTH_BITS_F), 23)
+    z = _from_bits32(_sub32(ix, _shl32(k, 23)))
+    kf = _f(k)
     kf = kf - _K23_F if tiny else kf
     f = z - _ONE_F
     y = _log1p_poly_f32(f) + kf * _LN2_LO_F
@@ -465,9 +499,9 @@ def log1p_f32(x):
     u = x + _ONE_F
     corr = (x - (u - _ONE_F)) / u
     iu = _bits32(u)
-    k = (iu - _SQRTH_BITS_F) >> 23
-    f = _from_bits32(iu - (k << 23)) - _ONE_F
-    kf = _f(np.int32(k))
+    k = _sra32(_sub32(iu, _SQRTH_BITS_F), 23)
+    f = _from_bits32(_sub32(iu, _shl32(k, 23))) - _ONE_F
+    kf = _f(k)
     y = _log1p_poly_f32(f) + (kf * _LN2_LO_F + corr)
     y = (f + y) + kf * _LN2_HI_F
     y = x if not x < _INF_F else y
