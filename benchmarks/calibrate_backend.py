@@ -53,16 +53,19 @@ def calibrate_prange(quick: bool) -> None:
     for threads in ("1", str(os.cpu_count() or 1)):
         env = {**os.environ, "FUNCGRAD_NUM_THREADS": threads, "FUNCGRAD_PARALLEL_MIN_WORK": "1"}
         code = _PRANGE.format(root=str(ROOT), sizes=sizes)
-        proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                              text=True, check=True)
+        proc = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+        )
         results[threads] = {int(k): v for k, v in json.loads(proc.stdout).items()}
     serial, parallel = results["1"], results[str(os.cpu_count() or 1)]
     print(f"prange ({os.cpu_count()} threads) vs serial, fused 3-function f32 loop:")
     cross = None
     for n in sizes:
         ratio = serial[n] / parallel[n]
-        print(f"  n={n:>9d}  serial {serial[n] * 1e6:9.1f} us  threads {parallel[n] * 1e6:9.1f} us"
-              f"  speed-up {ratio:5.2f}x")
+        print(
+            f"  n={n:>9d}  serial {serial[n] * 1e6:9.1f} us  threads {parallel[n] * 1e6:9.1f} us"
+            f"  speed-up {ratio:5.2f}x"
+        )
         if cross is None and ratio > 1.2:
             cross = n
     print(f"  threads pay off (>1.2x) from n = {cross}")
@@ -91,8 +94,10 @@ def calibrate_dot(quick: bool) -> None:
                     f(a, a)
                 best = min(best, (time.perf_counter() - t0) / reps)
             times[label] = best
-        print(f"  n={n:3d} (M*N*K={n**3:7d})  loop {times['loop'] * 1e6:8.2f} us  "
-              f"blas {times['blas'] * 1e6:8.2f} us")
+        print(
+            f"  n={n:3d} (M*N*K={n**3:7d})  loop {times['loop'] * 1e6:8.2f} us  "
+            f"blas {times['blas'] * 1e6:8.2f} us"
+        )
 
 
 def main() -> None:

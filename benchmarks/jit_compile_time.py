@@ -70,8 +70,9 @@ out = jax.block_until_ready(jax.jit(run)(params, zeros, zeros, np.float32(1.0), 
 
 def _run(spec: dict, env: dict) -> dict:
     code = _STEP.format(root=str(ROOT), **spec)
-    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                          text=True, check=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -79,9 +80,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    rows: dict[str, list[float]] = {k: [] for k in (
-        "funcgrad import", "funcgrad cold compile", "funcgrad warm start",
-        "jax import", "jax cold compile")}
+    rows: dict[str, list[float]] = {
+        k: []
+        for k in (
+            "funcgrad import",
+            "funcgrad cold compile",
+            "funcgrad warm start",
+            "jax import",
+            "jax cold compile",
+        )
+    }
     for _ in range(args.repeats):
         with tempfile.TemporaryDirectory() as cache:
             env = {**os.environ, "FUNCGRAD_CACHE_DIR": cache}
@@ -102,8 +110,12 @@ def main() -> None:
         print(f"  {k:24s} {v * 1e3:9.1f} ms")
     if "jax cold compile" in med:
         jc = med["jax cold compile"]
-        print(f"  cold compile / JAX cold : {med['funcgrad cold compile'] / jc:5.2f}x (target <= 1.5)")
-        print(f"  warm start / JAX cold   : {med['funcgrad warm start'] / jc:5.2f}x (target <= 0.33)")
+        print(
+            f"  cold compile / JAX cold : {med['funcgrad cold compile'] / jc:5.2f}x (target <= 1.5)"
+        )
+        print(
+            f"  warm start / JAX cold   : {med['funcgrad warm start'] / jc:5.2f}x (target <= 0.33)"
+        )
 
 
 if __name__ == "__main__":

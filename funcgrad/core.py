@@ -143,7 +143,14 @@ primitives: dict[str, Primitive] = {}
 class Primitive:
     """A named operation. ``bind`` dispatches it to the innermost active interpreter."""
 
-    __slots__ = ("name", "multiple_results", "impl", "abstract_eval", "__weakref__")
+    __slots__ = (
+        "name",
+        "multiple_results",
+        "impl",
+        "unchecked_impl",
+        "abstract_eval",
+        "__weakref__",
+    )
 
     def __init__(self, name: str, *, multiple_results: bool = False) -> None:
         if name in primitives:
@@ -151,6 +158,9 @@ class Primitive:
         self.name = name
         self.multiple_results = multiple_results
         self.impl: Callable | None = None
+        #: The impl without its input validation, for callers that already checked the
+        #: types (programs replayed by eager ``grad``); ``impl`` unless set after ``def_impl``.
+        self.unchecked_impl: Callable | None = None
         self.abstract_eval: Callable | None = None
         primitives[name] = self
 
@@ -159,7 +169,7 @@ class Primitive:
 
     def def_impl(self, impl: Callable) -> Callable:
         """Register the NumPy implementation (eager mode, and the reference for tests)."""
-        self.impl = impl
+        self.impl = self.unchecked_impl = impl
         return impl
 
     def def_abstract_eval(self, rule: Callable) -> Callable:
@@ -187,6 +197,9 @@ class Primitive:
             except Exception as e:
                 self.abstract_eval(*map(shaped_aval, args), **params)
                 raise e
+        if trace.raw_args:
+            # The eager reverse-mode tape unboxes its own tracers and boxes its own results.
+            return trace.process_primitive(self, args, params)
         tracers = [full_raise(trace, a) for a in args]
         outs = trace.process_primitive(self, tracers, params)
         if self.multiple_results:
@@ -218,6 +231,9 @@ class Trace:
     """An interpreter: how to box values (``pure``/``lift``) and run a primitive."""
 
     __slots__ = ("main",)
+    #: True when ``process_primitive`` takes ``bind``'s operands as they are (no
+    #: ``full_raise``) and returns final values (no ``full_lower``).
+    raw_args = False
 
     def __init__(self, main: MainTrace) -> None:
         self.main = main
@@ -268,6 +284,10 @@ def new_main(trace_type: type, global_data: Any = None) -> Iterator[MainTrace]:
     finally:
         trace_stack.pop()
         main.alive = False
+        # Break the main <-> trace reference cycle, so that the transformation's state
+        # (global_data: a tape, a jaxpr builder) is freed by reference counting on exit
+        # rather than by a later garbage collection.
+        main.trace = None
         _update_eager_flag()
 
 
@@ -342,10 +362,17 @@ def _leaked_tracer_error(tracer: Tracer, primitive: Primitive | None) -> Unexpec
 # Tracers
 
 
-def _fnp() -> Any:
-    from funcgrad import numpy as fnp
+_fnp_module: list[Any] = []
 
-    return fnp
+
+def _fnp() -> Any:
+    """funcgrad.numpy, imported on first use (it imports this module); every tracer
+    operator goes through here, so the module is kept rather than re-imported."""
+    if not _fnp_module:
+        from funcgrad import numpy as fnp
+
+        _fnp_module.append(fnp)
+    return _fnp_module[0]
 
 
 def concretization_error(tracer: Tracer, context: str) -> ConcretizationTypeError:

@@ -36,7 +36,7 @@ import numpy as np
 from funcgrad import core, tree_util
 from funcgrad.api_util import fun_name
 from funcgrad.core import Primitive, Tracer, get_aval
-from funcgrad.interpreters import ad, batching
+from funcgrad.interpreters import ad, batching, tape
 from funcgrad.interpreters import partial_eval as pe
 from funcgrad.ir import ClosedJaxpr, Jaxpr, eval_jaxpr
 from funcgrad.util import HashableFunction
@@ -209,6 +209,11 @@ def _bind_custom_jvp(fun: Callable, jvp: Callable, args: list, name: str) -> lis
     trace = core.find_top_trace(args)
     if type(trace) is core.EvalTrace:
         return list(fun(*args))
+    if type(trace) is tape.TapeTrace:
+        # Eager reverse mode: linearize the call on its values (the JVPTrace branch below).
+        return trace.linearize_call(
+            lambda *xs: _bind_custom_jvp(fun, jvp, list(xs), name), args, True
+        )
     if isinstance(trace, ad.JVPTrace):
         tracers = [core.full_raise(trace, a) for a in args]
         primals = [t.primal for t in tracers]
@@ -504,6 +509,11 @@ def _bind_custom_vjp(fun: Callable, fwd: Callable, bwd: Callable, args: list, na
     trace = core.find_top_trace(args)
     if type(trace) is core.EvalTrace:
         return list(fun(*args))
+    if type(trace) is tape.TapeTrace:
+        # Eager reverse mode: linearize the call on its values (the JVPTrace branch below).
+        return trace.linearize_call(
+            lambda *xs: _bind_custom_vjp(fun, fwd, bwd, list(xs), name), args, True
+        )
     if isinstance(trace, ad.JVPTrace):
         tracers = [core.full_raise(trace, a) for a in args]
         primals = [t.primal for t in tracers]

@@ -897,7 +897,9 @@ def test_grad_composes_with_jit():
 
 
 def test_eager_templates_agree_with_rules(monkeypatch):
-    """Eager linearize/transpose replay cached programs; they must match the rules."""
+    """Eager linearize/transpose (and the eager tape) replay cached programs; they must
+    match the rules."""
+    from funcgrad.interpreters import tape
 
     def loss(p, x):
         h = fnn.relu(x @ p["w"] + p["b"])
@@ -906,11 +908,224 @@ def test_eager_templates_agree_with_rules(monkeypatch):
 
     p = {"w": rand(4, 3), "b": rand(3)}
     x = rand(5, 4)
+    with_tape = fg.value_and_grad(loss)(p, x)
+    monkeypatch.setattr(tape, "applies", lambda primals: False)
     with_templates = fg.value_and_grad(loss)(p, x)
     monkeypatch.setattr(ad, "_eager_linearize", lambda primals, tangents: False)
     monkeypatch.setattr(ad, "_transpose_by_template", lambda *a: None)
     with_rules = fg.value_and_grad(loss)(p, x)
-    np.testing.assert_allclose(with_templates[0], with_rules[0], rtol=1e-14)
-    for k in p:
-        np.testing.assert_allclose(with_templates[1][k], with_rules[1][k], rtol=1e-12)
+    for got in (with_tape, with_templates):
+        np.testing.assert_allclose(got[0], with_rules[0], rtol=1e-14)
+        for k in p:
+            np.testing.assert_allclose(got[1][k], with_rules[1][k], rtol=1e-12)
     check_grads(lambda w: loss({"w": w, "b": p["b"]}, x), (p["w"],), order=1, modes=("rev",))
+
+
+# ----------------------------------------------------------------------------------------
+# The eager tape (interpreters/tape.py): grad/vjp of concrete values outside jit and vmap.
+# Each case is checked against the general path (linearize + transpose), forced by
+# disabling the tape, and the derivative values against finite differences or closed forms.
+
+
+def _without_tape(monkeypatch, fn, *args):
+    from funcgrad.interpreters import tape
+
+    with monkeypatch.context() as m:
+        m.setattr(tape, "applies", lambda primals: False)
+        return fn(*args)
+
+
+def _assert_trees_close(a, b, rtol=1e-12):
+    la, ta = fg.tree_util.tree_flatten(a)
+    lb, tb = fg.tree_util.tree_flatten(b)
+    assert ta == tb
+    for x, y in zip(la, lb, strict=True):
+        assert np.asarray(x).dtype == np.asarray(y).dtype
+        np.testing.assert_allclose(x, y, rtol=rtol, atol=1e-14)
+
+
+def test_tape_is_used_eagerly_and_only_eagerly(monkeypatch):
+    from funcgrad.interpreters import tape
+
+    seen = []
+    real = tape.vjp_flat
+
+    def spy(*args, **kwargs):
+        seen.append(True)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tape, "vjp_flat", spy)
+    f = lambda x: fnp.sum(fnp.sin(x) * x)  # noqa: E731
+    x = rand(3)
+    fg.grad(f)(x)
+    assert len(seen) == 1
+    fg.make_jaxpr(fg.grad(f))(x)
+    fg.vmap(fg.grad(f))(rand(2, 3))
+    fg.jvp(fg.grad(f), (x,), (x,))
+    assert len(seen) == 1  # under a transformation grad takes the general path
+    fg.grad(fg.grad(lambda x: fnp.sum(fnp.sin(x))))(0.5)
+    assert len(seen) == 2  # the outer grad only
+
+
+TAPE_CASES = {
+    "mlp": lambda p, x: fnp.mean((fnp.maximum(x @ p["w"] + p["b"], 0.0) @ p["v"] - 1.0) ** 2),
+    "nn": lambda p, x: fnp.mean(
+        fnn.logsumexp(fnn.relu(x @ p["w"] + p["b"]), axis=1)
+        + fnn.softplus(x @ p["w"]).sum(1) * fnn.sigmoid(p["b"]).sum()
+    ),
+    "shapes": lambda p, x: (
+        fnp.sum(fnp.concatenate([p["w"].T[:, ::2], fnp.tanh(p["w"][:1, :].T)], axis=1) ** 3)
+        + fnp.max(fnp.cumsum(p["b"]) / fnp.abs(p["v"][:, 0] + 2.0))
+    ),
+    "where": lambda p, x: fnp.sum(fnp.where(x > 0, fnp.sqrt(fnp.abs(x)), 0.0) @ p["w"]),
+    "control_flow": lambda p, x: (
+        fnp.sum(
+            fg.lax.cond(p["b"][0] > -100.0, lambda w: fnp.sin(w) * p["v"][0], lambda w: w, p["w"])
+        )
+        + fnp.sum(
+            fg.lax.scan(lambda c, xi: (c * fnp.cos(xi) + p["b"], c.sum()), p["b"], x[:, :3])[0]
+        )
+        + fg.lax.fori_loop(0, 3, lambda i, c: c * p["v"][1, 0], 1.0)
+    ),
+    "checkpoint": lambda p, x: fnp.sum(fg.checkpoint(lambda w: fnp.sin(w @ p["v"]))(p["w"])),
+    "jit": lambda p, x: fnp.sum(fg.jit(lambda w, b: fnp.tanh(x @ w + b))(p["w"], p["b"])),
+    "vmap": lambda p, x: fnp.sum(fg.vmap(lambda row: fnp.dot(row, p["w"]) * p["b"])(x)),
+    "custom_vjp": lambda p, x: fnp.sum(clip_gradient(x @ p["w"], -0.5, 0.5) * 3.0),
+    "inner_grad": lambda p, x: fnp.sum(
+        fg.grad(lambda w: fnp.sum(fnp.sin(x @ w) * p["b"]))(p["w"]) ** 2
+    ),
+    "jvp_inside": lambda p, x: fg.jvp(
+        lambda w: fnp.sum(fnp.exp(x @ w)), (p["w"],), (p["w"] * 0.5,)
+    )[1],
+}
+
+
+@pytest.mark.parametrize("name", sorted(TAPE_CASES))
+def test_tape_matches_general_path(monkeypatch, name):
+    f = TAPE_CASES[name]
+    p = {"w": rand(3, 3) * 0.5, "b": rand(3) * 0.5, "v": rand(3, 1) * 0.5}
+    x = rand(4, 3)
+    if name == "checkpoint":
+        p["v"] = rand(3, 3) * 0.5
+    expected = _without_tape(monkeypatch, fg.value_and_grad(f), p, x)
+    _assert_trees_close(fg.value_and_grad(f)(p, x), expected)
+    if name == "custom_vjp":
+        return  # a custom gradient on purpose: finite differences disagree
+    check_grads(lambda w, b: f({**p, "w": w, "b": b}, x), (p["w"], p["b"]), 1, modes=("rev",))
+
+
+def test_tape_closure_over_differentiated_value_in_custom_rules():
+    """A custom_jvp/custom_vjp function closing over a value on the tape: the gradient
+    reaches the closed-over value through the primal computation."""
+    w = np.array([0.7, -1.3])
+
+    def loss(w, x):
+        @fg.custom_jvp
+        def f(x):
+            return fnp.sin(x) * w
+
+        @f.defjvp
+        def f_jvp(primals, tangents):
+            (x,), (t,) = primals, tangents
+            return f(x), fnp.cos(x) * w * t
+
+        return fnp.sum(f(x) ** 2)
+
+    x = np.array([0.2, 0.4])
+    gw, gx = fg.grad(loss, argnums=(0, 1))(w, x)
+    np.testing.assert_allclose(gw, 2 * np.sin(x) ** 2 * w)
+    np.testing.assert_allclose(gx, 2 * np.sin(x) * w * np.cos(x) * w)
+
+
+def test_tape_vjp_function_under_transformations():
+    """The backward pass of an eager vjp also runs under vmap, jit and grad."""
+    x = np.array([0.3, -0.8, 1.1])
+    out, vjp_fun = fg.vjp(lambda x: fnp.sin(x) * x, x)
+    jac = np.diag(np.cos(x) * x + np.sin(x))
+    np.testing.assert_allclose(vjp_fun(np.ones(3))[0], np.diag(jac))
+    np.testing.assert_allclose(fg.vmap(vjp_fun)(np.eye(3))[0], jac)
+    np.testing.assert_allclose(fg.jit(vjp_fun)(np.ones(3))[0], np.diag(jac))
+    # The vjp function is linear in its cotangent: its gradient is the Jacobian row sum.
+    g = fg.grad(lambda ct: fnp.sum(vjp_fun(ct)[0]))(np.ones(3))
+    np.testing.assert_allclose(g, jac.sum(1))
+    # Called twice, it gives the same answer (the tape is not consumed).
+    np.testing.assert_allclose(vjp_fun(np.ones(3))[0], np.diag(jac))
+
+
+def test_tape_multiple_results_and_unused_outputs():
+    x = np.array([3.0, 1.0, 2.0])
+    y = np.array([0.5, 0.25, 2.0])
+
+    def f(x, y):
+        keys, vals = fg.lax.sort((x, y), num_keys=1)
+        return fnp.sum(vals * fnp.arange(3.0)) + keys[0] * 0.0
+
+    gx, gy = fg.grad(f, argnums=(0, 1))(x, y)
+    np.testing.assert_allclose(gx, np.zeros(3))
+    np.testing.assert_allclose(gy, [2.0, 0.0, 1.0])
+
+
+def test_tape_leaked_tracer_is_an_error():
+    leaked = []
+
+    def f(x):
+        leaked.append(x * 2.0)
+        return fnp.sum(x)
+
+    fg.grad(f)(np.ones(2))
+    with pytest.raises(fg.errors.UnexpectedTracerError):
+        fnp.sin(leaked[0])
+
+
+def test_tape_replays_compiled_programs_for_common_primitives():
+    """The fast path must not silently fall back to running the rules: every template the
+    seed MLP and an elementwise chain need has a compiled transpose."""
+    from funcgrad.interpreters import tape
+
+    tape._templates.clear()
+    p = {"w": rand(3, 3, dtype=np.float32), "b": rand(3, dtype=np.float32)}
+    x = rand(4, 3, dtype=np.float32)
+    fg.grad(TAPE_CASES["mlp"])({**p, "v": rand(3, 1, dtype=np.float32)}, x)
+    fg.grad(lambda x: fnp.sum(fnp.tanh(fnp.exp(fnp.sin(x) * 1.5 + 0.1) / 3.0)))(rand(5))
+    assert tape._templates
+    for template in tape._templates.values():
+        assert template is not ad._NO_TEMPLATE
+        if template.tangent_kind == "unknown":
+            assert template.vjp is not None and template.vjp is not ad._NO_TEMPLATE
+
+
+def test_elementwise_rule_details():
+    # max/min split the derivative half and half at ties (JAX's rule), 0 at NaN.
+    x, y = np.array([1.0, 2.0, 3.0, np.nan]), np.array([2.0, 2.0, 1.0, 0.0])
+    gx, gy = fg.grad(lambda x, y: fnp.sum(fnp.maximum(x, y)), argnums=(0, 1))(x, y)
+    np.testing.assert_array_equal(gx, [0.0, 0.5, 1.0, 0.0])
+    np.testing.assert_array_equal(gy, [1.0, 0.5, 0.0, 0.0])
+    gx = fg.grad(lambda x: fnp.sum(fnp.minimum(x, 2.0)))(x)
+    np.testing.assert_array_equal(gx, [1.0, 0.5, 0.0, 0.0])
+    # integer_pow: the derivative of x**1, x**2 and x**3, with no x**1 computed for the square.
+    z = np.array([0.5, -2.0])
+    for k in (1, 2, 3):
+        np.testing.assert_allclose(fg.grad(lambda x, k=k: fnp.sum(x**k))(z), k * z ** (k - 1))
+    jaxpr = str(fg.make_jaxpr(fg.grad(lambda x: fnp.sum(x**2)))(z))
+    assert jaxpr.count("integer_pow") == 1
+    # logistic: sigmoid(x) * sigmoid(-x), finite and accurate far from 0 (1 - s cancels).
+    big = np.array([40.0, -40.0])
+    expected = np.exp(-40.0) / (1 + np.exp(-40.0)) ** 2
+    np.testing.assert_allclose(fg.grad(lambda x: fnp.sum(fg.lax.logistic(x)))(big), expected)
+    # broadcast transposes: no reshape that changes nothing
+    jaxpr = str(fg.make_jaxpr(fg.grad(lambda b: fnp.sum(np.ones((3, 2)) + b)))(np.ones(2)))
+    assert "reshape" not in jaxpr
+
+
+def test_matmul_transposes_need_no_transpose():
+    """The cotangent of a matmul's right operand is lhs.T @ ct, one dot_general."""
+    x, w = rand(4, 3), rand(3, 2)
+    jaxpr = fg.make_jaxpr(fg.grad(lambda w: fnp.sum(fnp.tanh(x @ w))))(w)
+    assert "transpose" not in str(jaxpr)
+    np.testing.assert_allclose(
+        fg.grad(lambda w: fnp.sum(fnp.tanh(x @ w)))(w), x.T @ (1 - np.tanh(x @ w) ** 2)
+    )
+    check_grads(lambda a, b: fnp.einsum("ij,kj->ik", a, b), (rand(2, 3), rand(4, 3)), order=1)
+    check_grads(lambda a, b: fnp.einsum("ji,jk->ik", a, b), (rand(3, 2), rand(3, 4)), order=1)
+    check_grads(lambda a, b: a @ b, (rand(3), rand(3, 2)), order=1)
+    check_grads(lambda a, b: a @ b, (rand(2, 3), rand(3)), order=1)

@@ -1,4 +1,4 @@
-"""IR passes run before lowering: inline nested calls, CSE, DCE.
+"""IR passes run before lowering: inline nested calls, CSE, a dot/transpose fold, DCE.
 
 A jitted function's jaxpr may hold ``jit`` equations (``jit(jit(f))``, ``jit(grad(f))``
 where ``f`` calls a jitted helper, the jvp of a ``jit``...). The backend compiles one kernel
@@ -110,6 +110,49 @@ def cse(jaxpr: Jaxpr) -> Jaxpr:
     return Jaxpr(jaxpr.constvars, jaxpr.invars, eqns, outvars)
 
 
+def fold_dot_transpose(jaxpr: Jaxpr) -> Jaxpr:
+    """``transpose(dot_general(a, b))`` that swaps the free axes -> ``dot_general(b, a)``.
+
+    Reverse mode produces this for every weight gradient (``(x.T @ g).T``); folded, the
+    product is written in its final layout instead of being copied once more.
+    """
+    uses: dict[Var, int] = {}
+    for eqn in jaxpr.eqns:
+        for x in eqn.inputs:
+            if type(x) is Var:
+                uses[x] = uses.get(x, 0) + 1
+    for x in jaxpr.outvars:
+        if type(x) is Var:
+            uses[x] = uses.get(x, 0) + 1
+    dots = {
+        e.outvars[0]: e
+        for e in jaxpr.eqns
+        if e.primitive.name == "dot_general" and not e.params["dimension_numbers"][1][0]
+    }
+    replaced: dict[int, Eqn] = {}
+    dropped: set[int] = set()
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name != "transpose" or type(eqn.inputs[0]) is not Var:
+            continue
+        dot = dots.get(eqn.inputs[0])
+        if dot is None or uses.get(dot.outvars[0]) != 1:
+            continue
+        (lc, rc), _ = dot.params["dimension_numbers"]
+        a, b = dot.inputs
+        nl = a.aval.ndim - len(lc)
+        nr = b.aval.ndim - len(rc)
+        swap = tuple(range(nl, nl + nr)) + tuple(range(nl))
+        if eqn.params["permutation"] != swap:
+            continue
+        params = {**dot.params, "dimension_numbers": ((rc, lc), ((), ()))}
+        replaced[id(eqn)] = Eqn(dot.primitive, [b, a], params, eqn.outvars)
+        dropped.add(id(dot))
+    if not replaced:
+        return jaxpr
+    eqns = [replaced.get(id(e), e) for e in jaxpr.eqns if id(e) not in dropped]
+    return Jaxpr(jaxpr.constvars, jaxpr.invars, eqns, jaxpr.outvars)
+
+
 def prepare(closed: ClosedJaxpr) -> tuple[Jaxpr, list[Any]]:
     """Inline calls, CSE, DCE; constants move to leading inputs.
 
@@ -118,7 +161,7 @@ def prepare(closed: ClosedJaxpr) -> tuple[Jaxpr, list[Any]]:
     """
     jaxpr, consts = inline_calls(closed)
     values = dict(zip(jaxpr.constvars, consts, strict=True))
-    jaxpr = cse(jaxpr)
+    jaxpr = fold_dot_transpose(cse(jaxpr))
     jaxpr, _ = dce_jaxpr(jaxpr)
     consts = [values[v] for v in jaxpr.constvars]
     flat = Jaxpr([], [*jaxpr.constvars, *jaxpr.invars], jaxpr.eqns, jaxpr.outvars)

@@ -96,6 +96,7 @@ def standard_unop(
 
     prim.def_abstract_eval(abstract_eval)
     prim.def_impl(checked_impl)
+    prim.unchecked_impl = impl
     batching.defvectorized(prim)
     return prim
 
@@ -121,12 +122,17 @@ def standard_naryop(
     def checked_impl(*args: Any, **params: Any) -> Any:
         # Eager bind skips abstract eval; NumPy would quietly promote mixed dtypes.
         dtype = args[0].dtype
-        if dtype.kind not in kinds or any(a.dtype != dtype for a in args[1:]):
+        ok = dtype.kind in kinds
+        for a in args:
+            if a.dtype != dtype:
+                ok = False
+        if not ok:
             abstract_eval(*(ShapedArray(np.shape(a), a.dtype) for a in args))
         return impl(*args, **params)
 
     prim.def_abstract_eval(abstract_eval)
     prim.def_impl(checked_impl)
+    prim.unchecked_impl = impl
     batching.defbroadcasting(prim)
     return prim
 
@@ -150,7 +156,10 @@ def promote_scalars(*args: Any) -> tuple[Any, ...]:
     (``dtypes.dtype_of``: float64, int64, bool).
     """
     scalar_types = dtypes._PYTHON_SCALARS
-    if not any(type(a) in scalar_types for a in args):
+    for a in args:  # a plain loop: the common no-scalar case must cost next to nothing
+        if type(a) in scalar_types:
+            break
+    else:
         return args
     dtype = None
     for a in args:

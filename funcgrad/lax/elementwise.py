@@ -460,7 +460,8 @@ def logistic(x: Any) -> Any:
     return logistic_p.bind(*promote_scalars(x))
 
 
-defjvp2(logistic_p, lambda g, ans, x: mul(g, mul(ans, sub(1.0, ans))))
+# sigmoid'(x) = sigmoid(x) * sigmoid(-x): accurate also where 1 - sigmoid(x) would cancel.
+defjvp2(logistic_p, lambda g, ans, x: mul(g, mul(ans, logistic(neg(x)))))
 
 # -- erf
 erf_p = standard_unop("erf", scipy.special.erf)
@@ -515,7 +516,11 @@ def integer_pow(x: Any, y: int) -> Any:
 def _integer_pow_jvp(g, x, *, y):
     if y == 0:
         return ad.Zero(shaped_aval(x))
-    return mul(g, mul(integer_pow(x, y - 1), _const(x, y)))
+    if y == 1:
+        return g
+    # y * x**(y-1), without an integer_pow for x**1 (the common square).
+    base = x if y == 2 else integer_pow(x, y - 1)
+    return mul(g, mul(base, _const(x, y)))
 
 
 defjvp(integer_pow_p, _integer_pow_jvp)
@@ -681,9 +686,12 @@ defjvp2(pow_p, _pow_jvp_x, _pow_jvp_y)
 
 # -- max
 def _tie_split(x: Any, y: Any, wins: Callable) -> Any:
-    """1 where ``wins(x, y)``, 0.5 where x == y, else 0 (JAX's balanced tie rule)."""
-    one, half, zero = _const(x, 1), _const(x, 0.5), _const(x, 0)
-    return select_n(wins(x, y), select_n(eq(x, y), zero, half), one)
+    """1 where ``wins(x, y)``, 0.5 where x == y, else 0 (JAX's balanced tie rule; 0 for NaN).
+
+    The 0/1 part is a conversion of the comparison, not a select: cheaper eagerly.
+    """
+    won = convert_element_type(wins(x, y), get_aval(x).dtype)
+    return select_n(eq(x, y), won, _const(x, 0.5))
 
 
 max_p = standard_naryop("max", np.maximum, ANY)

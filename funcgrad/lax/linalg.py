@@ -30,11 +30,18 @@ def _free_dims(ndim: int, contract: tuple[int, ...], batch: tuple[int, ...]) -> 
     return [d for d in range(ndim) if d not in contract and d not in batch]
 
 
+_canonical_cache: dict[Any, DotDimensionNumbers] = {}
+
+
 def _canonical_dims(dimension_numbers: Any) -> DotDimensionNumbers:
     """``dimension_numbers`` as hashable nested tuples of ints (lists and arrays accepted)."""
+    try:  # the hot path (every matmul): an already-seen tuple
+        return _canonical_cache[dimension_numbers]
+    except (KeyError, TypeError):
+        pass
     try:
         (lc, rc), (lb, rb) = dimension_numbers
-        return (
+        out = (
             (tuple(int(d) for d in lc), tuple(int(d) for d in rc)),
             (tuple(int(d) for d in lb), tuple(int(d) for d in rb)),
         )
@@ -44,6 +51,12 @@ def _canonical_dims(dimension_numbers: Any) -> DotDimensionNumbers:
             "rhs_contracting_dims), (lhs_batch_dims, rhs_batch_dims)), e.g. (((1,), (0,)), "
             f"((), ())) for a matrix product; got {dimension_numbers!r}"
         ) from None
+    try:
+        if len(_canonical_cache) < 1024:
+            _canonical_cache[dimension_numbers] = out
+    except TypeError:  # lists: not cached
+        pass
+    return out
 
 
 # -- dot_general
@@ -157,8 +170,14 @@ def _dot_general_impl(lhs, rhs, *, dimension_numbers, preferred_element_type):
         rhs = rhs.astype(preferred_element_type, copy=False)
     if lhs.dtype != rhs.dtype:
         raise TypeError("dot_general: operand dtypes differ")  # abstract eval says why
-    if lhs.ndim == 2 and rhs.ndim == 2 and lc == (1,) and rc == (0,) and not lb:
-        return lhs @ rhs  # the common matmul: straight to BLAS (a fresh array)
+    if not lb and lhs.ndim + rhs.ndim >= 3 and lhs.ndim <= 2 and rhs.ndim <= 2 and len(lc) == 1:
+        # Matrix (or matrix-vector) products, also with transposed operands (the backward
+        # pass of a matmul): straight to BLAS through NumPy's matmul (a fresh array).
+        if lhs.ndim == 2 and lc[0] == 0:
+            lhs = lhs.T
+        if rhs.ndim == 2 and rc[0] == 1:
+            rhs = rhs.T
+        return lhs @ rhs
     lf = _free_dims(lhs.ndim, lc, lb)
     rf = _free_dims(rhs.ndim, rc, rb)
     bshape = tuple(lhs.shape[d] for d in lb)
@@ -200,7 +219,9 @@ def _transpose_operand(
     Contract ``ct`` with ``y`` over y's free dimensions (which sit at ``ct_y_free`` in ct),
     batching over the batch dimensions. The result holds x's batch dims, x's free dims, then
     x's contracting dims ordered as y's matching dims appear in y; one transpose puts them
-    back in x's axis order.
+    back in x's axis order. When contracting in the other operand order (``y`` first) gives
+    x's order directly (the right operand of a matrix product: ``lhs.T @ ct``), that order
+    is used and no transpose is needed.
     """
     from funcgrad import lax
 
@@ -209,19 +230,40 @@ def _transpose_operand(
     y_free = tuple(_free_dims(y_aval.ndim, y_contract, y_batch))
     ct_dtype = get_aval(ct).dtype
     pet = None if ct_dtype == y_aval.dtype else ct_dtype
+    x_free = _free_dims(x_aval.ndim, x_contract, x_batch)
+    x_contract_in_y_order = [x_contract[i] for i in np.argsort(y_contract)]
+    identity = list(range(x_aval.ndim))
+    batch = tuple(range(nb))
+    order = list(x_batch) + x_free + x_contract_in_y_order
+    if order != identity and list(x_batch) + x_contract_in_y_order + x_free == identity:
+        # y first puts the result in x's axis order already (the rhs of a matrix product:
+        # lhs.T @ ct), so no transpose is needed.
+        return _as_dtype(
+            dot_general_p.bind(
+                y,
+                ct,
+                dimension_numbers=((y_free, ct_y_free), (y_batch, batch)),
+                preferred_element_type=pet,
+            ),
+            x_aval.dtype,
+        )
     out = dot_general_p.bind(
         ct,
         y,
-        dimension_numbers=((ct_y_free, y_free), (tuple(range(nb)), y_batch)),
+        dimension_numbers=((ct_y_free, y_free), (batch, y_batch)),
         preferred_element_type=pet,
     )
-    x_free = _free_dims(x_aval.ndim, x_contract, x_batch)
-    order = list(x_batch) + x_free + [x_contract[i] for i in np.argsort(y_contract)]
     perm = tuple(order.index(d) for d in range(x_aval.ndim))
-    if perm != tuple(range(x_aval.ndim)):
+    if list(perm) != identity:
         out = lax.transpose(out, perm)
-    if get_aval(out).dtype != x_aval.dtype:
-        out = lax.convert_element_type(out, x_aval.dtype)
+    return _as_dtype(out, x_aval.dtype)
+
+
+def _as_dtype(out: Any, dtype: np.dtype) -> Any:
+    from funcgrad import lax
+
+    if get_aval(out).dtype != dtype:
+        out = lax.convert_element_type(out, dtype)
     return out
 
 

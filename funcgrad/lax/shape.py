@@ -80,8 +80,10 @@ def _broadcast_in_dim_transpose(ct, x, *, shape, broadcast_dimensions):
     expanded_axes = tuple(
         d for i, d in enumerate(broadcast_dimensions) if in_shape[i] == 1 and shape[d] != 1
     )
-    summed = reduce_sum(ct, tuple(sorted(new_axes + expanded_axes)))
-    return [reshape(summed, in_shape)]
+    axes = tuple(sorted(new_axes + expanded_axes))
+    summed = reduce_sum(ct, axes) if axes else ct
+    # Only the size-1 axes that were expanded need putting back (no no-op reshape).
+    return [summed if get_aval(summed).shape == tuple(in_shape) else reshape(summed, in_shape)]
 
 
 def _broadcast_in_dim_batch(args, dims, *, shape, broadcast_dimensions):

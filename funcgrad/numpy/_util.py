@@ -88,7 +88,7 @@ def short(x: Any) -> str:
 def convert(x: Any, dtype: np.dtype) -> Any:
     """``x`` as ``dtype``: a NumPy conversion for concrete values, a primitive for tracers."""
     if isinstance(x, Tracer):
-        if x.aval.dtype == dtype:
+        if x.dtype == dtype:
             return x
         from funcgrad.lax import convert_element_type
 
@@ -107,6 +107,16 @@ def convert(x: Any, dtype: np.dtype) -> Any:
 
 def promote_args(name: str, *args: Any) -> list[Any]:
     """Convert ``args`` to one dtype by NumPy 2's rules (Python scalars are weak)."""
+    dtype = None
+    for a in args:  # the hot path: arrays and tracers of one dtype need nothing
+        if type(a) is not np.ndarray and not isinstance(a, Tracer):
+            break
+        if dtype is None:
+            dtype = a.dtype
+        elif a.dtype != dtype:
+            break
+    else:
+        return list(args)
     ops = [a if type(a) in _PY_SCALARS else to_operand(a, name) for a in args]
     dtype = result_type(name, *ops)
     return [convert(a, dtype) for a in ops]
@@ -181,24 +191,33 @@ def ufunc_loop(ufunc: np.ufunc, name: str, ops: tuple[Any, ...]) -> tuple[np.dty
 
 def ufunc_args(ufunc: np.ufunc, name: str, *args: Any) -> tuple[list[Any], tuple]:
     """Operands converted to NumPy's loop dtypes for ``ufunc``, and that loop."""
+    # The hot paths (eager code, and tracers under eager grad): array-array, array-scalar
+    # and scalar-array operands whose loop is cached and needs no conversion.
     if len(args) == 2:
         x, y = args
         tx, ty = type(x), type(y)
-        if tx is np.ndarray:
-            # The hot paths: array-array and array-scalar (a cached loop, no conversion).
-            if ty is np.ndarray:
-                loop = _UFUNC_LOOPS.get((ufunc, x.dtype, y.dtype))
-                if type(loop) is tuple and x.dtype == loop[0] and y.dtype == loop[1]:
-                    return [x, y], loop
-            elif ty in _PY_SCALARS:
-                loop = _UFUNC_LOOPS.get((ufunc, x.dtype, _BOOL if ty is bool else ty))
-                if type(loop) is tuple and x.dtype == loop[0]:
-                    return [x, loop[1].type(y)], loop
+        x_arr = tx is np.ndarray or isinstance(x, Tracer)
+        if x_arr and (ty is np.ndarray or isinstance(y, Tracer)):
+            dx, dy = x.dtype, y.dtype
+            loop = _UFUNC_LOOPS.get((ufunc, dx, dy))
+            if type(loop) is tuple and dx == loop[0] and dy == loop[1]:
+                return [x, y], loop
+        elif x_arr and ty in _PY_SCALARS:
+            dx = x.dtype
+            loop = _UFUNC_LOOPS.get((ufunc, dx, _BOOL if ty is bool else ty))
+            if type(loop) is tuple and dx == loop[0]:
+                return [x, loop[1].type(y)], loop
+        elif tx in _PY_SCALARS and (ty is np.ndarray or isinstance(y, Tracer)):
+            dy = y.dtype
+            loop = _UFUNC_LOOPS.get((ufunc, _BOOL if tx is bool else tx, dy))
+            if type(loop) is tuple and dy == loop[1]:
+                return [loop[0].type(x), y], loop
     elif len(args) == 1:
         (x,) = args
-        if type(x) is np.ndarray:
-            loop = _UFUNC_LOOPS.get((ufunc, x.dtype))
-            if type(loop) is tuple and x.dtype == loop[0]:
+        if type(x) is np.ndarray or isinstance(x, Tracer):
+            dx = x.dtype
+            loop = _UFUNC_LOOPS.get((ufunc, dx))
+            if type(loop) is tuple and dx == loop[0]:
                 return [x], loop
     ops = []
     for a in args:

@@ -2,9 +2,40 @@
 
 ``lower(closed, name)`` runs the IR passes, plans and generates source (no numba import);
 ``Lowering.compile()`` compiles it (numba imported then) and caches it in memory and on disk.
-Modules: ``plan.py`` (fusion), ``codegen.py`` (source), ``lowering.py`` and
-``opaque_rules.py`` (per-primitive rules by name), ``helpers.py`` (scalar helpers the
-kernels call), ``compile.py`` (numba, flags, caches).
+
+Modules, in pipeline order:
+
+- ``funcgrad/backend/passes.py``: inline nested calls (``jit``, ``checkpoint``,
+  ``custom_jvp_call``, ``custom_vjp_call``), CSE, fold ``transpose(dot_general)``, DCE.
+- ``plan.py``: fusion into loop nests (elementwise + reductions), views (index maps of
+  broadcast/transpose/slice/rev/unit reshapes), opaque steps.
+- ``codegen.py``: one Python function per jaxpr, comment per equation, axis collapsing,
+  loop-invariant values hoisted, single-use values inlined.
+- ``lowering.py`` (elementwise, views, reductions) and ``opaque_rules.py`` (dot, sort,
+  gather/scatter, cumulative, pad, ...): per-primitive rules keyed by primitive *name*;
+  ``control_flow_rules.py`` adds cond/while/scan; ``helpers.py`` scalar helpers;
+  ``mathlib.py`` the vectorizable polynomial math.
+- ``compile.py``: the lazy numba import, the one ``njit`` wrapper, memory and disk caches.
+
+Decisions (each explained where it is implemented):
+
+- Kernels take C-contiguous, native-byte-order arrays with the exact traced dtypes and
+  shapes baked in as constants; the caller converts anything else (``jit._kernel_arg``),
+  and numba's dispatcher is frozen after the one explicit-signature compile.
+- Results are fresh arrays: an output that is an input (or another output) is copied.
+- float32 stays float32 (typed literals, no float64 promotion); narrow integers are cast
+  back after numba's int64 arithmetic; float32 sums and products accumulate in float64.
+- Transcendentals use ``mathlib`` (vectorizable); sin/cos rerun a nest with libm if any
+  argument lies beyond the polynomials' range, so results never depend on it.
+- ``dot_general``: BLAS (``np.dot``) from ``M*N*K >= DOT_BLAS_MIN`` (4096, measured by
+  ``benchmarks/calibrate_backend.py``), an inlined loop nest below (and for integers).
+- Threads (``prange``) are opt-in with ``FUNCGRAD_NUM_THREADS`` (see
+  ``lowering.parallel_threshold`` for the measurement behind that default).
+- numba calls whose ``@overload`` implementations are slow to compile on first use
+  (``np.transpose(x, axes)``, ``np.full``, ``np.ascontiguousarray``) are avoided in
+  generated code: explicit loops instead.
+- Any failure becomes a ``LoweringError`` naming the primitive and its operand types
+  (numba errors are attributed by compiling the kernel's equations one at a time).
 """
 
 from __future__ import annotations

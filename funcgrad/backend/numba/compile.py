@@ -140,6 +140,22 @@ def _write_once(path: Path, text: str) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def _source_path(key: str, text: str) -> Path:
+    """Write the kernel source once into the cache folder (or, if that folder cannot be
+    written, a per-user temporary one) and return its path."""
+    name = f"k_{key[:40]}.py"
+    try:
+        path = cache_dir() / name
+        _write_once(path, text)
+    except OSError:
+        import tempfile
+
+        user = getattr(os, "getuid", lambda: 0)()
+        path = Path(tempfile.gettempdir()) / f"funcgrad-kernels-{user}" / name
+        _write_once(path, text)
+    return path
+
+
 def _import(modname: str, path: Path) -> Any:
     mod = sys.modules.get(modname)
     if mod is not None:
@@ -179,8 +195,7 @@ def compile_source(source: Any, in_avals: list[Any]) -> Kernel:
         if kernel is not None:
             return kernel
         t0 = time.perf_counter()
-        path = cache_dir() / f"k_{key[:40]}.py"
-        _write_once(path, source.text)
+        path = _source_path(key, source.text)
         try:
             mod = _import(f"funcgrad_kernel_{key[:40]}", path)
             for name in source.helpers:

@@ -183,12 +183,29 @@ def _one(ctx: Any) -> str:
     return ctx.lit(1)
 
 
-def _rule(name: str) -> Callable[[Callable], Callable]:
+def _rule(name: str, atomic: bool = False) -> Callable[[Callable], Callable]:
+    """Register an elementwise rule; ``atomic`` rules use an operand more than once, so the
+    nest hands them names or array reads (never a nested expression to recompute)."""
+
     def register(fn: Callable) -> Callable:
+        fn.atomic = atomic
         ELEMENTWISE[name] = fn
         return fn
 
     return register
+
+
+def max_expr(x: str, y: str, dtype: np.dtype) -> str:
+    """``np.maximum`` of two atomic operands as an expression (NaN if either is NaN)."""
+    if dtype.kind in "fc":
+        return f"({x} if ({x} > {y} or {x} != {x}) else {y})"
+    return f"({x} if {x} > {y} else {y})"
+
+
+def min_expr(x: str, y: str, dtype: np.dtype) -> str:
+    if dtype.kind in "fc":
+        return f"({x} if ({x} < {y} or {x} != {x}) else {y})"
+    return f"({x} if {x} < {y} else {y})"
 
 
 @_rule("not")
@@ -220,9 +237,9 @@ def _cbrt(ctx, x):
     return ctx.cast(f"{ctx.helper('fg_cbrt')}({x})", ctx.out_aval.dtype)
 
 
-@_rule("square")
+@_rule("square", atomic=True)
 def _square(ctx, x):
-    return _int_fix(ctx, f"{ctx.helper('fg_square')}({x})")
+    return _int_fix(ctx, f"({x} * {x})")
 
 
 @_rule("erf_inv")
@@ -230,10 +247,16 @@ def _erf_inv(ctx, x):
     return ctx.cast(f"{ctx.helper('fg_erf_inv')}({x})", ctx.out_aval.dtype)
 
 
-@_rule("integer_pow")
+@_rule("integer_pow", atomic=True)
 def _integer_pow(ctx, x):
     y = ctx.params["y"]
-    p = f"{ctx.helper('fg_ipow')}({x}, {abs(y)}, {_one(ctx)})"
+    n = abs(y)
+    if n == 0:
+        p = _one(ctx)
+    elif n <= 4:  # as products (no helper to compile): at most 1 ulp from np.power
+        p = "(" + " * ".join([x] * n) + ")"
+    else:
+        p = f"{ctx.helper('fg_ipow')}({x}, {n}, {_one(ctx)})"
     return f"({_one(ctx)} / {p})" if y < 0 else _int_fix(ctx, p)
 
 
@@ -251,14 +274,14 @@ def _rem(ctx, x, y):
     return f"np.fmod({x}, {y})"
 
 
-@_rule("max")
+@_rule("max", atomic=True)
 def _max(ctx, x, y):
-    return f"{ctx.helper('fg_max')}({x}, {y})"
+    return max_expr(x, y, ctx.out_aval.dtype)
 
 
-@_rule("min")
+@_rule("min", atomic=True)
 def _min(ctx, x, y):
-    return f"{ctx.helper('fg_min')}({x}, {y})"
+    return min_expr(x, y, ctx.out_aval.dtype)
 
 
 @_rule("clamp")
@@ -276,7 +299,7 @@ def _convert(ctx, x):
     return f"np.{dst.name}({x})"
 
 
-@_rule("select_n")
+@_rule("select_n", atomic=True)
 def _select_n(ctx, which, *cases):
     if len(cases) == 1:
         return cases[0]
@@ -407,9 +430,12 @@ def _rev_view(x, out, *, dimensions):
 class Reduction:
     """``identity(dtype)``, ``combine(ctx, acc, value) -> expr``, accumulator dtype."""
 
-    def __init__(self, identity: Callable, combine: Callable, wide: bool = False) -> None:
+    def __init__(
+        self, identity: Callable, combine: Callable, atomic: bool = False, wide: bool = False
+    ) -> None:
         self.identity = identity
         self.combine = combine
+        self.atomic = atomic  # combine repeats the value: it must be a name or a read
         self.wide = wide
 
     def acc_dtype(self, dtype: np.dtype) -> np.dtype:
@@ -442,8 +468,8 @@ def _all_ones(dtype: np.dtype) -> Any:
 REDUCTIONS: dict[str, Reduction] = {
     "reduce_sum": Reduction(lambda dt: 0, lambda c, a, v: f"{a} + {v}", wide=True),
     "reduce_prod": Reduction(lambda dt: 1, lambda c, a, v: f"{a} * {v}", wide=True),
-    "reduce_max": Reduction(_lowest, lambda c, a, v: f"{c.helper('fg_max')}({a}, {v})"),
-    "reduce_min": Reduction(_highest, lambda c, a, v: f"{c.helper('fg_min')}({a}, {v})"),
+    "reduce_max": Reduction(_lowest, lambda c, a, v: max_expr(a, v, c.out_aval.dtype), True),
+    "reduce_min": Reduction(_highest, lambda c, a, v: min_expr(a, v, c.out_aval.dtype), True),
     "reduce_and": Reduction(_all_ones, lambda c, a, v: f"{a} & {v}"),
     "reduce_or": Reduction(lambda dt: 0, lambda c, a, v: f"{a} | {v}"),
     "reduce_xor": Reduction(lambda dt: 0, lambda c, a, v: f"{a} ^ {v}"),
@@ -465,18 +491,36 @@ def opaque(name: str, returns_view: bool = False) -> Callable[[Callable], Callab
     return register
 
 
-def has_lowering(name: str) -> bool:
-    """Whether the numba backend can lower primitive ``name`` (the registry test's check)."""
+def lowering_kind(name: str) -> str | None:
+    """How primitive ``name`` is lowered: elementwise, view, reduction, opaque, inlined."""
     from funcgrad.backend.passes import CALL_PRIMITIVES
 
-    return (
-        name in ELEMENTWISE
-        or name in VIEWS
-        or name in REDUCTIONS
-        or name in OPAQUE
-        or name == "iota"
-        or name in CALL_PRIMITIVES
-    )
+    if name in CALL_PRIMITIVES:
+        return "inlined"
+    if name in VIEWS:
+        return "view"
+    if name in ELEMENTWISE or name == "iota":
+        return "elementwise"
+    if name in REDUCTIONS:
+        return "reduction"
+    if name in OPAQUE:
+        return "opaque"
+    return None
+
+
+def __getattr__(name: str) -> Any:
+    # ``LOWERINGS``: primitive name -> lowering kind, for every primitive that has one
+    # (computed on access, after every rule module has registered).
+    if name == "LOWERINGS":
+        from funcgrad import core
+
+        return {n: k for n in core.primitives if (k := lowering_kind(n)) is not None}
+    raise AttributeError(name)
+
+
+def has_lowering(name: str) -> bool:
+    """Whether the numba backend can lower primitive ``name`` (the registry test's check)."""
+    return lowering_kind(name) is not None
 
 
 # The opaque rules live in their own modules (imported for their registrations).

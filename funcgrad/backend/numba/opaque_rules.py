@@ -208,6 +208,10 @@ def _dot_general(ctx, lhs, rhs, *, dimension_numbers, preferred_element_type=Non
         ctx.emit(f"{o3}[{ib}] = np.dot({an}[{ib}], {bn}[{ib}])")
 
 
+def _pairs(axes: Sequence[int], names: Sequence[str]) -> dict[int, str]:
+    return dict(zip(axes, names, strict=True))
+
+
 def _dot_loops(ctx, a, b, la, ra, ldims, rdims, out, oaval) -> None:
     """dot_general as a loop nest indexing both operands in place (any layout, any dtype):
     batch, lhs free and contracting axes outside, rhs free axes innermost."""
@@ -229,14 +233,11 @@ def _dot_loops(ctx, a, b, la, ra, ldims, rdims, out, oaval) -> None:
                 ctx.emit(f"{out}[{_idx([*bv, *mv, *nv])}] = {zero}")
             with loops(ctx, [la.shape[d] for d in lc], "k") as kv:
                 av = ctx.fresh("av")
-                ctx.emit(
-                    f"{av} = {read(a, la, {**dict(zip(lb, bv)), **dict(zip(lf, mv)), **dict(zip(lc, kv))})}"
-                )
+                lhs_idx = {**_pairs(lb, bv), **_pairs(lf, mv), **_pairs(lc, kv)}
+                ctx.emit(f"{av} = {read(a, la, lhs_idx)}")
                 with loops(ctx, nsizes, "n") as nv:
                     cell = f"{out}[{_idx([*bv, *mv, *nv])}]"
-                    bval = read(
-                        b, ra, {**dict(zip(rb, bv)), **dict(zip(rf, nv)), **dict(zip(rc, kv))}
-                    )
+                    bval = read(b, ra, {**_pairs(rb, bv), **_pairs(rf, nv), **_pairs(rc, kv)})
                     if dt.kind == "b":
                         ctx.emit(f"{cell} = {cell} | ({av} & {bval})")
                     else:
@@ -306,6 +307,7 @@ class _Ctx:
 
     def __init__(self, ctx: Any) -> None:
         self.helper = ctx.helper
+        self.out_aval = ctx.out_avals[0]
 
 
 def _reduction_combine(name: str):
