@@ -80,8 +80,10 @@ def tour() -> None:
         print(f"first call (trace + compile, or disk-cache load): {time.perf_counter() - t0:.2f} s")
         t_eager = _best_of(lambda: g(big))
         t_jit = _best_of(lambda: g_jit(big))
-        print(f"eager NumPy ops: {t_eager * 1e3:.1f} ms   jit: {t_jit * 1e3:.1f} ms   "
-              f"speed-up {t_eager / t_jit:.1f}x")
+        print(
+            f"eager NumPy ops: {t_eager * 1e3:.1f} ms   jit: {t_jit * 1e3:.1f} ms   "
+            f"speed-up {t_eager / t_jit:.1f}x"
+        )
         print(">>> fg.jit(g).lower(x).as_text()   # the generated source")
         print(g_jit.lower(x).as_text())
 

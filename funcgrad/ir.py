@@ -137,7 +137,7 @@ class ClosedJaxpr:
 def eval_jaxpr(jaxpr: Jaxpr, consts: Sequence[Any], *args: Any) -> list[Any]:
     """Run a jaxpr by binding each equation in order (so it can be traced again)."""
     env: dict[Var, Any] = {}
-    for v, x in zip(jaxpr.constvars, consts):
+    for v, x in zip(jaxpr.constvars, consts, strict=True):
         env[v] = x
     for v, x in zip(jaxpr.invars, args, strict=True):
         env[v] = x
@@ -145,7 +145,7 @@ def eval_jaxpr(jaxpr: Jaxpr, consts: Sequence[Any], *args: Any) -> list[Any]:
         ins = [x.val if type(x) is Literal else env[x] for x in eqn.inputs]
         outs = eqn.primitive.bind(*ins, **eqn.params)
         if eqn.primitive.multiple_results:
-            for v, x in zip(eqn.outvars, outs):
+            for v, x in zip(eqn.outvars, outs, strict=True):
                 env[v] = x
         else:
             env[eqn.outvars[0]] = outs
@@ -201,7 +201,7 @@ def check_jaxpr(jaxpr: Jaxpr) -> None:
             raise JaxprTypeError(
                 f"{eqn.primitive.name}: {len(eqn.outvars)} binders for {len(out_avals)} outputs"
             )
-        for v, aval in zip(eqn.outvars, out_avals):
+        for v, aval in zip(eqn.outvars, out_avals, strict=True):
             if v.aval.strip() != aval.strip():
                 raise JaxprTypeError(
                     f"{eqn.primitive.name}: binder of type {v.aval.str_short()} for an output "
@@ -244,7 +244,7 @@ def dce_jaxpr(jaxpr: Jaxpr, used_outputs: Sequence[bool] | None = None) -> tuple
     new_eqns.reverse()
     used_consts = [v in live for v in jaxpr.constvars]
     used_inputs = [v in live for v in jaxpr.invars]
-    constvars = [v for v, u in zip(jaxpr.constvars, used_consts) if u]
+    constvars = [v for v, u in zip(jaxpr.constvars, used_consts, strict=True) if u]
     new = Jaxpr(constvars, jaxpr.invars, new_eqns, outvars)
     return new, used_inputs
 
@@ -253,5 +253,5 @@ def dce_closed_jaxpr(closed: ClosedJaxpr) -> ClosedJaxpr:
     """DCE that also drops constants that are no longer used."""
     jaxpr, _ = dce_jaxpr(closed.jaxpr)
     kept = set(jaxpr.constvars)
-    consts = [c for v, c in zip(closed.jaxpr.constvars, closed.consts) if v in kept]
+    consts = [c for v, c in zip(closed.jaxpr.constvars, closed.consts, strict=True) if v in kept]
     return ClosedJaxpr(jaxpr, consts)

@@ -60,8 +60,10 @@ def _param_text(value: Any, namer: Namer, width: int, indent: int) -> str:
     if isinstance(value, (Jaxpr, ClosedJaxpr)):
         jaxpr = value.jaxpr if isinstance(value, ClosedJaxpr) else value
         return _pp_jaxpr(jaxpr, namer, width, indent)
-    if isinstance(value, tuple) and value and all(
-        isinstance(v, (Jaxpr, ClosedJaxpr)) for v in value
+    if (
+        isinstance(value, tuple)
+        and value
+        and all(isinstance(v, (Jaxpr, ClosedJaxpr)) for v in value)
     ):
         inner = [_param_text(v, namer, width, indent + 2) for v in value]
         return "(\n" + "\n".join(" " * (indent + 2) + s for s in inner) + "\n" + " " * indent + ")"

@@ -21,7 +21,7 @@ def safe_zip(*args: Sequence) -> list:
     for arg in args[1:]:
         if len(arg) != n:
             raise AssertionError(f"safe_zip: length mismatch {[len(a) for a in args]}")
-    return list(zip(*args))
+    return list(zip(*args, strict=True))
 
 
 def unzip2(pairs: Iterable) -> tuple[list, list]:

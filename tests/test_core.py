@@ -8,8 +8,16 @@ import pytest
 import funcgrad as fg
 import funcgrad.numpy as fnp
 from funcgrad import core, errors, lax
-from funcgrad.ir import ClosedJaxpr, Eqn, Jaxpr, JaxprTypeError, Var, check_jaxpr, dce_jaxpr
-from funcgrad.ir import eval_jaxpr
+from funcgrad.ir import (
+    ClosedJaxpr,
+    Eqn,
+    Jaxpr,
+    JaxprTypeError,
+    Var,
+    check_jaxpr,
+    dce_jaxpr,
+    eval_jaxpr,
+)
 
 F32_3 = np.ones(3, np.float32)
 
@@ -31,9 +39,7 @@ def test_print_constvars_and_multiple_outputs():
         return x + table, y
 
     text = str(fg.make_jaxpr(f)(F32_3, np.int32(1)))
-    assert text == (
-        "{ lambda a:f32[3]; b:f32[3] c:i32[]. let d:f32[3] = add b a in (d, c) }"
-    )
+    assert text == ("{ lambda a:f32[3]; b:f32[3] c:i32[]. let d:f32[3] = add b a in (d, c) }")
 
 
 def test_print_multiline_when_long():

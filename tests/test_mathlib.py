@@ -46,8 +46,8 @@ INTERVAL = {
     "expm1": {"float32": (-18.0, 90.0), "float64": (-38.0, 710.0)},
     "log": {"float32": (0.0, 4.0), "float64": (0.0, 4.0)},
     "log1p": {"float32": (-1.0, 4.0), "float64": (-1.0, 4.0)},
-    "sin": {"float32": (-2.0**20, 2.0**20), "float64": (-2.0**40, 2.0**40)},
-    "cos": {"float32": (-2.0**20, 2.0**20), "float64": (-2.0**40, 2.0**40)},
+    "sin": {"float32": (-(2.0**20), 2.0**20), "float64": (-(2.0**40), 2.0**40)},
+    "cos": {"float32": (-(2.0**20), 2.0**20), "float64": (-(2.0**40), 2.0**40)},
     "tanh": {"float32": (-10.0, 10.0), "float64": (-20.0, 20.0)},
     "logistic": {"float32": (-105.0, 20.0), "float64": (-746.0, 40.0)},
     "erf": {"float32": (-5.0, 5.0), "float64": (-7.0, 7.0)},
@@ -55,18 +55,86 @@ INTERVAL = {
 
 # Thresholds and branch points of each function (float64 values, cast to the dtype).
 THRESHOLDS = {
-    "exp": [88.72283, 88.7228394, 88.72284, 89.0, -87.33654, -103.972, -103.98, -104.0,
-            -150.0, 709.782712893384, 709.7827128933841, -708.3964185322641,
-            -745.1332191019411, -745.14, 1e-30],
-    "expm1": [0.34657359, -0.34657359, 0.35, 1.0397, -17.0, -17.4, -18.0, -20.0, 16.9,
-              17.0, 88.4, 88.72283, 88.73, -37.0, -37.5, -38.0, 709.78, 709.79, 1e-30],
+    "exp": [
+        88.72283,
+        88.7228394,
+        88.72284,
+        89.0,
+        -87.33654,
+        -103.972,
+        -103.98,
+        -104.0,
+        -150.0,
+        709.782712893384,
+        709.7827128933841,
+        -708.3964185322641,
+        -745.1332191019411,
+        -745.14,
+        1e-30,
+    ],
+    "expm1": [
+        0.34657359,
+        -0.34657359,
+        0.35,
+        1.0397,
+        -17.0,
+        -17.4,
+        -18.0,
+        -20.0,
+        16.9,
+        17.0,
+        88.4,
+        88.72283,
+        88.73,
+        -37.0,
+        -37.5,
+        -38.0,
+        709.78,
+        709.79,
+        1e-30,
+    ],
     "log": [1.0, 0.70710677, 0.70710678, 1.41421356, 2.0, 0.5, -1.0, 1e-300, 1e-320],
-    "log1p": [-1.0, -0.9999999, -1.0000001, 1e-8, -1e-8, 6e-8, -6e-8, 1.2e-16, 0.41421,
-              -0.29289, 1e30],
-    "sin": [1.5707964, 3.1415927, 6.2831855, 4.712389, 1e4, 1e5, 2.0**20, 1048576.1,
-            2.0**40, 1.0995116e12, 1.0e300, 1e-30],
-    "cos": [1.5707964, 3.1415927, 6.2831855, 4.712389, 1e4, 1e5, 2.0**20, 1048576.1,
-            2.0**40, 1.0995116e12, 1.0e300, 1e-30],
+    "log1p": [
+        -1.0,
+        -0.9999999,
+        -1.0000001,
+        1e-8,
+        -1e-8,
+        6e-8,
+        -6e-8,
+        1.2e-16,
+        0.41421,
+        -0.29289,
+        1e30,
+    ],
+    "sin": [
+        1.5707964,
+        3.1415927,
+        6.2831855,
+        4.712389,
+        1e4,
+        1e5,
+        2.0**20,
+        1048576.1,
+        2.0**40,
+        1.0995116e12,
+        1.0e300,
+        1e-30,
+    ],
+    "cos": [
+        1.5707964,
+        3.1415927,
+        6.2831855,
+        4.712389,
+        1e4,
+        1e5,
+        2.0**20,
+        1048576.1,
+        2.0**40,
+        1.0995116e12,
+        1.0e300,
+        1e-30,
+    ],
     "tanh": [0.625, 0.62499994, 9.0, 9.5, 19.0, 20.0, 25.0, 1e-30, 1e-10],
     "logistic": [-103.9, -104.0, -87.0, -88.0, 17.0, 40.0, -745.0, -746.0, -708.0, 1e-30],
     "erf": [1.0, 0.99999994, 3.9, 4.0, 5.9, 6.0, 1e-30, 1e-10],
@@ -91,8 +159,25 @@ def evaluate(name, dtype, x):
 def specials(dtype):
     info = np.finfo(dtype)
     tiny = info.smallest_subnormal
-    values = [np.nan, np.inf, -np.inf, 0.0, -0.0, tiny, -tiny, 3 * tiny, info.tiny, -info.tiny,
-              info.tiny / 3, info.max, -info.max, 1.0, -1.0, 0.5, -0.5]
+    values = [
+        np.nan,
+        np.inf,
+        -np.inf,
+        0.0,
+        -0.0,
+        tiny,
+        -tiny,
+        3 * tiny,
+        info.tiny,
+        -info.tiny,
+        info.tiny / 3,
+        info.max,
+        -info.max,
+        1.0,
+        -1.0,
+        0.5,
+        -0.5,
+    ]
     return np.array(values, dtype=dtype)
 
 
@@ -121,8 +206,14 @@ def reference(name, x):
         except ImportError:
             return np.vectorize(math.erf, otypes=[np.float64])(x).astype(LD)
         mpmath.mp.dps = 40
-        ref = [LD(mpmath.nstr(mpmath.erf(float(v)), 25)) if np.isfinite(v) and v != 0
-               else LD(v) if v == 0 else LD(np.sign(v)) for v in x]  # sign(nan) is nan
+        ref = [
+            LD(mpmath.nstr(mpmath.erf(float(v)), 25))
+            if np.isfinite(v) and v != 0
+            else LD(v)
+            if v == 0
+            else LD(np.sign(v))
+            for v in x
+        ]  # sign(nan) is nan
         return np.array(ref, dtype=LD)
     xl = x.astype(LD)
     with np.errstate(all="ignore"):
@@ -164,7 +255,8 @@ def test_accuracy_over_the_whole_range(name, dtype):
     err = ulp_errors(y, reference(name, x), dtype)
     worst = int(np.argmax(err))
     assert err[worst] <= MAX_ULP[dtype], (
-        f"{name}({x[worst]!r}) = {y[worst]!r}: {err[worst]:.2f} ulp")
+        f"{name}({x[worst]!r}) = {y[worst]!r}: {err[worst]:.2f} ulp"
+    )
 
 
 @pytest.mark.parametrize("name,dtype", CASES)
@@ -181,8 +273,11 @@ def test_special_values(name, dtype):
     exact = ~np.isfinite(expected) | (expected == 0)
     np.testing.assert_array_equal(y[exact], expected[exact], err_msg=f"{name} at {x[exact]}")
     signed = np.isinf(expected) | (expected == 0)  # the sign of a NaN carries no meaning
-    np.testing.assert_array_equal(np.signbit(y[signed]), np.signbit(expected[signed]),
-                                  err_msg=f"sign of {name} at {x[signed]}")
+    np.testing.assert_array_equal(
+        np.signbit(y[signed]),
+        np.signbit(expected[signed]),
+        err_msg=f"sign of {name} at {x[signed]}",
+    )
     assert np.all(ulp_errors(y, ref, dtype) <= MAX_ULP[dtype])
 
 
@@ -200,7 +295,8 @@ def test_sin_cos_reduction_near_multiples_of_half_pi(name, dtype):
     err = ulp_errors(y, reference(name, x), dtype)
     worst = int(np.argmax(err))
     assert err[worst] <= MAX_ULP[dtype], (
-        f"{name}({x[worst]!r}) = {y[worst]!r}: {err[worst]:.2f} ulp")
+        f"{name}({x[worst]!r}) = {y[worst]!r}: {err[worst]:.2f} ulp"
+    )
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -234,14 +330,13 @@ def test_float32_stays_float32_and_loops_vectorize(dtype):
         fn = mathlib.MATH[(name, dtype)]
         x = np.ones(64, dtype=dtype)
         _apply(fn, x, np.empty_like(x))
-        sig = next(s for s in _apply.signatures
-                   if s[0].dispatcher is fn)
+        sig = next(s for s in _apply.signatures if s[0].dispatcher is fn)
         asm = _apply.inspect_asm(sig)
         assert any(f"vfmadd{form}{packed}" in asm for form in ("132", "213", "231")), name
         if re.search(r"vfmadd\w+\s.*ymm", asm):  # 256-bit float lanes: integers must match
             assert "zmm" not in asm, f"{name}: integer work widened to 64-bit lanes"
         llvm = _apply.inspect_llvm(sig)
-        body = llvm[llvm.index("define"):]
+        body = llvm[llvm.index("define") :]
         calls = re.findall(r"call [^@\n]*@\"?(\w*5numba7mathlib\w*)", body)  # mangled names
         assert not calls, (name, calls)
         if dtype == "float32":

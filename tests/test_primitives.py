@@ -22,7 +22,8 @@ from funcgrad.interpreters import ad, batching
 from tests import specs
 from tests.specs import Case
 
-# Higher-order primitives (they carry jaxprs or functions) are checked in their own modules.
+# Higher-order primitives (they carry jaxprs or functions) are checked in their own modules;
+# the lowering of every primitive, higher-order ones included, is checked in test_jit.py.
 HIGHER_ORDER = {
     "jit": "tests/test_jit.py",
     "custom_jvp_call": "tests/test_autodiff.py",
@@ -67,7 +68,7 @@ def _assert_same(out, expected, case, dtype, what):
     out_list = list(out) if isinstance(out, (list, tuple)) else [out]
     exp_list = list(expected) if isinstance(expected, (list, tuple)) else [expected]
     assert len(out_list) == len(exp_list), f"{case.id} {what}: number of outputs"
-    for o, e in zip(out_list, exp_list):
+    for o, e in zip(out_list, exp_list, strict=True):
         o, e = np.asarray(o), np.asarray(e)
         assert o.shape == e.shape, f"{case.id} {what}: shape {o.shape} != {e.shape}"
         assert o.dtype == e.dtype, f"{case.id} {what}: dtype {o.dtype} != {e.dtype}"
@@ -95,7 +96,7 @@ def test_impl(case: Case, dtype: np.dtype) -> None:
     out = prim.impl(*args, **params)
     expected = case.ref(*copies, **params)
     _assert_same(out, expected, case, dtype, "impl vs reference")
-    for a, c in zip(args, copies):
+    for a, c in zip(args, copies, strict=True):
         np.testing.assert_array_equal(a, c, err_msg=f"{case.id}: impl mutated an input")
     for o in out if prim.multiple_results else [out]:
         for a in args:
@@ -114,8 +115,7 @@ def test_abstract_eval(case: Case, dtype: np.dtype) -> None:
     avals = avals if prim.multiple_results else [avals]
     for o, a in zip(outs, avals, strict=True):
         assert a.shape == np.shape(o) and a.dtype == np.asarray(o).dtype, (
-            f"{case.id}: abstract eval {a.str_short()} vs impl {np.asarray(o).dtype}"
-            f"{np.shape(o)}"
+            f"{case.id}: abstract eval {a.str_short()} vs impl {np.asarray(o).dtype}{np.shape(o)}"
         )
 
 
@@ -146,7 +146,7 @@ def test_jvp(case: Case) -> None:
 
     def f(*diff_args):
         full = list(args)
-        for i, x in zip(argnums, diff_args):
+        for i, x in zip(argnums, diff_args, strict=True):
             full[i] = x
         return prim.bind(*full, **params)
 
@@ -167,6 +167,7 @@ def test_jvp_keeps_dtype(case: Case) -> None:
     tangents = [
         np.ones_like(a) if i in argnums else ad.Zero.from_value(a) for i, a in enumerate(args)
     ]
+
     def f(*a):
         out = prim.bind(*a, **params)
         return list(out) if prim.multiple_results else [out]
@@ -196,12 +197,12 @@ def test_transpose(case: Case, group: tuple[int, ...]) -> None:
     ax = prim.impl(*xs, **params)
     ax_list = list(ax) if prim.multiple_results else [ax]
     ys = [rng.standard_normal(np.shape(o)).astype(np.asarray(o).dtype) for o in ax_list]
-    undefined = [
-        ad.UndefPrimal(shaped_aval(a)) if i in group else a for i, a in enumerate(args)
-    ]
+    undefined = [ad.UndefPrimal(shaped_aval(a)) if i in group else a for i, a in enumerate(args)]
     ct = ys if prim.multiple_results else ys[0]
     cts = ad.primitive_transposes[prim](ct, *undefined, **params)
-    lhs = sum(float(np.sum(np.asarray(o, np.float64) * y)) for o, y in zip(ax_list, ys))
+    lhs = sum(
+        float(np.sum(np.asarray(o, np.float64) * y)) for o, y in zip(ax_list, ys, strict=True)
+    )
     rhs = 0.0
     for i in group:
         c = cts[i]
@@ -249,9 +250,11 @@ def test_batch(case: Case, dtype: np.dtype) -> None:
             for i, d in enumerate(dims)
         ]
         outs = batching.vmap_flat(
-            lambda *a: list(prim.bind(*a, **params))
-            if prim.multiple_results
-            else [prim.bind(*a, **params)],
+            lambda *a: (
+                list(prim.bind(*a, **params))
+                if prim.multiple_results
+                else [prim.bind(*a, **params)]
+            ),
             dims,
             _out_axes(prim, samples[0], params),
             BATCH,
@@ -277,11 +280,9 @@ def _out_axes(prim, args, params):
 
 
 def _lowering_table():
-    try:
-        from funcgrad.backend.numba import lowering
-    except ImportError:
-        return None
-    return getattr(lowering, "LOWERINGS", None) or getattr(lowering, "lowerings", None)
+    from funcgrad.backend.numba import lowering
+
+    return lowering.LOWERINGS
 
 
 def rule_table() -> dict[str, dict[str, bool]]:
@@ -294,7 +295,7 @@ def rule_table() -> dict[str, dict[str, bool]]:
             "jvp": prim in ad.primitive_jvps,
             "transpose": prim in ad.primitive_transposes,
             "batch": prim in batching.primitive_batchers,
-            "lower": lowerings is not None and (name in lowerings or prim in lowerings),
+            "lower": name in lowerings,
         }
     return table
 
@@ -303,7 +304,8 @@ def test_rule_coverage(capsys) -> None:
     table = rule_table()
     with capsys.disabled():
         slots = ["impl", "abstract_eval", "jvp", "transpose", "batch", "lower"]
-        print("\nprimitive rule slots:\n" + f"{'primitive':24s}" + " ".join(f"{s:>13s}" for s in slots))
+        header = f"{'primitive':24s}" + " ".join(f"{s:>13s}" for s in slots)
+        print("\nprimitive rule slots:\n" + header)
         for name, row in table.items():
             print(f"{name:24s}" + " ".join(f"{'yes' if row[s] else '-':>13s}" for s in slots))
     covered = {c.prim for c in CASES}
@@ -314,7 +316,7 @@ def test_rule_coverage(capsys) -> None:
             continue
         if name not in covered:
             problems.append(f"{name}: no spec case in tests/specs")
-        for slot in ("impl", "abstract_eval", "jvp", "batch"):
+        for slot in ("impl", "abstract_eval", "jvp", "batch", "lower"):
             if not row[slot]:
                 problems.append(f"{name}: missing {slot} rule")
         if row["transpose"] and name not in linear_cased:

@@ -17,10 +17,12 @@ RNG = np.random.default_rng(0)
 
 def loop(f, in_axes, *args, out_axis=0):
     """The reference: call f per example and stack."""
-    sizes = [np.shape(a)[ax] for a, ax in zip(args, in_axes) if ax is not None]
+    sizes = [np.shape(a)[ax] for a, ax in zip(args, in_axes, strict=True) if ax is not None]
     outs = []
     for i in range(sizes[0]):
-        ex = [a if ax is None else np.take(a, i, axis=ax) for a, ax in zip(args, in_axes)]
+        ex = [
+            a if ax is None else np.take(a, i, axis=ax) for a, ax in zip(args, in_axes, strict=True)
+        ]
         outs.append(f(*ex))
     return np.stack(outs, axis=out_axis)
 
@@ -66,9 +68,7 @@ def test_pytree_in_axes_and_out_axes():
         y = x @ p["w"] + p["b"]
         return {"y": y, "norm": fnp.sum(y * y)}
 
-    out = fg.vmap(f, in_axes=({"w": None, "b": None}, 0), out_axes={"y": 1, "norm": 0})(
-        params, xs
-    )
+    out = fg.vmap(f, in_axes=({"w": None, "b": None}, 0), out_axes={"y": 1, "norm": 0})(params, xs)
     ref_y = xs @ params["w"] + params["b"]
     np.testing.assert_allclose(out["y"], ref_y.T)
     np.testing.assert_allclose(out["norm"], np.sum(ref_y**2, axis=1))
@@ -127,7 +127,7 @@ def test_per_example_gradients_match_loop_of_grad():
         return (fnp.tanh(fnp.dot(x, w)) - y) ** 2
 
     out = fg.vmap(fg.grad(loss), in_axes=(None, 0, 0))(w, xs, ys)
-    ref = np.stack([fg.grad(loss)(w, x, y) for x, y in zip(xs, ys)])
+    ref = np.stack([fg.grad(loss)(w, x, y) for x, y in zip(xs, ys, strict=True)])
     np.testing.assert_allclose(out, ref, rtol=1e-12)
     # and against the closed form
     z = xs @ w

@@ -22,7 +22,7 @@ primitive_batchers: dict[Primitive, Callable] = {}
 
 def axis_size_of(args: Sequence[Any], dims: Sequence[int | None]) -> int:
     """The batch size, read off the first batched argument."""
-    for x, d in zip(args, dims):
+    for x, d in zip(args, dims, strict=True):
         if d is not None:
             return get_aval(x).shape[d]
     raise AssertionError("axis_size_of: no batched argument")
@@ -47,9 +47,7 @@ def bdim_at_front(x: Any, bdim: int | None, size: int) -> Any:
 
     if bdim is not_mapped:
         aval = get_aval(x)
-        return lax.broadcast_in_dim(
-            x, (size, *aval.shape), tuple(range(1, aval.ndim + 1))
-        )
+        return lax.broadcast_in_dim(x, (size, *aval.shape), tuple(range(1, aval.ndim + 1)))
     return moveaxis(x, bdim, 0)
 
 
@@ -84,9 +82,9 @@ def defbroadcasting(primitive: Primitive) -> None:
     def rule(args, dims, **params):
         from funcgrad import lax
 
-        rank = max(get_aval(x).ndim - (d is not None) for x, d in zip(args, dims))
+        rank = max(get_aval(x).ndim - (d is not None) for x, d in zip(args, dims, strict=True))
         new_args = []
-        for x, d in zip(args, dims):
+        for x, d in zip(args, dims, strict=True):
             if d is None:
                 new_args.append(x)
                 continue
@@ -155,7 +153,7 @@ class BatchTrace(Trace):
             raise NotImplementedError(f"Batching rule for '{primitive.name}' not implemented")
         out, out_dim = rule(vals, dims, **params)
         if primitive.multiple_results:
-            return [BatchTracer(self, x, d) for x, d in zip(out, out_dim)]
+            return [BatchTracer(self, x, d) for x, d in zip(out, out_dim, strict=True)]
         return BatchTracer(self, out, out_dim)
 
 
@@ -174,7 +172,7 @@ def vmap_flat(
         trace = main.trace
         tracers_in = [
             BatchTracer(trace, x, ax) if ax is not not_mapped else x
-            for x, ax in zip(args, in_axes)
+            for x, ax in zip(args, in_axes, strict=True)
         ]
         outs = fun(*tracers_in)
         tracers_out = [core.full_raise(trace, x) for x in outs]
@@ -183,7 +181,7 @@ def vmap_flat(
     if callable(out_axes):
         out_axes = out_axes()
     results = []
-    for val, d, out_ax in zip(vals_out, dims_out, out_axes):
+    for val, d, out_ax in zip(vals_out, dims_out, out_axes, strict=True):
         if out_ax is None:
             if d is not not_mapped:
                 raise ValueError(

@@ -21,9 +21,6 @@ from funcgrad.interpreters import batching
 # JAX. A filter scoped to funcgrad's modules costs nothing per call (np.errstate costs ~2 µs).
 warnings.filterwarnings("ignore", category=RuntimeWarning, module=r"funcgrad\.")
 
-#: Lowering rules for the numba backend, keyed by primitive (filled by the backend).
-primitive_lowerings: dict[Primitive, Any] = {}
-
 
 def shape_str(avals: tuple[ShapedArray, ...]) -> str:
     return ", ".join(a.str_short() for a in avals)
