@@ -242,6 +242,8 @@ def _check_float_inputs(
 
 def _fix_cotangent(ct: Any, aval: ShapedArray) -> Any:
     """A (co)tangent with exactly its primal's dtype; symbolic zeros become real zeros."""
+    if type(ct) is np.ndarray and ct.dtype == aval.dtype:
+        return ct  # the common case
     if type(ct) is ad.Zero:
         return ad.zeros_like_aval(aval)
     if dtypes.dtype_of(ct) != aval.dtype:

@@ -385,6 +385,9 @@ class JVPTrace(Trace):
 _TEMPLATE_CACHE_SIZE = 4096
 _NO_TEMPLATE: Any = object()  # cached "this rule cannot be traced abstractly"
 _MAX_TEMPLATE_CONST = 1024  # elements
+#: Templates by a flat key, built inline on the hot paths (here and in ``tape.py``): the
+#: primitive; per operand its shape, dtype and whether its tangent is nonzero; then, if
+#: there are parameters, ``tuple(params.items())``.
 _templates: dict[tuple, Any] = {}
 _first_order: dict[Primitive, bool] = {}
 
@@ -525,7 +528,7 @@ class _Program:
                 env[f"v{i}"] = v  # a literal
         lines = [f"def run({''.join(f'v{i}, ' for i in self.in_slots)}):"]
         for k, (prim, idxs, params, _, outs) in enumerate(self._fuse_absorbing()):
-            env[f"f{k}"] = prim if callable(prim) else prim.unchecked_impl
+            env[f"f{k}"] = prim if callable(prim) else (prim.unchecked_impl or prim.impl)
             args = "".join(f"v{i}, " for i in idxs)
             if params:
                 env[f"p{k}"] = params
@@ -636,19 +639,19 @@ def _linearize_by_template(
 ) -> Any:
     if not _is_first_order(primitive, params):
         return None
-    nonzeros = tuple([type(t) is not Zero for t in tangents])
+    key: list[Any] = [primitive]
+    for p, t in zip(primals, tangents, strict=True):
+        key += (p.shape, p.dtype, type(t) is not Zero)
+    if params:
+        key.append(tuple(params.items()))
     try:
-        key = (
-            primitive,
-            tuple(params.items()),
-            tuple([(p.shape, p.dtype) for p in primals]),
-            nonzeros,
-        )
-        template = _templates.get(key)
+        key_t = tuple(key)
+        template = _templates.get(key_t)
     except TypeError:  # an unhashable parameter: run the rule
         return None
     if template is None:
-        template = _get_template(key, primitive, params, primals, nonzeros)
+        nonzeros = [type(t) is not Zero for t in tangents]
+        template = _get_template(key_t, primitive, params, primals, nonzeros)
     if template is _NO_TEMPLATE:
         return None
     outs = _run_known(template.known, primals)

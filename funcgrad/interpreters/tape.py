@@ -182,29 +182,7 @@ class _CallNode(_Node):
 # The tracer and the trace
 
 
-#: The templates of ``ad.py`` under the tape's flat keys (``_NO_TEMPLATE``: none applies).
-_templates: dict[tuple, Any] = {}
 _NO_TEMPLATE = ad._NO_TEMPLATE
-
-
-def _find_template(key: tuple, primitive: Primitive, params: dict, vals: list, args) -> Any:
-    """The ``ad.py`` template for a tape key (``_NO_TEMPLATE`` where the rule must run)."""
-    template = _NO_TEMPLATE
-    if ad._is_first_order(primitive, params):
-        nonzeros = tuple([type(a) is TapeTracer and a.ref is not None for a in args])
-        ad_key = (
-            primitive,
-            tuple(params.items()),
-            tuple([(v.shape, v.dtype) for v in vals]),
-            nonzeros,
-        )
-        template = ad._templates.get(ad_key)
-        if template is None:
-            template = ad._get_template(ad_key, primitive, params, vals, nonzeros)
-    if len(_templates) >= ad._TEMPLATE_CACHE_SIZE:
-        _templates.clear()
-    _templates[key] = template
-    return template
 
 
 class TapeTracer(Tracer):
@@ -251,9 +229,9 @@ class TapeTrace(Trace):
     def process_primitive(self, primitive: Primitive, args: Sequence[Any], params: dict) -> Any:
         vals = []
         refs = []
-        # The template key, built in the same pass: primitive, then per operand its shape,
-        # dtype and whether it is differentiated, then the parameters.
-        key: list[Any] = [primitive]
+        # The template key (``ad._templates``), built in the same pass: the primitive, then
+        # per operand its shape, dtype and whether it is differentiated, then the parameters.
+        key: list[Any] | None = [primitive] if ad._is_first_order(primitive, params) else None
         try:
             for a in args:
                 if type(a) is TapeTracer:
@@ -261,14 +239,17 @@ class TapeTrace(Trace):
                     ref = a.ref
                     if ref is not None:
                         refs.append(ref)
-                    key += (v.shape, v.dtype, ref is not None)
+                    if key is not None:
+                        key += (v.shape, v.dtype, ref is not None)
                 else:
                     v = a
-                    key += (v.shape, v.dtype, False)
+                    if key is not None:
+                        key += (v.shape, v.dtype, False)
                 vals.append(v)
         except AttributeError:  # not a NumPy value (a direct bind with a Python scalar, say)
             key = None
             vals = [a.val if type(a) is TapeTracer else a for a in args]
+            refs = [a.ref for a in args if type(a) is TapeTracer and a.ref is not None]
         if not refs:
             return primitive.bind(*vals, **params)
         template = None
@@ -277,11 +258,12 @@ class TapeTrace(Trace):
                 key.append(tuple(params.items()))
             try:
                 key_t = tuple(key)
-                template = _templates.get(key_t)
+                template = ad._templates.get(key_t)
             except TypeError:  # an unhashable parameter
                 key_t = None
             if template is None and key_t is not None:
-                template = _find_template(key_t, primitive, params, vals, args)
+                nonzeros = [type(a) is TapeTracer and a.ref is not None for a in args]
+                template = ad._get_template(key_t, primitive, params, vals, nonzeros)
         if template is not None and template is not _NO_TEMPLATE:
             outs = template.known.run(*vals)
             if template.tangent_kind != "unknown":
