@@ -491,6 +491,7 @@ class _NestEmitter:
         self.plan = fb.plan
         self.exact = exact
         self.flag: str | None = None  # counts arguments a guarded rule cannot take
+        self.pre_flag: str | None = None  # the same, checked in loops before the nest
         self.raxes = set(nest.reduce_axes or ())
         self.views: dict[tuple[str, tuple[int, ...]], str] = {}
         self.prelude: list[str] = []
@@ -620,6 +621,7 @@ class _NestEmitter:
         finals: list[str] = []
         nodes: dict[Any, _Node] = {}
         members: list[tuple[Member, list[_Node], _Node | None]] = []
+        pre_guards: list[tuple[int, str, Eqn | None]] = []  # (depth, condition, eqn)
 
         # Pass 1: a node per distinct operand and per member; depths and use counts.
         def operand(r) -> _Node:
@@ -684,6 +686,15 @@ class _NestEmitter:
                     continue
                 in_avals = [None if r.kind == "index" else r.atom.aval for r in m.reads]
                 node.expr, guards = self._member_expr(m, in_avals, [ref(a) for a in args])
+                if guards and all(a.kind in ("lit", "idx", "read") for a in args):
+                    # Operands that are plain reads: check them in a separate, simple loop
+                    # (a reduction inside the main loop stops LLVM from vectorizing it).
+                    _, guards = self._member_expr(m, in_avals, [a.expr for a in args])
+                    depth = max((a.depth for a in args), default=0)
+                    self.pre_flag = self.pre_flag or fb.fresh("big")
+                    for cond in guards:
+                        pre_guards.append((depth, cond, m.eqn))
+                    guards = []
                 for cond in guards:
                     self.flag = self.flag or fb.fresh("big")
                     at[node.depth].append((f"{self.flag} += {cond}", m.eqn))
@@ -731,6 +742,8 @@ class _NestEmitter:
                 for line in finals:
                     fb.emit(line, eqn0)
 
+        if self.pre_flag:
+            self._guard_loops(pre_guards, parallel, eqn0)
         if self.flag:
             fb.emit(f"{self.flag} = 0")
         if not self.inner_mode:
@@ -740,10 +753,39 @@ class _NestEmitter:
         if not self.inner_mode:
             for line in finals:
                 fb.emit(line, eqn0)
-        if self.flag:
-            fb.emit(f"if {self.flag}:  # an argument beyond the polynomials' range: use libm")
+        flags = " or ".join(f for f in (self.pre_flag, self.flag) if f)
+        if flags:
+            fb.emit(f"if {flags}:  # an argument beyond the polynomials' range: use libm")
             with fb.indent():
                 _NestEmitter(fb, nest, exact=True).emit()
+
+    def _guard_loops(self, guards: list, parallel: bool, eqn0: Eqn | None) -> None:
+        """Count the guard conditions over their operands' index space, before the nest.
+
+        Serial loops OR an int32 flag (LLVM vectorizes that well); a threaded outer loop
+        uses numba's ``+=`` reduction instead.
+        """
+        fb, flag = self.fb, self.pre_flag
+        depth = max(d for d, _, _ in guards)
+        fb.emit(f"{flag} = 0" if parallel else f"{flag} = np.int32(0)", eqn0)
+
+        def level(L: int) -> None:
+            for d, cond, eqn in guards:
+                if d == L:
+                    line = f"{flag} += {cond}" if parallel else f"{flag} |= np.int32({cond})"
+                    fb.emit(line, eqn or eqn0)
+            if L == depth:
+                return
+            if self.sizes[L] == 1 and not (parallel and L == 0):
+                fb.emit(f"{self.ivars[L]} = 0", eqn0)
+                level(L + 1)
+            else:
+                loop = "prange" if parallel and L == 0 else "range"
+                fb.emit(f"for {self.ivars[L]} in {loop}({self.sizes[L]}):", eqn0)
+                with fb.indent():
+                    level(L + 1)
+
+        level(0)
 
     def _member_expr(self, m: Member, in_avals, args: list[str]) -> tuple[str, list[str]]:
         """The member's scalar expression, and the guard conditions its rule registered."""
