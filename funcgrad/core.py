@@ -32,12 +32,14 @@ from funcgrad.errors import (
 class ShapedArray:
     """An array known only by its shape and dtype: what a traced value is while tracing."""
 
-    __slots__ = ("shape", "dtype")
+    __slots__ = ("shape", "dtype", "weak_type")
     array_abstraction_level = 1
 
-    def __init__(self, shape: tuple[int, ...], dtype: np.dtype) -> None:
+    def __init__(self, shape: tuple[int, ...], dtype: np.dtype, weak_type: bool = False) -> None:
         self.shape = tuple(shape)
         self.dtype = dtype if isinstance(dtype, np.dtype) else np.dtype(dtype)
+        # Weak: the value of a Python scalar, which promotes like one (NEP 50).
+        self.weak_type = weak_type
 
     @property
     def ndim(self) -> int:
@@ -58,9 +60,15 @@ class ShapedArray:
         """This aval without a concrete value."""
         return self
 
+    def strip_weak(self) -> ShapedArray:
+        """This aval without a concrete value or weakness (as a loop carry or branch output)."""
+        return ShapedArray(self.shape, self.dtype)
+
     def update(self, shape: tuple[int, ...] | None = None, dtype: Any = None) -> ShapedArray:
         return ShapedArray(
-            self.shape if shape is None else shape, self.dtype if dtype is None else dtype
+            self.shape if shape is None else shape,
+            self.dtype if dtype is None else dtype,
+            self.weak_type and dtype is None,
         )
 
     def __eq__(self, other: object) -> bool:
@@ -68,10 +76,11 @@ class ShapedArray:
             isinstance(other, ShapedArray)
             and self.shape == other.shape
             and self.dtype == other.dtype
+            and self.weak_type == other.weak_type
         )
 
     def __hash__(self) -> int:
-        return hash((self.shape, self.dtype))
+        return hash((self.shape, self.dtype, self.weak_type))
 
     def __repr__(self) -> str:
         return f"ShapedArray({self.str_short()})"
@@ -90,8 +99,9 @@ class ConcreteArray(ShapedArray):
     __slots__ = ("val",)
     array_abstraction_level = 0
 
-    def __init__(self, val: Any) -> None:
+    def __init__(self, val: Any, weak_type: bool = False) -> None:
         self.val = val
+        self.weak_type = weak_type
         if type(val) is np.ndarray or isinstance(val, np.generic):
             self.shape = val.shape  # fast path: get_aval runs on every eager rule
             self.dtype = val.dtype
@@ -100,7 +110,7 @@ class ConcreteArray(ShapedArray):
             self.dtype = dtypes.dtype_of(val)
 
     def strip(self) -> ShapedArray:
-        return ShapedArray(self.shape, self.dtype)
+        return ShapedArray(self.shape, self.dtype, self.weak_type)
 
     def _concrete(self, tracer: Tracer, context: str) -> Any:
         return self.val
@@ -113,7 +123,7 @@ def get_aval(x: Any) -> ShapedArray:
     if isinstance(x, (np.ndarray, np.generic)):
         return ConcreteArray(x)
     if dtypes.is_python_scalar(x):
-        return ConcreteArray(np.asarray(x, dtypes.dtype_of(x)))
+        return ConcreteArray(np.asarray(x, dtypes.dtype_of(x)), weak_type=True)
     try:
         arr = np.asarray(x)
     except Exception as e:  # noqa: BLE001 - turn any conversion failure into a clear error
@@ -401,6 +411,8 @@ class Tracer:
 
     __slots__ = ("_trace",)
     __array_priority__ = 1000
+    #: Whether this value promotes like a Python scalar (only staged values can be weak).
+    _weak = False
 
     @property
     def aval(self) -> ShapedArray:

@@ -2,8 +2,8 @@
 
 Python scalars are *weak*: ``f32_array * 2.0`` stays float32 and ``i32_array + 1`` stays
 int32, exactly as in NumPy 2. NumPy scalars and arrays are strong: ``int32 + float32`` is
-float64, as in NumPy, also under ``jit``. funcgrad's avals carry no weak-type flag; weakness
-only exists for Python scalars at the call site, where :func:`result_type` sees them.
+float64, as in NumPy, also under ``jit``. A traced Python scalar (a ``jit`` or ``make_jaxpr``
+argument) has a *weak* aval and promotes like the Python scalar it came from.
 """
 
 from __future__ import annotations
@@ -81,6 +81,15 @@ def dtype_of(x: Any) -> np.dtype:
     return np.asarray(x).dtype
 
 
+# A Python scalar of each kind, for weak values in promotion.
+_WEAK_STANDIN = {"b": False, "i": 0, "u": 0, "f": 0.0, "c": 0j}
+
+
+def weak_standin(dtype: np.dtype) -> Any:
+    """The Python scalar type a weak value of ``dtype`` promotes like."""
+    return type(_WEAK_STANDIN[dtype.kind])
+
+
 def result_type(*args: Any) -> np.dtype:
     """NEP 50 promotion of arrays, tracers, dtypes and (weak) Python scalars."""
     keys = []
@@ -89,6 +98,8 @@ def result_type(*args: Any) -> np.dtype:
             keys.append(a)
         elif isinstance(a, np.dtype):
             keys.append(a)
+        elif getattr(a, "_weak", False):  # a weak tracer promotes like a Python scalar
+            keys.append(_WEAK_STANDIN[a.dtype.kind])
         else:
             keys.append(dtype_of(a))
     return np.result_type(*keys)

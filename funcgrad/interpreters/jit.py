@@ -18,9 +18,10 @@ eager call path flattens the arguments, looks the kernel up by the leaves' (shap
 calls it and unflattens. ``FUNCGRAD_LOG_COMPILES=1`` (or ``config.log_compiles = True``)
 logs every compile with its reason and the time spent tracing, generating and compiling.
 
-Python scalars passed to a jitted function become float64/int64/bool 0-d arrays: avals
-carry no weak type, so ``jit(f)(x_f32, 2.0)`` computes ``x * 2.0`` in float64 where the
-eager ``f`` keeps float32. Pass ``np.float32(2.0)`` (or close over the constant) instead.
+Python scalars passed to a jitted function reach the kernel as float64/int64/bool 0-d
+arrays but are traced with a *weak* aval, so they promote like the Python scalar itself:
+``jit(f)(x_f32, 2.0)`` stays float32, as the eager ``f`` does (``np.float64(2.0)`` is
+strong and gives float64, as in NumPy). The cache keeps the two apart.
 """
 
 from __future__ import annotations
@@ -302,6 +303,25 @@ def _flat_tree(n: int) -> Any:
     return tree_util.tree_structure((0,) * n)
 
 
+_PY_SCALARS = (bool, int, float, complex)
+
+
+def _sigs(raw: list[Any], leaves: list[Any]) -> tuple:
+    """The cache key of canonical ``leaves``: a Python scalar's (weak) key has a third item."""
+    return tuple(
+        (*_sig(x), True) if type(r) in _PY_SCALARS else _sig(x)
+        for r, x in zip(raw, leaves, strict=True)
+    )
+
+
+def _avals(raw: list[Any], leaves: list[Any]) -> tuple:
+    """The avals to trace ``leaves`` with: weak for Python scalar arguments."""
+    return tuple(
+        core.ShapedArray(x.shape, x.dtype, True) if type(r) in _PY_SCALARS else core.shaped_aval(x)
+        for r, x in zip(raw, leaves, strict=True)
+    )
+
+
 def _canonical(x: Any) -> Any:
     """A leaf as the kernel takes it (tracers pass through)."""
     if type(x) is np.ndarray:
@@ -365,9 +385,13 @@ class JitFunction:
             leaves, in_tree = tree_util.tree_flatten(args)
             # Scalars become 0-d arrays before the lookup: numba's own type-mismatch error
             # is slow, so it must stay exceptional.
-            if not _only_arrays(map(type, leaves)):
-                leaves = [x if type(x) is np.ndarray else _canonical(x) for x in leaves]
-            entry = self._cache.get((None, in_tree, tuple(map(_sig, leaves))))
+            if _only_arrays(map(type, leaves)):
+                sig = tuple(map(_sig, leaves))
+            else:
+                raw = leaves
+                leaves = [x if type(x) is np.ndarray else _canonical(x) for x in raw]
+                sig = _sigs(raw, leaves)
+            entry = self._cache.get((None, in_tree, sig))
             if entry is not None:
                 try:
                     out = entry.call(*leaves)
@@ -412,17 +436,19 @@ class JitFunction:
         dyn_args, dyn_kwargs, static_key, rebuild = self._split(args, kwargs)
         tree = (dyn_args, dyn_kwargs) if dyn_kwargs or not self._simple else dyn_args
         leaves, in_tree = tree_util.tree_flatten(tree)
-        leaves = [_canonical(x) for x in leaves]
-        return leaves, in_tree, static_key, rebuild, dyn_args, dyn_kwargs
+        raw = leaves
+        leaves = [_canonical(x) for x in raw]
+        return leaves, raw, in_tree, static_key, rebuild, dyn_args, dyn_kwargs
 
     def _call(self, args: tuple, kwargs: dict) -> Any:
-        leaves, in_tree, static_key, rebuild, dyn_args, dyn_kwargs = self._flatten(args, kwargs)
+        leaves, raw, in_tree, static_key, rebuild, dyn_args, dyn_kwargs = self._flatten(
+            args, kwargs
+        )
         if core._eager_only[0]:
-            sig = tuple(map(_sig, leaves))
-            key = (static_key, in_tree, sig)
+            key = (static_key, in_tree, _sigs(raw, leaves))
             entry = self._cache.get(key)
             if entry is None:
-                entry = self._compile(key, leaves, rebuild, dyn_args, dyn_kwargs)
+                entry = self._compile(key, leaves, raw, rebuild, dyn_args, dyn_kwargs)
             out = entry.call(
                 *[
                     _kernel_arg(x, a)
@@ -433,7 +459,7 @@ class JitFunction:
             )
             return out if entry.post is None else entry.post(out)
         # Under a transformation: bind the jit primitive on the (traced) leaves.
-        avals = tuple(core.shaped_aval(x) for x in leaves)
+        avals = _avals(raw, leaves)
         traced = self._trace((static_key, in_tree, avals), avals, rebuild, dyn_args, dyn_kwargs)
         outs = jit_p.bind(*traced.consts, *leaves, jaxpr=traced.jaxpr, name=self._name)
         return tree_util.tree_unflatten(traced.out_tree, outs)
@@ -481,9 +507,15 @@ class JitFunction:
             return None
 
     def _compile(
-        self, key: Any, leaves: list[Any], rebuild: Callable, dyn_args: tuple, dyn_kwargs: dict
+        self,
+        key: Any,
+        leaves: list[Any],
+        raw: list[Any],
+        rebuild: Callable,
+        dyn_args: tuple,
+        dyn_kwargs: dict,
     ) -> _Entry:
-        avals = tuple(core.shaped_aval(x) for x in leaves)
+        avals = _avals(raw, leaves)
         t0 = time.perf_counter()
         traced = self._trace(key[:2] + (avals,), avals, rebuild, dyn_args, dyn_kwargs)
         trace_s = time.perf_counter() - t0
@@ -521,14 +553,16 @@ class JitFunction:
     # -- inspection
     def lower(self, *args: Any, **kwargs: Any) -> Lowered:
         """Trace and generate the kernel source for these arguments (nothing compiles)."""
-        leaves, in_tree, static_key, rebuild, dyn_args, dyn_kwargs = self._flatten(args, kwargs)
-        avals = tuple(core.shaped_aval(x) for x in leaves)
+        leaves, raw, in_tree, static_key, rebuild, dyn_args, dyn_kwargs = self._flatten(
+            args, kwargs
+        )
+        avals = _avals(raw, leaves)
         traced = self._trace((static_key, in_tree, avals), avals, rebuild, dyn_args, dyn_kwargs)
         return Lowered(
             self,
             _lower(traced.jaxpr, self._name),
             traced,
-            (static_key, in_tree, tuple(map(_sig, leaves))),
+            (static_key, in_tree, _sigs(raw, leaves)),
         )
 
 
@@ -572,8 +606,8 @@ class Compiled:
         return self._entry.exe.lowering.as_text()
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        leaves, in_tree, static_key, *_ = self._fun._flatten(args, kwargs)
-        key = (static_key, in_tree, tuple(map(_sig, leaves)))
+        leaves, raw, in_tree, static_key, *_ = self._fun._flatten(args, kwargs)
+        key = (static_key, in_tree, _sigs(raw, leaves))
         if key != self._key:
             raise TypeError(
                 f"jit({self._fun._name}).lower(...).compile(): called with arguments of another "

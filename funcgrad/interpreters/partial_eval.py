@@ -39,6 +39,10 @@ class StagingTracer(Tracer):
     def aval(self) -> ShapedArray:
         return self._aval
 
+    @property
+    def _weak(self) -> bool:  # type: ignore[override]
+        return self._aval.weak_type
+
     def _provenance(self) -> str | None:
         return self._trace.main.global_data.provenance(self)
 

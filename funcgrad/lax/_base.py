@@ -83,7 +83,9 @@ def standard_unop(
 
     def abstract_eval(x: ShapedArray, **params: Any) -> ShapedArray:
         check_dtype(name, x, kinds)
-        return ShapedArray(x.shape, x.dtype if result_dtype is None else result_dtype)
+        if result_dtype is None:
+            return ShapedArray(x.shape, x.dtype, x.weak_type)
+        return ShapedArray(x.shape, result_dtype)
 
     def checked_impl(x: Any, **params: Any) -> Any:
         # Eager bind skips abstract eval; NumPy would quietly accept other dtypes.
@@ -114,7 +116,9 @@ def standard_naryop(
                     "use funcgrad.numpy (which promotes) or `.astype` to convert"
                 )
         shape = broadcast_shapes(name, *(a.shape for a in avals))
-        return ShapedArray(shape, dtype if result_dtype is None else result_dtype)
+        if result_dtype is None:  # weak (a traced Python scalar) when every operand is
+            return ShapedArray(shape, dtype, all(a.weak_type for a in avals))
+        return ShapedArray(shape, result_dtype)
 
     def checked_impl(*args: Any, **params: Any) -> Any:
         # Eager bind skips abstract eval; NumPy would quietly promote mixed dtypes.

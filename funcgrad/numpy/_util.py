@@ -170,6 +170,9 @@ def _key(x: Any) -> Any:
         return _BOOL  # as weak as a Python bool: bool never promotes anything
     if t in _PY_SCALARS:
         return t
+    if x._weak if isinstance(x, Tracer) else False:  # a traced Python scalar
+        dt = x.dtype
+        return _BOOL if dt.kind == "b" else dtypes.weak_standin(dt)
     return x.dtype
 
 
@@ -196,8 +199,9 @@ def ufunc_args(ufunc: np.ufunc, name: str, *args: Any) -> tuple[list[Any], tuple
     if len(args) == 2:
         x, y = args
         tx, ty = type(x), type(y)
-        x_arr = tx is np.ndarray or isinstance(x, Tracer)
-        if x_arr and (ty is np.ndarray or isinstance(y, Tracer)):
+        # Weak tracers (traced Python scalars) promote like Python scalars: slow path.
+        x_arr = tx is np.ndarray or (isinstance(x, Tracer) and not x._weak)
+        if x_arr and (ty is np.ndarray or (isinstance(y, Tracer) and not y._weak)):
             dx, dy = x.dtype, y.dtype
             loop = _UFUNC_LOOPS.get((ufunc, dx, dy))
             if type(loop) is tuple and dx == loop[0] and dy == loop[1]:
@@ -207,7 +211,7 @@ def ufunc_args(ufunc: np.ufunc, name: str, *args: Any) -> tuple[list[Any], tuple
             loop = _UFUNC_LOOPS.get((ufunc, dx, _BOOL if ty is bool else ty))
             if type(loop) is tuple and dx == loop[0]:
                 return [x, loop[1].type(y)], loop
-        elif tx in _PY_SCALARS and (ty is np.ndarray or isinstance(y, Tracer)):
+        elif tx in _PY_SCALARS and (ty is np.ndarray or (isinstance(y, Tracer) and not y._weak)):
             dy = y.dtype
             loop = _UFUNC_LOOPS.get((ufunc, _BOOL if tx is bool else tx, dy))
             if type(loop) is tuple and dy == loop[1]:

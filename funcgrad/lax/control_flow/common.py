@@ -43,7 +43,7 @@ def as_input(x: Any) -> Any:
 
 
 def aval_of(x: Any) -> ShapedArray:
-    return get_aval(x).strip()
+    return get_aval(x).strip_weak()
 
 
 def types_text(avals: Sequence[ShapedArray]) -> str:
@@ -107,7 +107,7 @@ def trace_function(
         store["tree"], store["weak"] = out_tree, weak
         return [as_input(x) for x in leaves]
 
-    closed = pe.trace_to_jaxpr(flat_fun, [a.strip() for a in in_avals])
+    closed = pe.trace_to_jaxpr(flat_fun, [a.strip_weak() for a in in_avals])
     jaxpr, consts = hoist_consts(closed)
     return Traced(jaxpr, consts, store["tree"], store["weak"])
 
@@ -145,7 +145,7 @@ def trace_loop_body(
     0.5, 0)`` carries a float). Returns the traced body and the (possibly updated) input
     avals; convert the initial values with :func:`convert_weak`.
     """
-    in_avals = [a.strip() for a in in_avals]
+    in_avals = [a.strip_weak() for a in in_avals]
     n = carry_tree.num_leaves
     pick = out_carry or (lambda t: (t.out_tree, t.out_avals))
     for attempt in range(2):
@@ -227,8 +227,8 @@ def check_types(
     hint: str = "",
 ) -> None:
     """Raise a TypeError naming both structures and every differing leaf, or return."""
-    expected_avals = [a.strip() for a in expected_avals]
-    got_avals = [a.strip() for a in got_avals]
+    expected_avals = [a.strip_weak() for a in expected_avals]
+    got_avals = [a.strip_weak() for a in got_avals]
     if expected_tree == got_tree and expected_avals == got_avals:
         return
     head = (

@@ -163,17 +163,17 @@ def _cond_abstract_eval(index: ShapedArray, *avals: ShapedArray, branches):
         raise TypeError(
             f"cond: the branch index must be an integer scalar, got {index.str_short()}"
         )
-    in_avals = [a.strip() for a in avals]
-    out_avals = [a.strip() for a in branches[0].out_avals]
+    in_avals = [a.strip_weak() for a in avals]
+    out_avals = [a.strip_weak() for a in branches[0].out_avals]
     for k, b in enumerate(branches):
         if b.jaxpr.constvars:
             raise ValueError("cond: branch jaxprs must have no constants (pass them as operands)")
-        if [a.strip() for a in b.in_avals] != in_avals:
+        if [a.strip_weak() for a in b.in_avals] != in_avals:
             raise TypeError(
                 f"cond: branch {k} takes {types_text(b.in_avals)} but the operands are "
                 f"{types_text(in_avals)}"
             )
-        if [a.strip() for a in b.out_avals] != out_avals:
+        if [a.strip_weak() for a in b.out_avals] != out_avals:
             raise TypeError(
                 f"cond: branch {k} returns {types_text(b.out_avals)} but branch 0 returns "
                 f"{types_text(out_avals)}; every branch must return the same types"

@@ -183,7 +183,7 @@ def _split_args(args, num_consts, num_carry):
 
 @scan_p.def_abstract_eval
 def _scan_abstract_eval(*avals, jaxpr, length, reverse, linear, unroll, num_consts, num_carry):
-    avals = [a.strip() for a in avals]
+    avals = [a.strip_weak() for a in avals]
     if num_consts + num_carry > len(avals) or len(linear) != len(avals):
         raise ValueError(
             f"scan: num_consts={num_consts}, num_carry={num_carry} and {len(linear)} linear "
@@ -199,13 +199,13 @@ def _scan_abstract_eval(*avals, jaxpr, length, reverse, linear, unroll, num_cons
                 f"{x.str_short()}"
             )
     x_avals = [ShapedArray(x.shape[1:], x.dtype) for x in xs]
-    body_in = [a.strip() for a in jaxpr.in_avals]
+    body_in = [a.strip_weak() for a in jaxpr.in_avals]
     if body_in != consts + carry + x_avals:
         raise TypeError(
             f"scan: the body takes {types_text(body_in)} but is given consts, carry and xs "
             f"slices {types_text(consts + carry + x_avals)}"
         )
-    body_out = [a.strip() for a in jaxpr.out_avals]
+    body_out = [a.strip_weak() for a in jaxpr.out_avals]
     if body_out[:num_carry] != carry:
         raise TypeError(
             f"scan: the body returns the carry {types_text(body_out[:num_carry])} but the "

@@ -167,11 +167,11 @@ def _lax() -> Any:
 
 @while_p.def_abstract_eval
 def _while_abstract_eval(*avals, cond_jaxpr, cond_nconsts, body_jaxpr, body_nconsts):
-    cc, bc, carry = split_list([a.strip() for a in avals], [cond_nconsts, body_nconsts])
+    cc, bc, carry = split_list([a.strip_weak() for a in avals], [cond_nconsts, body_nconsts])
     for name, j in (("cond_jaxpr", cond_jaxpr), ("body_jaxpr", body_jaxpr)):
         if j.jaxpr.constvars:
             raise ValueError(f"while: {name} must have no constants (pass them as operands)")
-    if [a.strip() for a in cond_jaxpr.in_avals] != cc + carry:
+    if [a.strip_weak() for a in cond_jaxpr.in_avals] != cc + carry:
         raise TypeError(
             f"while: cond_jaxpr takes {types_text(cond_jaxpr.in_avals)} but is given "
             f"{types_text(cc + carry)}"
@@ -179,12 +179,12 @@ def _while_abstract_eval(*avals, cond_jaxpr, cond_nconsts, body_jaxpr, body_ncon
     pred = cond_jaxpr.out_avals
     if len(pred) != 1 or pred[0].shape != () or pred[0].dtype.kind != "b":
         raise TypeError(f"while: cond_jaxpr must return a bool scalar, got {types_text(pred)}")
-    if [a.strip() for a in body_jaxpr.in_avals] != bc + carry:
+    if [a.strip_weak() for a in body_jaxpr.in_avals] != bc + carry:
         raise TypeError(
             f"while: body_jaxpr takes {types_text(body_jaxpr.in_avals)} but is given "
             f"{types_text(bc + carry)}"
         )
-    if [a.strip() for a in body_jaxpr.out_avals] != carry:
+    if [a.strip_weak() for a in body_jaxpr.out_avals] != carry:
         raise TypeError(
             f"while: body_jaxpr returns {types_text(body_jaxpr.out_avals)} but the carry is "
             f"{types_text(carry)}"
