@@ -11,6 +11,12 @@ tolerance, then times them: repeated samples of a batch of calls, taken round-ro
 the implementations, reporting the median time per call and its ratio to funcgrad's.
 A disagreement is reported and makes the program
 exit with status 1. Timings are for reading, never for asserting.
+
+Every library runs single-threaded unless ``--threads N`` says otherwise: the development
+machines have two cores and the second is often busy, so only single-threaded figures
+compare fairly. BLAS, OpenMP and torch pools are set to one thread before any library is
+imported, and on Linux the process is pinned to one CPU (XLA sizes the pool that runs its
+fused loops by the CPUs the process may use, whatever its flags say).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import pkgutil
 import platform
 import statistics
@@ -26,7 +33,36 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+
+def _threads_from_argv(argv: list[str]) -> int:
+    for i, a in enumerate(argv):
+        if a == "--threads" and i + 1 < len(argv) and argv[i + 1].isdigit():
+            return int(argv[i + 1])
+        if a.startswith("--threads=") and a.split("=", 1)[1].isdigit():
+            return int(a.split("=", 1)[1])
+    return 1
+
+
+def pin_threads(n: int) -> None:
+    """Limit every library's thread pool to ``n`` (must run before they are imported)."""
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(n)
+    if n == 1:
+        flags = "--xla_cpu_multi_thread_eigen=false"
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + flags).strip()
+        # XLA sizes its pool for fused loops by the CPUs this process may run on: allow one.
+        if hasattr(os, "sched_getaffinity"):
+            cpus = sorted(os.sched_getaffinity(0))
+            os.sched_setaffinity(0, {cpus[0]})
+    if n > 1:
+        os.environ.setdefault("FUNCGRAD_NUM_THREADS", str(n))
+
+
+THREADS = _threads_from_argv(sys.argv[1:]) if __name__ == "__main__" else 1
+if __name__ == "__main__":
+    pin_threads(THREADS)
+
+import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -132,8 +168,17 @@ def run(args: argparse.Namespace) -> int:
         "numpy": np.__version__,
         "machine": platform.machine(),
         "quick": args.quick,
+        "threads": THREADS,
         "workloads": {},
     }
+    torch = sys.modules.get("torch")
+    try:
+        import torch  # noqa: F811 - pin its pool too, when installed
+    except ImportError:
+        torch = None
+    if torch is not None:
+        torch.set_num_threads(THREADS)
+    print(f"threads per library: {THREADS} (--threads N to change)")
     failed = False
     for w in selected:
         print(f"\n== {w.name}: {w.description}")
@@ -181,6 +226,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer, shorter samples")
     parser.add_argument("--only", help="run only these workloads (comma-separated names)")
     parser.add_argument("--json", help="also write the results to this JSON file")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="threads per library (default 1; read at start)"
+    )
     return run(parser.parse_args(argv))
 
 

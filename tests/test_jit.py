@@ -426,7 +426,7 @@ _CACHE_SCRIPT = textwrap.dedent(
         "out": out,
         "kernels": len(kernels),
         "from_disk": [k.from_disk for k in kernels],
-        "misses": sum(sum(k.fn.stats.cache_misses.values()) for k in kernels),
+        "misses": sum(sum(k.dispatcher.stats.cache_misses.values()) for k in kernels),
     }))
     """
 )
@@ -494,3 +494,65 @@ def test_weight_gradient_is_written_in_place():
     assert not copies
     prims = [e.primitive.name for e in lowered.lowering.jaxpr.eqns]
     assert "transpose" not in prims
+
+
+# ----------------------------------------------------------------------------------------
+# Large outputs: caller-allocated and recycled (funcgrad/backend/numba/buffers.py)
+
+
+def _large_chain(x):
+    return fnp.sin(x) * fnp.exp(-x * x) + fnp.tanh(x), fnp.sum(x)
+
+
+def test_large_outputs_are_caller_allocated_and_recycled():
+    from funcgrad.backend.numba import buffers
+    from funcgrad.backend.numba.codegen import CALLER_ALLOC_MIN_BYTES
+
+    n = CALLER_ALLOC_MIN_BYTES // 4 + 3  # just over the threshold, float32
+    x = np.linspace(-3.0, 3.0, n, dtype=np.float32)
+    x_before = x.copy()
+    f = fg.jit(_large_chain)
+    text = f.lower(x).as_text()
+    entry = [line for line in text.splitlines() if line.startswith("def ")][-1]
+    assert entry.endswith("_out0):"), entry  # the result is a parameter; the sum is not
+    want = np.sin(x) * np.exp(-x * x) + np.tanh(x)
+    y1, s1 = f(x)
+    np.testing.assert_allclose(y1, want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(s1, x.astype(np.float64).sum(), rtol=1e-4, atol=1e-3)
+    np.testing.assert_array_equal(x, x_before)  # the input is untouched
+    assert not np.shares_memory(y1, x)
+    assert y1.base is not None and not y1.flags.owndata  # a view of a pooled block
+    # While y1 (or anything derived from it) lives, its memory is never handed out again.
+    view = y1[10:20]
+    blocks = [id(y1.base)]  # ids: a reference would keep the block busy
+    del y1
+    y2, _ = f(x)
+    assert not np.shares_memory(view, y2)
+    np.testing.assert_allclose(view, want[10:20], rtol=1e-5, atol=1e-6)
+    # Once every reference is gone, the block is reused (no fresh pages to fault in).
+    blocks.append(id(y2.base))
+    del view, y2
+    y3, _ = f(x)
+    assert id(y3.base) in blocks
+    np.testing.assert_allclose(y3, want, rtol=1e-5, atol=1e-6)
+    # A result fed back in is an input: the output gets another block.
+    y4, _ = f(y3)
+    assert not np.shares_memory(y4, y3)
+    np.testing.assert_allclose(
+        y4, np.sin(y3) * np.exp(-y3 * y3) + np.tanh(y3), rtol=1e-5, atol=1e-6
+    )
+    buffers.clear()
+    assert buffers.pool.held == 0
+
+
+def test_output_pool_budget_zero_gives_fresh_arrays():
+    from funcgrad.backend.numba.buffers import OutputPool
+
+    pool = OutputPool(0)
+    a = pool.empty((1 << 20,), np.dtype(np.float32))
+    assert a.flags.owndata and pool.held == 0
+    pool = OutputPool(1 << 30)
+    blocks = [pool.empty((1 << 20,), np.dtype(np.float32)) for _ in range(6)]
+    # At most BLOCKS_PER_SHAPE blocks per shape are pooled; busy ones are never shared.
+    assert sum(not b.flags.owndata for b in blocks) == 4
+    assert len({id(b.base) for b in blocks if b.base is not None}) == 4

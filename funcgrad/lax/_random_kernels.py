@@ -22,8 +22,11 @@ from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
+
+from funcgrad.backend.numba.compile import numba_module
+
+numba = numba_module()  # funcgrad's numba settings apply before anything compiles
 
 _u32 = np.uint32
 _u64 = np.uint64

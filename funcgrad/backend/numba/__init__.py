@@ -15,7 +15,8 @@ Modules, in pipeline order:
   gather/scatter, cumulative, pad, ...): per-primitive rules keyed by primitive *name*;
   ``control_flow_rules.py`` adds cond/while/scan; ``helpers.py`` scalar helpers;
   ``mathlib.py`` the vectorizable polynomial math.
-- ``compile.py``: the lazy numba import, the one ``njit`` wrapper, memory and disk caches.
+- ``compile.py``: the lazy numba import, the one ``njit`` wrapper, memory and disk caches;
+  ``buffers.py``: caller-allocated large outputs and their pool.
 
 Decisions (each explained where it is implemented):
 
@@ -23,6 +24,10 @@ Decisions (each explained where it is implemented):
   shapes baked in as constants; the caller converts anything else (``jit._kernel_arg``),
   and numba's dispatcher is frozen after the one explicit-signature compile.
 - Results are fresh arrays: an output that is an input (or another output) is copied.
+- Results of 4 MiB and more are parameters of the kernel, allocated by the caller from a
+  pool that recycles blocks no live array refers to (``buffers.py``): fresh pages cost
+  more than a fused kernel's arithmetic.
+- On AVX-512 machines LLVM may use 512-bit vectors (``compile._prefer_wide_vectors``).
 - float32 stays float32 (typed literals, no float64 promotion); narrow integers are cast
   back after numba's int64 arithmetic; float32 sums and products accumulate in float64.
 - Transcendentals use ``mathlib`` (vectorizable); sin/cos rerun a nest with libm if any

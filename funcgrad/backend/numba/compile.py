@@ -15,7 +15,8 @@
 
 ``FUNCGRAD_CACHE_DIR`` picks the folder (default: ``$XDG_CACHE_HOME/funcgrad/kernels`` or
 ``~/.cache/funcgrad/kernels``); ``FUNCGRAD_NUM_THREADS`` turns ``prange`` threads on and
-sets their count (see ``lowering.parallel_threshold``).
+sets their count (see ``lowering.parallel_threshold``); on AVX-512 machines kernels use
+512-bit vectors unless ``FUNCGRAD_VECTOR_WIDTH=256`` (see :func:`_prefer_wide_vectors`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from funcgrad.backend.numba import buffers
 from funcgrad.errors import LoweringError
 
 _numba: Any = None
@@ -42,11 +44,42 @@ def numba_module() -> Any:
     if _numba is None:
         import numba
 
+        _prefer_wide_vectors(numba)
         threads = os.environ.get("FUNCGRAD_NUM_THREADS", "").strip().lower()
         if threads.isdigit() and int(threads) >= 2:
             numba.set_num_threads(min(int(threads), numba.config.NUMBA_NUM_THREADS))
         _numba = numba
     return _numba
+
+
+def _prefer_wide_vectors(numba: Any) -> None:
+    """Let LLVM use 512-bit vectors on AVX-512 machines (``FUNCGRAD_VECTOR_WIDTH=256`` opts
+    out).
+
+    LLVM's tuning for Intel cores with AVX-512 prefers 256-bit vectors (older parts lowered
+    their clock on 512-bit instructions). funcgrad's kernels are long arithmetic loops over
+    the polynomial math library, where 512-bit lanes measured 1.3-2x faster per function
+    and 1.8x on a fused ``sin(x)*exp(-x*x)+tanh(x)`` (``benchmarks/mathlib_bench.py``).
+    numba has one CPU feature string per process, read when its CPU target is first
+    created, so this applies only when nothing compiled with numba before funcgrad's first
+    kernel and the user set neither ``NUMBA_CPU_NAME`` nor ``NUMBA_CPU_FEATURES``. It changes
+    the vector width only: elementwise results are identical either way (other numba code
+    with ``fastmath`` reductions may round differently, as with any vector width).
+    """
+    cfg = numba.config
+    if os.environ.get("FUNCGRAD_VECTOR_WIDTH", "").strip() == "256":
+        return
+    if cfg.CPU_NAME is not None or cfg.CPU_FEATURES is not None:
+        return
+    from numba.core import registry
+
+    if "_toplevel_target_context" in vars(registry.cpu_target):
+        return  # numba already compiled something: keep the process consistent
+    import llvmlite.binding as ll
+
+    features = ll.get_host_cpu_features().flatten()
+    if "+avx512f" in features.split(","):
+        cfg.CPU_FEATURES = features + ",-prefer-256-bit"
 
 
 FLAGS: dict[str, Any] = {
@@ -101,16 +134,22 @@ def cache_key(text: str) -> str:
 
 
 class Kernel:
-    """A compiled kernel: ``kernel(*arrays)`` returns one array or a tuple of arrays."""
+    """A compiled kernel: ``kernel(*arrays)`` returns one array or a tuple of arrays.
 
-    __slots__ = ("key", "source", "fn", "path", "compile_s", "from_disk")
+    ``dispatcher`` is numba's compiled function; ``fn`` is what callers call: the dispatcher
+    itself, or a wrapper that appends the source's caller-allocated outputs to the
+    arguments (``buffers.py``).
+    """
+
+    __slots__ = ("key", "source", "dispatcher", "fn", "path", "compile_s", "from_disk")
 
     def __init__(
-        self, key: str, source: Any, fn: Any, path: Path, compile_s: float, from_disk: bool
+        self, key: str, source: Any, dispatcher: Any, path: Path, compile_s: float, from_disk: bool
     ) -> None:
         self.key = key
         self.source = source
-        self.fn = fn
+        self.dispatcher = dispatcher
+        self.fn = buffers.with_out_buffers(dispatcher, source.out_buffers)
         self.path = path
         self.compile_s = compile_s
         self.from_disk = from_disk
@@ -204,7 +243,7 @@ def compile_source(source: Any, in_avals: list[Any]) -> Kernel:
                 if fname != source.entry:
                     setattr(mod, fname, njit(getattr(mod, fname), cache=False))
             fn = njit(getattr(mod, source.entry), parallel=source.parallel)
-            fn.compile(tuple(array_type(a) for a in in_avals))
+            fn.compile(tuple(array_type(a) for a in [*in_avals, *source.out_buffers]))
         except Exception as e:  # noqa: BLE001 - any numba failure becomes a LoweringError
             raise _lowering_error(source, path, e, in_avals) from None
         fn.disable_compile()  # other layouts are converted by the caller instead

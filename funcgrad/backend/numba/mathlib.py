@@ -71,8 +71,13 @@ intrinsics below do it, or the loop runs in 64-bit integer lanes.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, types
-from numba.extending import intrinsic, overload
+
+from funcgrad.backend.numba.compile import numba_module
+
+numba_module()  # funcgrad's numba settings apply before anything compiles
+
+from numba import njit, types  # noqa: E402
+from numba.extending import intrinsic, overload  # noqa: E402
 
 __all__ = [
     "MATH",
