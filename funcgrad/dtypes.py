@@ -3,7 +3,9 @@
 Python scalars are *weak*: ``f32_array * 2.0`` stays float32 and ``i32_array + 1`` stays
 int32, exactly as in NumPy 2. NumPy scalars and arrays are strong: ``int32 + float32`` is
 float64, as in NumPy, also under ``jit``. A traced Python scalar (a ``jit`` or ``make_jaxpr``
-argument) has a *weak* aval and promotes like the Python scalar it came from.
+argument) has a *weak* aval and promotes like the Python scalar it came from; values
+computed from weak values and Python scalars alone stay weak (``lr * 2``), as the
+Python arithmetic they stand for (:func:`weak_literal`).
 """
 
 from __future__ import annotations
@@ -88,6 +90,22 @@ _WEAK_STANDIN = {"b": False, "i": 0, "u": 0, "f": 0.0, "c": 0j}
 def weak_standin(dtype: np.dtype) -> Any:
     """The Python scalar type a weak value of ``dtype`` promotes like."""
     return type(_WEAK_STANDIN[dtype.kind])
+
+
+_PYTHON_TYPE_OF = {
+    np.dtype(np.bool_): bool,
+    np.dtype(np.int64): int,
+    np.dtype(np.float64): float,
+    np.dtype(np.complex128): complex,
+}
+
+
+def weak_literal(x: Any, dtype: np.dtype) -> Any:
+    """The Python scalar ``x`` as an operand of a weak value of ``dtype``: still a Python
+    scalar (staged as a weak literal) when ``dtype`` is its kind's default dtype, else a
+    NumPy scalar of ``dtype``."""
+    py = _PYTHON_TYPE_OF.get(dtype)
+    return py(x) if py is not None else dtype.type(x)
 
 
 def result_type(*args: Any) -> np.dtype:

@@ -68,3 +68,40 @@ def test_weak_avals():
     assert all(v.aval.weak_type for v in closed.jaxpr.outvars)
     closed = fg.make_jaxpr(lambda s, t: s * t)(2.0, np.float64(3.0))
     assert not closed.jaxpr.outvars[0].aval.weak_type
+
+
+def adam_like(x, lr):
+    # Python arithmetic on the traced scalar before it meets the array: still weak.
+    return x - (lr * 2) * x / (1.0 - lr) + (3 - lr) ** 2
+
+
+def int_offset(x, n):
+    return x + (n + 1) * 2
+
+
+@pytest.mark.parametrize(
+    "f, x, s",
+    [
+        (adam_like, np.ones(3, np.float32), 0.1),
+        (int_offset, np.arange(3, dtype=np.int32), 3),
+        (int_offset, np.arange(3, dtype=np.int16), 3),
+    ],
+)
+def test_arithmetic_on_weak_scalars_stays_weak(f, x, s):
+    want = f(x, s)  # eager: Python arithmetic on Python scalars, then NEP 50
+    assert eval_jaxpr_dtype(f, x, s) == want.dtype
+    got = fg.jit(f)(x, s)
+    assert got.dtype == want.dtype
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    # Under grad and vmap of jit too.
+    if x.dtype.kind == "f":
+        g = fg.grad(lambda x: fg.jit(f)(x, s).sum())(x)
+        assert g.dtype == x.dtype
+        v = fg.vmap(fg.jit(f), in_axes=(0, None))(np.stack([x, x]), s)
+        assert v.dtype == x.dtype
+
+
+def test_weak_scalar_with_a_strong_array_is_strong():
+    # A traced Python float meeting a float64 array gives float64, as eagerly.
+    f = lambda s: np.ones(2) * (s * 2)  # noqa: E731
+    assert fg.jit(f)(0.5).dtype == np.float64

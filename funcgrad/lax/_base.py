@@ -166,6 +166,10 @@ def promote_scalars(*args: Any) -> tuple[Any, ...]:
     for a in args:
         if not dtypes.is_python_scalar(a):
             dtype = dtypes.dtype_of(a)
+            if getattr(a, "_weak", False):  # a traced Python scalar: the result stays weak
+                return tuple(
+                    dtypes.weak_literal(x, dtype) if dtypes.is_python_scalar(x) else x for x in args
+                )
             break
     return tuple(
         np.array(a, dtypes.dtype_of(a) if dtype is None else dtype)[()]

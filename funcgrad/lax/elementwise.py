@@ -180,7 +180,7 @@ def _round_abstract_eval(x, *, rounding_method):
             f"round: rounding_method must be 0 (AWAY_FROM_ZERO) or 1 (TO_NEAREST_EVEN), got "
             f"{rounding_method!r}"
         )
-    return ShapedArray(x.shape, x.dtype)
+    return ShapedArray(x.shape, x.dtype, x.weak_type)
 
 
 round_p = standard_unop("round", _round_impl)
@@ -513,7 +513,7 @@ def _integer_pow_abstract_eval(x, *, y):
             f"integer_pow: a negative exponent (y={y}) needs a floating operand, got "
             f"{x.str_short()}; convert it first, e.g. with `.astype(float32)`"
         )
-    return ShapedArray(x.shape, x.dtype)
+    return ShapedArray(x.shape, x.dtype, x.weak_type)
 
 
 integer_pow_p = standard_unop("integer_pow", _integer_pow_impl, NUMBER)
@@ -885,7 +885,7 @@ def _select_n_abstract_eval(which, *cases):
             "with `.astype`"
         )
     shape = broadcast_shapes("select_n", which.shape, *(c.shape for c in cases))
-    return ShapedArray(shape, dtype)
+    return ShapedArray(shape, dtype, all(c.weak_type for c in cases))
 
 
 @select_n_p.def_impl

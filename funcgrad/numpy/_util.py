@@ -231,16 +231,32 @@ def ufunc_args(ufunc: np.ufunc, name: str, *args: Any) -> tuple[list[Any], tuple
         else:
             ops.append(to_operand(a, f"fnp.{name}"))
     loop = ufunc_loop(ufunc, name, ops)
+    # Traced Python scalars combined only with Python scalars (``lr * 2`` under jit, where
+    # ``lr`` was a Python float argument) stay weak, as the Python arithmetic they stand for.
+    weak = _only_weak(ops)
     out = []
     for a, dt in zip(ops, loop, strict=False):
         t = type(a)
         if t in _PY_SCALARS:
-            out.append(dt.type(a))
+            out.append(dtypes.weak_literal(a, dt) if weak else dt.type(a))
         elif a.dtype == dt:
             out.append(a)
         else:
             out.append(convert(a, dt))
     return out, loop
+
+
+def _only_weak(ops: list[Any]) -> bool:
+    """Whether ``ops`` are weak tracers and Python scalars, with at least one tracer."""
+    traced = False
+    for a in ops:
+        if isinstance(a, Tracer):
+            if not a._weak:
+                return False
+            traced = True
+        elif type(a) not in _PY_SCALARS:
+            return False
+    return traced
 
 
 # ----------------------------------------------------------------------------------------
