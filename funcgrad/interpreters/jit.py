@@ -13,9 +13,16 @@ transformation in any order (Autodidax's ``xla_call_p``):
   jaxpr. So ``grad(jit(f))`` runs two kernels (forward with residuals, backward);
 - batching: ``jit`` of the batched jaxpr. Transformed jaxprs are memoized per jaxpr.
 
-The public :func:`jit` keeps one entry per (input tree, shapes, dtypes, static values): the
-eager call path flattens the arguments, looks the kernel up by the leaves' (shape, dtype),
-calls it and unflattens. ``FUNCGRAD_LOG_COMPILES=1`` (or ``config.log_compiles = True``)
+The public :func:`jit` keeps one entry per (input tree, shapes, dtypes, static values). The
+eager call path has two fast paths before the general one: plain array arguments (keyed by
+their (shape, dtype)), and the pytree structure of the last general-path call, taken apart
+by generated code that checks the structure as it goes (``_TreeDispatch``), looked up by the
+leaves' shapes (numba's dispatcher checks dtypes and layouts), with outputs rebuilt by a
+generated unflatten. Measured on a 100-leaf parameter dict: ~80 us per call, of which ~57 us
+is numba's dispatcher (boxing 100 fresh output arrays, ~0.45 us each, and unboxing 100 inputs),
+the floor of a kernel returning that many arrays. Any surprise (a leaf that is not an array
+or scalar, a non-contiguous or read-only array, another structure) takes the general path.
+``FUNCGRAD_LOG_COMPILES=1`` (or ``config.log_compiles = True``)
 logs every compile with its reason and the time spent tracing, generating and compiling.
 
 Python scalars passed to a jitted function reach the kernel as float64/int64/bool 0-d
@@ -282,18 +289,22 @@ class _Entry:
         # function closed over, then the flat arguments.
         consts = traced.consts
         self.call = functools.partial(exe.call, *consts) if consts else exe.call
+        # The output tree is rebuilt on every call: compile its unflatten now (the kernel
+        # returns exactly ``n_out`` leaves, so tree_unflatten's checks are not needed).
         out_tree = traced.out_tree
         n = exe.n_out
         if n == 1 and tree_util.treedef_is_leaf(out_tree):
             self.post = None
         elif n == 1:
-            self.post = lambda out: tree_util.tree_unflatten(out_tree, [out])
+            unflatten = tree_util.unflattener(out_tree)
+            self.post = lambda out: unflatten((out,))
         else:
-            self.post = functools.partial(tree_util.tree_unflatten, out_tree)
+            self.post = tree_util.unflattener(out_tree)
 
 
 # The cache key of one leaf (measured cheaper than dtype.num or dtype.char for 100 leaves).
 _sig = attrgetter("shape", "dtype")
+_shape = attrgetter("shape")
 _only_arrays = frozenset([np.ndarray]).issuperset
 
 
@@ -304,6 +315,49 @@ def _flat_tree(n: int) -> Any:
 
 
 _PY_SCALARS = (bool, int, float, complex)
+
+# Leaf types the pytree fast path takes as they are: arrays, and scalars whose conversion is
+# a plain ``np.asarray``. Anything else (tracers, lists, objects with ``__array__``) takes the
+# general path, which converts it or raises.
+_FAST_LEAF_TYPES = frozenset(
+    [
+        np.ndarray,
+        *_PY_SCALARS,
+        *(type(np.zeros((), t)[()]) for t in np.typecodes["All"] if t not in "OMmSUV"),
+    ]
+)
+_only_fast_leaves = _FAST_LEAF_TYPES.issuperset
+
+
+class _TreeDispatch:
+    """The hot path for one input structure (tree, static values, kwarg names).
+
+    ``flat(args, kwargs)`` is generated for that structure (``tree_util.leaves_getter`` plus
+    the static-argument and kwarg checks of ``JitFunction._split``): it returns the leaves if
+    the call has that structure, else None, and builds no treedef, so the cache lookup is by
+    the leaves' signatures alone in ``table``.
+
+    When every leaf is an array, ``by_shape`` is tried instead, keyed by the shapes alone:
+    numba's dispatcher (compilation disabled) already refuses an array of another dtype
+    (byte order included), layout or writeability with a TypeError, which sends the call
+    down the general path, so the dtypes need not be read and hashed here (a third of the
+    lookup). Shapes that two entries share (same shapes, other dtypes) map to None, which
+    means: look up the full signature in ``table``.
+    """
+
+    __slots__ = ("flat", "table", "by_shape")
+
+    def __init__(self, flat: Callable[[tuple, dict], list[Any] | None]) -> None:
+        self.flat = flat
+        self.table: dict[tuple, _Entry] = {}
+        self.by_shape: dict[tuple, _Entry | None] = {}
+
+    def add(self, sig: tuple, entry: _Entry, all_arrays: bool) -> None:
+        self.table[sig] = entry
+        if all_arrays:
+            shapes = tuple([s[0] for s in sig])
+            prev = self.by_shape.get(shapes, entry)
+            self.by_shape[shapes] = entry if prev is entry else None
 
 
 def _sigs(raw: list[Any], leaves: list[Any]) -> tuple:
@@ -342,6 +396,10 @@ def _canonical(x: Any) -> Any:
     return arr
 
 
+# The static key of a call with keyword arguments to a function without static arguments.
+_KWARGS = "keyword arguments"
+
+
 class JitFunction:
     """The callable :func:`jit` returns; ``.lower(*args)`` exposes the generated source."""
 
@@ -360,6 +418,10 @@ class JitFunction:
         # are all arrays (their tree is a flat tuple of leaves).
         self._flat: dict[tuple, _Entry] = {}
         self._traced: dict[Any, _Traced] = {}
+        # Pytree calls: one _TreeDispatch per (static key, input tree) (None where no getter
+        # can be generated), and the one the last general-path call used, tried first.
+        self._dispatch: dict[tuple, _TreeDispatch | None] = {}
+        self._last: _TreeDispatch | None = None
 
     def __repr__(self) -> str:
         return f"<jit of {self._name}>"
@@ -381,31 +443,41 @@ class JitFunction:
                     return self._call(args, kwargs)
                 post = entry.post
                 return out if post is None else post(out)
-        if self._simple and not kwargs and core._eager_only[0]:
-            leaves, in_tree = tree_util.tree_flatten(args)
-            # Scalars become 0-d arrays before the lookup: numba's own type-mismatch error
-            # is slow, so it must stay exceptional.
-            if _only_arrays(map(type, leaves)):
-                sig = tuple(map(_sig, leaves))
-            else:
-                raw = leaves
-                leaves = [x if type(x) is np.ndarray else _canonical(x) for x in raw]
-                sig = _sigs(raw, leaves)
-            entry = self._cache.get((None, in_tree, sig))
-            if entry is not None:
-                try:
-                    out = entry.call(*leaves)
-                except (TypeError, ValueError):
-                    return self._call(args, kwargs)
-                post = entry.post
-                return out if post is None else post(out)
+        # Pytrees: the structure of the last general-path call, checked and taken apart by
+        # generated code (see _TreeDispatch).
+        d = self._last
+        if d is not None and core._eager_only[0]:
+            leaves = d.flat(args, kwargs)
+            if leaves is not None:
+                # One pass over the leaves' types: they must be leaves (the getter does not
+                # check that) the kernel takes as they are, or scalars. Scalars become 0-d
+                # arrays before the lookup: numba's own type-mismatch error is slow.
+                if _only_arrays(map(type, leaves)):
+                    entry = d.by_shape.get(tuple(map(_shape, leaves)))
+                    if entry is None:
+                        entry = d.table.get(tuple(map(_sig, leaves)))
+                elif _only_fast_leaves(map(type, leaves)):
+                    raw = leaves
+                    leaves = [x if type(x) is np.ndarray else np.asarray(x) for x in raw]
+                    entry = d.table.get(_sigs(raw, leaves))
+                else:
+                    entry = None
+                if entry is not None:
+                    try:
+                        out = entry.call(*leaves)
+                    except (TypeError, ValueError):  # non-contiguous, read-only arrays
+                        return self._call(args, kwargs)
+                    post = entry.post
+                    return out if post is None else post(out)
         return self._call(args, kwargs)
 
     # -- everything else
     def _split(self, args: tuple, kwargs: dict) -> tuple[tuple, dict, Any, Callable]:
         """Dynamic args and kwargs, a hashable key of the static ones, and a rebuilder."""
         if self._simple:
-            return args, kwargs, None, lambda a, k: (a, k)
+            # Keywords make the tree an (args, kwargs) pair, which a positional call could
+            # mimic (``f((x,), {"b": y})`` vs ``f(x, b=y)``): the key tells them apart.
+            return args, kwargs, (_KWARGS if kwargs else None), lambda a, k: (a, k)
         n = len(args)
         nums = {i + n if i < 0 else i for i in self._static_argnums}
         static_pos = {i: args[i] for i in sorted(nums) if i < n}
@@ -449,6 +521,8 @@ class JitFunction:
             entry = self._cache.get(key)
             if entry is None:
                 entry = self._compile(key, leaves, raw, rebuild, dyn_args, dyn_kwargs)
+            if _only_fast_leaves(map(type, raw)):
+                self._remember(key, entry, args, kwargs, _only_arrays(map(type, raw)))
             out = entry.call(
                 *[
                     _kernel_arg(x, a)
@@ -463,6 +537,62 @@ class JitFunction:
         traced = self._trace((static_key, in_tree, avals), avals, rebuild, dyn_args, dyn_kwargs)
         outs = jit_p.bind(*traced.consts, *leaves, jaxpr=traced.jaxpr, name=self._name)
         return tree_util.tree_unflatten(traced.out_tree, outs)
+
+    def _remember(
+        self, key: tuple, entry: _Entry, args: tuple, kwargs: dict, all_arrays: bool
+    ) -> None:
+        """Make ``entry`` reachable from the pytree fast path, and its structure the one
+        that path tries first."""
+        static_key, in_tree, sig = key
+        d = self._dispatch.get(key[:2], False)
+        if d is False:
+            flat = self._make_flat(in_tree, args, kwargs)
+            d = self._dispatch[key[:2]] = None if flat is None else _TreeDispatch(flat)
+        if d is not None:
+            d.add(sig, entry, all_arrays)
+            self._last = d
+
+    def _make_flat(self, in_tree: Any, args: tuple, kwargs: dict) -> Callable | None:
+        """``flat(args, kwargs)`` for calls shaped like this one (see _TreeDispatch)."""
+        if tree_util._classify(np.ndarray) is not None:
+            return None  # arrays registered as pytree nodes: the leaf check would be wrong
+        getter = tree_util.leaves_getter(in_tree)
+        if getter is None:
+            return None
+        if self._simple:
+            if kwargs:
+                return lambda a, k: getter((a, k)) if k else None
+            return lambda a, k: None if k else getter(a)
+        # Static arguments: the same split as _split, for this number of positional
+        # arguments and these keyword names; a static value matches if it is equal.
+        n = len(args)
+        nums = {i + n if i < 0 else i for i in self._static_argnums}
+        static_pos = [(i, args[i]) for i in sorted(nums) if i < n]
+        dyn_pos = [i for i in range(n) if i not in nums]
+        names = self._static_argnames
+        static_kw = [(k, v) for k, v in kwargs.items() if k in names]
+        dyn_kw = [k for k in kwargs if k not in names]
+        n_kw = len(kwargs)
+        missing = object()
+
+        def flat(a: tuple, k: dict) -> list[Any] | None:
+            if len(a) != n or len(k) != n_kw:
+                return None
+            try:
+                for i, v in static_pos:
+                    x = a[i]
+                    if x is not v and not x == v:
+                        return None
+                for name, v in static_kw:
+                    x = k.get(name, missing)
+                    if x is not v and not x == v:
+                        return None
+                tree = (tuple([a[i] for i in dyn_pos]), {name: k[name] for name in dyn_kw})
+            except Exception:  # noqa: BLE001 - a missing kwarg, an odd __eq__: general path
+                return None
+            return getter(tree)
+
+        return flat
 
     def _trace(
         self,
@@ -547,6 +677,8 @@ class JitFunction:
                 kind = "dtypes" if same_shapes else "shapes"
                 return f"new {kind} ({'; '.join(diffs[:4])})"
         if any(k[1] == in_tree for k in self._cache):
+            if static_key is _KWARGS or self._simple:
+                return "arguments passed by keyword instead of position, or the reverse"
             return f"new static values {static_key}"
         return "new input tree structure"
 
