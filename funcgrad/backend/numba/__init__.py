@@ -32,13 +32,20 @@ Decisions (each explained where it is implemented):
   back after numba's int64 arithmetic; float32 sums and products accumulate in float64.
 - Transcendentals use ``mathlib`` (vectorizable); sin/cos rerun a nest with libm if any
   argument lies beyond the polynomials' range, so results never depend on it.
-- ``dot_general``: BLAS (``np.dot``) from ``M*N*K >= DOT_BLAS_MIN`` (4096, measured by
+- ``dot_general``: BLAS from ``M*N*K >= DOT_BLAS_MIN`` (4096, measured by
   ``benchmarks/calibrate_backend.py``), an inlined loop nest below (and for integers).
+  BLAS is called through the ``fg_gemm``/``fg_gemv`` helpers (numba's ``numba_xxgemm``
+  entry point, transposes as flags), not numba's ``np.dot`` overload, which costs ~0.3 s
+  of compile time per call site.
 - Threads (``prange``) are opt-in with ``FUNCGRAD_NUM_THREADS`` (see
   ``lowering.parallel_threshold`` for the measurement behind that default).
 - numba calls whose ``@overload`` implementations are slow to compile on first use
   (``np.transpose(x, axes)``, ``np.full``, ``np.ascontiguousarray``) are avoided in
-  generated code: explicit loops instead.
+  generated code: explicit loops instead. So are slice and sub-array assignments
+  (``out[:, a:b] = x``, ``out[i] = y``): 3 s of compile time on first use, ~0.2 s per
+  further site (a small CNN train step: 19 s -> 10 s).
+- Function bodies over ``codegen.SPLIT_MIN_LINES`` code lines are split into chunk
+  functions: numba's compile time is superlinear in a function's length.
 - Any failure becomes a ``LoweringError`` naming the primitive and its operand types
   (numba errors are attributed by compiling the kernel's equations one at a time).
 """

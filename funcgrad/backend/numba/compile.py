@@ -211,7 +211,8 @@ def _helper(name: str) -> Any:
     if fn is None:
         from funcgrad.backend.numba import helpers
 
-        fn = getattr(helpers, name)
+        build = getattr(helpers, f"_numba_{name}", None)
+        fn = build() if build is not None else getattr(helpers, name)
         if not hasattr(fn, "py_func"):  # plain Python: compile it; dispatchers are kept
             fn = njit(fn, cache=False)
         _helpers[name] = fn

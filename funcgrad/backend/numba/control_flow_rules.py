@@ -109,6 +109,11 @@ def _scan(ctx, *operands, jaxpr, length, reverse, linear, unroll, num_consts, nu
     carry = [ctx.fresh("c") for _ in init]
     for c, x in zip(carry, init, strict=True):
         ctx.emit(f"{c} = {x}")
+    flat = {}  # each stacked output as (length, elements per step)
+    for y, a in zip(y_outs, y_avals, strict=True):
+        if a.ndim > 1:
+            flat[y] = ctx.fresh(y + "_r")
+            ctx.emit(f"{flat[y]} = {y}.reshape(({length}, {a.size // length}))")
     step = ctx.fresh("step")
     ctx.emit(f"for {step} in range({length}):")
     with ctx.indent():
@@ -123,6 +128,16 @@ def _scan(ctx, *operands, jaxpr, length, reverse, linear, unroll, num_consts, nu
         ys = [ctx.fresh("y") for _ in y_outs]
         _call(ctx, body_f, consts + carry + slices, carry + ys)
         for out, y, a in zip(y_outs, ys, y_avals, strict=True):
-            ctx.emit(f"{out}[{i}] = {y}" + ("" if a.ndim > 1 else "[()]"))
+            if a.ndim == 1:
+                ctx.emit(f"{out}[{i}] = {y}[()]")
+                continue
+            # A copy loop, not ``out[i] = y``: numba's array assignment through a partial
+            # index compiles for seconds on first use (broadcasting, error paths).
+            size = a.size // length
+            yf, j = ctx.fresh("yf"), ctx.fresh("j")
+            ctx.emit(f"{yf} = {y}.reshape(({size},))")
+            ctx.emit(f"for {j} in range({size}):")
+            with ctx.indent():
+                ctx.emit(f"{flat[out]}[{i}, {j}] = {yf}[{j}]")
     for out, c in zip(ctx.outs[:num_carry], carry, strict=True):
         ctx.emit(f"{out} = {c}")

@@ -180,6 +180,105 @@ def fg_shift_right_logical(u, y, bits):
     return u >> y
 
 
+def fg_gemm(a, b, out, trans_a, trans_b):
+    """``out = op(a) @ op(b)`` (BLAS gemm), ``op`` transposing where its flag is set.
+
+    ``a``, ``b`` and ``out`` are C-contiguous 2-D arrays of one float/complex dtype. As
+    Python this is NumPy; the compiled version is :func:`_numba_fg_gemm`.
+    """
+    out[...] = np.dot(a.T if trans_a else a, b.T if trans_b else b)
+
+
+def fg_gemv(a, x, out, trans_a):
+    """``out = op(a) @ x`` (BLAS gemv) for a C-contiguous matrix ``a`` and vectors ``x``,
+    ``out``. As Python this is NumPy; the compiled version is :func:`_numba_fg_gemv`."""
+    out[...] = np.dot(a.T if trans_a else a, x)
+
+
+# Compiled versions of helpers that need numba itself: ``compile._helper`` calls
+# ``_numba_<name>()`` (numba is imported by then) and compiles what it returns. The BLAS
+# helpers call the C entry points numba's own ``np.dot`` uses (``numba_xxgemm`` and
+# ``numba_xxgemv`` of its helper library, which load scipy's BLAS), resolved by symbol
+# name so cached kernels stay valid across processes. One small function per dtype and
+# operand layout is compiled once per process; each kernel then only types a call to it,
+# instead of numba's ``np.dot`` overload (its shape checks, layout dispatch and error
+# paths), which costs ~0.3 s of compile time per call site. The transpose flags are passed
+# as ``np.bool_(...)`` so that numba compiles one version, not one per literal value.
+
+
+def _numba_fg_gemm():
+    from numba import types
+
+    vp, n = types.voidptr, types.intp
+    sig = types.intc(types.char, types.char, types.char, n, n, n, vp, vp, n, vp, n, vp, vp, n)
+    xxgemm = types.ExternalFunction("numba_xxgemm", sig)
+
+    def fg_gemm(a, b, out, trans_a, trans_b):
+        m, n = out.shape
+        k = a.shape[0] if trans_a else a.shape[1]
+        if np.iscomplexobj(out):  # BLAS's type letter: s, d, c or z
+            kind = 99 if out.itemsize == 8 else 122
+        else:
+            kind = 115 if out.itemsize == 4 else 100
+        one = np.empty(1, out.dtype)
+        one[0] = 1
+        zero = np.empty(1, out.dtype)
+        zero[0] = 0
+        # Row-major out = op(a) @ op(b) is column-major out^T = op(b)^T @ op(a)^T: b first.
+        xxgemm(
+            kind,
+            116 if trans_b else 110,  # 't' / 'n'
+            116 if trans_a else 110,
+            n,
+            m,
+            k,
+            one.ctypes,
+            b.ctypes,
+            b.shape[1],
+            a.ctypes,
+            a.shape[1],
+            zero.ctypes,
+            out.ctypes,
+            n,
+        )
+
+    return fg_gemm
+
+
+def _numba_fg_gemv():
+    from numba import types
+
+    vp, n = types.voidptr, types.intp
+    sig = types.intc(types.char, types.char, n, n, vp, vp, n, vp, vp, vp)
+    xxgemv = types.ExternalFunction("numba_xxgemv", sig)
+
+    def fg_gemv(a, x, out, trans_a):
+        rows, cols = a.shape
+        if np.iscomplexobj(out):
+            kind = 99 if out.itemsize == 8 else 122
+        else:
+            kind = 115 if out.itemsize == 4 else 100
+        one = np.empty(1, out.dtype)
+        one[0] = 1
+        zero = np.empty(1, out.dtype)
+        zero[0] = 0
+        # Column-major, a is its transpose (cols x rows): op(a) = a^T -> 'n', a -> 't'.
+        xxgemv(
+            kind,
+            110 if trans_a else 116,
+            cols,
+            rows,
+            one.ctypes,
+            a.ctypes,
+            cols,
+            x.ctypes,
+            zero.ctypes,
+            out.ctypes,
+        )
+
+    return fg_gemv
+
+
 def __getattr__(name: str):
     # The Threefry block lives with funcgrad.random's own numba kernels; reuse it.
     if name == "fg_threefry2x32":

@@ -4,7 +4,7 @@ Each rule is ``rule(ctx, *operands, **params)`` and emits lines that assign ``ct
 (fresh, C-contiguous arrays, except where marked ``returns_view``). ``ctx.arg(x)`` names an
 array operand, ``ctx.scalar(x)`` a 0-d one as a scalar, ``loops(ctx, sizes)`` opens a loop
 nest and yields its index names. Rules use numba-supported NumPy calls where those are
-fast (``np.dot`` is BLAS) and explicit loops elsewhere.
+fast and explicit loops elsewhere (BLAS through the ``fg_gemm``/``fg_gemv`` helpers).
 """
 
 from __future__ import annotations
@@ -58,38 +58,106 @@ def _reshape(ctx, x, *, new_sizes, **_):
 # -- concatenate
 @opaque("concatenate")
 def _concatenate(ctx, *xs, dimension):
+    """Each operand is a contiguous block of every output row (axes before ``dimension``
+    collapsed into rows, the rest into columns): a two-loop copy per operand. Loops, not
+    ``out[:, a:b] = x``: numba's slice assignment (broadcasting, its shape-mismatch error
+    path) costs seconds of compile time on first use and ~0.2 s per further site."""
     out, aval = ctx.outs[0], ctx.out_avals[0]
     ctx.emit(f"{out} = np.empty({ctx.shape(aval.shape)}, {ctx.dtype(aval.dtype)})")
+    rows = _prod(aval.shape[:dimension])
+    inner = _prod(aval.shape[dimension + 1 :])
+    width = aval.shape[dimension] * inner
+    if rows == 0 or width == 0:
+        return
+    out2 = ctx.fresh(out + "_r")
+    ctx.emit(f"{out2} = {out}.reshape(({rows}, {width}))")
     off = 0
     for x, a in zip(xs, ctx.in_avals, strict=True):
-        n = a.shape[dimension]
+        n = a.shape[dimension] * inner
         if n:
-            sl = [":"] * dimension + [f"{off}:{off + n}"]
-            ctx.emit(f"{out}[{', '.join(sl)}] = {ctx.arg(x)}")
+            x2 = _flat2(ctx, ctx.arg(x), rows, n)
+            _copy2(ctx, out2, x2, rows, n, off)
         off += n
+
+
+def _flat2(ctx, x: str, rows: int, cols: int) -> str:
+    """``x`` (C-contiguous) reshaped to ``(rows, cols)``, named."""
+    name = ctx.fresh(x + "_r")
+    ctx.emit(f"{name} = {x}.reshape(({rows}, {cols}))")
+    return name
+
+
+def _copy2(ctx, dst: str, src: str, rows: int, cols: int, col0: int = 0) -> None:
+    """``dst[r, col0 + c] = src[r, c]`` over ``(rows, cols)`` as loops (a size-1 axis gets
+    no loop)."""
+    with loops(ctx, [n for n in (rows, cols) if n != 1]) as idx:
+        it = iter(idx)
+        r = "0" if rows == 1 else next(it)
+        c = "0" if cols == 1 else next(it)
+        dc = str(col0) if c == "0" else _affine(col0, 1, c)
+        ctx.emit(f"{dst}[{r}, {dc}] = {src}[{r}, {c}]")
 
 
 # -- pad
 @opaque("pad")
 def _pad(ctx, x, padding_value, *, padding_config):
+    """Fill, then copy ``x`` into its (strided) place with loops. Trailing axes without
+    padding are collapsed into one; an all-zero config is a flat copy."""
     out, aval = ctx.outs[0], ctx.out_avals[0]
     xa = ctx.in_avals[0]
+    if all(tuple(c) == (0, 0, 0) for c in padding_config):
+        size = _prod(xa.shape)
+        ctx.emit(f"{out} = np.empty({ctx.shape(aval.shape)}, {ctx.dtype(aval.dtype)})")
+        if xa.ndim == 0:
+            ctx.emit(f"{out}[()] = {ctx.arg(x)}[()]")
+        elif size:
+            o1, x1 = ctx.fresh(out + "_f"), ctx.fresh("xf")
+            ctx.emit(f"{o1} = {out}.reshape(({size},))")
+            ctx.emit(f"{x1} = {ctx.arg(x)}.reshape(({size},))")
+            with loops(ctx, [size]) as (i,):
+                ctx.emit(f"{o1}[{i}] = {x1}[{i}]")
+        return
     ctx.fill(out, aval.shape, aval.dtype, ctx.scalar(padding_value))
-    dst, src = [], []
-    for n, m, (lo, _hi, it) in zip(xa.shape, aval.shape, padding_config, strict=True):
+    # Axes from `tail` on are unpadded: one collapsed axis of `inner` elements.
+    tail = len(padding_config)
+    while tail > 0 and tuple(padding_config[tail - 1]) == (0, 0, 0):
+        tail -= 1
+    inner = _prod(xa.shape[tail:])
+    ranges = []  # per padded axis: (output start, step, input start, count)
+    padded = zip(xa.shape[:tail], aval.shape[:tail], padding_config[:tail], strict=True)
+    for n, m, (lo, _hi, it) in padded:
         step = it + 1
         i_min = 0 if lo >= 0 else -(lo // step) if lo % step == 0 else -lo // step + 1
         i_max = min(n - 1, (m - 1 - lo) // step) if m - 1 - lo >= 0 else -1
         count = i_max - i_min + 1
         if count <= 0:
             return  # nothing of x lands in the output
-        o0 = lo + i_min * step
-        dst.append(f"{o0}:{o0 + (count - 1) * step + 1}:{step}")
-        src.append(f"{i_min}:{i_max + 1}")
-    if not dst:
-        ctx.emit(f"{out}[()] = {ctx.arg(x)}[()]")
+        ranges.append((lo + i_min * step, step, i_min, count))
+    if inner == 0:
         return
-    ctx.emit(f"{out}[{', '.join(dst)}] = {ctx.arg(x)}[{', '.join(src)}]")
+    xn, on = ctx.arg(x), out
+    counts = [c for _, _, _, c in ranges]
+    if tail < len(padding_config):
+        counts.append(inner)
+    if tail < len(padding_config) - 1:
+        xn, on = ctx.fresh("xr"), ctx.fresh(out + "_r")
+        ctx.emit(f"{xn} = {ctx.arg(x)}.reshape({ctx.shape((*xa.shape[:tail], inner))})")
+        ctx.emit(f"{on} = {out}.reshape({ctx.shape((*aval.shape[:tail], inner))})")
+    with loops(ctx, counts) as idx:
+        dst, src = [], []
+        for (o0, step, i0, _), i in zip(ranges, idx, strict=False):
+            dst.append(_affine(o0, step, i))
+            src.append(_affine(i0, 1, i))
+        if len(idx) > len(ranges):
+            dst.append(idx[-1])
+            src.append(idx[-1])
+        ctx.emit(f"{on}[{_idx(dst)}] = {xn}[{_idx(src)}]")
+
+
+def _affine(start: int, step: int, i: str) -> str:
+    """``start + step * i`` without the no-op parts."""
+    term = i if step == 1 else f"{step} * {i}"
+    return term if start == 0 else f"{start} + {term}"
 
 
 # -- dynamic_slice / dynamic_update_slice (start indices clamped, as lax)
@@ -105,12 +173,16 @@ def _starts(ctx, idx, shape, sizes) -> list[str]:
 @opaque("dynamic_slice")
 def _dynamic_slice(ctx, x, *idx, slice_sizes):
     xa = ctx.in_avals[0]
+    out = ctx.outs[0]
     starts = _starts(ctx, idx, xa.shape, slice_sizes)
-    sl = [f"{s}:{s} + {n}" for s, n in zip(starts, slice_sizes, strict=True)]
-    if sl:
-        ctx.emit(f"{ctx.outs[0]} = {ctx.arg(x)}[{_idx(sl)}].copy()")
-    else:
-        ctx.emit(f"{ctx.outs[0]} = {ctx.arg(x)}.copy()")
+    xn = ctx.arg(x)
+    ctx.emit(f"{out} = np.empty({ctx.shape(tuple(slice_sizes))}, {ctx.dtype(xa.dtype)})")
+    if not slice_sizes:
+        ctx.emit(f"{out}[()] = {xn}[()]")
+        return
+    with loops(ctx, slice_sizes) as ivs:
+        src = [f"{s} + {i}" for s, i in zip(starts, ivs, strict=True)]
+        ctx.emit(f"{out}[{_idx(ivs)}] = {xn}[{_idx(src)}]")
 
 
 @opaque("dynamic_update_slice")
@@ -119,14 +191,16 @@ def _dynamic_update_slice(ctx, x, update, *idx):
     out = ctx.outs[0]
     ctx.emit(f"{out} = {ctx.arg(x)}.copy()")
     starts = _starts(ctx, idx, xa.shape, ua.shape)
-    sl = [f"{s}:{s} + {n}" for s, n in zip(starts, ua.shape, strict=True)]
-    if sl:
-        ctx.emit(f"{out}[{_idx(sl)}] = {ctx.arg(update)}")
-    else:
-        ctx.emit(f"{out}[()] = {ctx.arg(update)}[()]")
+    un = ctx.arg(update)
+    if not ua.shape:
+        ctx.emit(f"{out}[()] = {un}[()]")
+        return
+    with loops(ctx, ua.shape) as ivs:
+        dst = [f"{s} + {i}" for s, i in zip(starts, ivs, strict=True)]
+        ctx.emit(f"{out}[{_idx(dst)}] = {un}[{_idx(ivs)}]")
 
 
-# -- dot_general: BLAS (np.dot on contiguous 2-D matrices) or an inlined loop nest
+# -- dot_general: BLAS (the fg_gemm/fg_gemv helpers on contiguous matrices) or a loop nest
 def _free(ndim: int, contract: Sequence[int], batch: Sequence[int]) -> list[int]:
     return [d for d in range(ndim) if d not in contract and d not in batch]
 
@@ -147,25 +221,55 @@ def _permuted_copy(ctx, x: str, shape, perm: list[int], new_shape: tuple[int, ..
     return f"{t}.reshape({ctx.shape(new_shape)})"
 
 
-def _matrix(ctx, x: str, aval, perm: list[int], rows: int, cols: int, b: int) -> str:
-    """``x`` as C-contiguous ``(b, rows, cols)``, or as ``(rows, cols)`` when ``b == 1`` (then
-    possibly a transposed view, which BLAS reads without a copy)."""
-    ident = perm == list(range(aval.ndim))
-    if b == 1 and aval.ndim == 2 and perm == [1, 0]:
-        return f"{x}.T"
-    shape = (rows, cols) if b == 1 else (b, rows, cols)
-    if ident:
-        return f"{x}.reshape({ctx.shape(shape)})"
-    return _permuted_copy(ctx, x, aval.shape, perm, shape)
+def _layout(aval, perm: list[int], split: int) -> str | None:
+    """How ``x`` holds the matrix whose rows are axes ``perm[:split]`` and columns
+    ``perm[split:]``: "n" (its memory is that matrix, row-major), "t" (its memory is the
+    transposed matrix) or None (a copy is needed). Unit axes do not count."""
+    rows = [d for d in perm[:split] if aval.shape[d] != 1]
+    cols = [d for d in perm[split:] if aval.shape[d] != 1]
+    if rows + cols == sorted(rows + cols):
+        return "n"
+    if cols + rows == sorted(cols + rows):
+        return "t"
+    return None
 
 
-def _vector(x: str, n: int) -> str:
-    """A matrix with one non-unit axis as a vector: its elements are contiguous in ``x``."""
-    return f"{x}.reshape(({n},))"
+def _blas_matrix(ctx, x: str, aval, perm: list[int], split: int, rows: int, cols: int):
+    """``x`` as a C-contiguous 2-D array for BLAS and whether BLAS transposes it."""
+    how = _layout(aval, perm, split)
+    if how == "n":
+        return f"{x}.reshape(({rows}, {cols}))", False
+    if how == "t":
+        return f"{x}.reshape(({cols}, {rows}))", True
+    return _permuted_copy(ctx, x, aval.shape, perm, (rows, cols)), False
+
+
+def _blas_vector(ctx, x: str, aval, perm: list[int], n: int) -> str:
+    """``x`` (one non-unit dimension group, in ``perm`` order) as a contiguous vector."""
+    if _layout(aval, perm, len(perm)) == "n":
+        return f"{x}.reshape(({n},))"
+    return _permuted_copy(ctx, x, aval.shape, perm, (n,))
+
+
+def _matrix3(ctx, x: str, aval, perm: list[int], b: int, rows: int, cols: int) -> str:
+    """``x`` as a C-contiguous ``(b, rows, cols)`` array."""
+    if _layout(aval, perm, len(perm)) == "n":
+        return f"{x}.reshape(({b}, {rows}, {cols}))"
+    return _permuted_copy(ctx, x, aval.shape, perm, (b, rows, cols))
+
+
+def _flag(v: bool) -> str:
+    """A transpose flag for the BLAS helpers: typed, so numba compiles one helper version
+    for both values (a literal ``True`` would get its own)."""
+    return f"np.bool_({v})"
 
 
 @opaque("dot_general")
 def _dot_general(ctx, lhs, rhs, *, dimension_numbers, preferred_element_type=None, **_):
+    """BLAS through the ``fg_gemm``/``fg_gemv`` helpers (``helpers.py``) when the product is
+    large (``M*N*K >= DOT_BLAS_MIN``) and of one float/complex dtype; operands are passed
+    in place (a transposed layout as BLAS's transpose flag) unless their axes need a
+    permuted copy. Otherwise an inlined loop nest."""
     (lc, rc), (lb, rb) = dimension_numbers
     la, ra = ctx.in_avals
     out, oaval = ctx.outs[0], ctx.out_avals[0]
@@ -186,26 +290,32 @@ def _dot_general(ctx, lhs, rhs, *, dimension_numbers, preferred_element_type=Non
     if not blas:
         _dot_loops(ctx, a, b, la, ra, (lb, lf, lc), (rb, rf, rc), out, oaval)
         return
-    lperm, rperm = [*lb, *lf, *lc], [*rb, *rc, *rf]
-    oshape = ctx.shape(oaval.shape)
+    ctx.emit(f"{out} = np.empty({ctx.shape(oaval.shape)}, {ctx.dtype(dt)})")
     if B == 1:
-        a2 = _vector(a, K) if M == 1 else _matrix(ctx, a, la, lperm, M, K, 1)
-        b2 = _vector(b, K) if N == 1 else _matrix(ctx, b, ra, rperm, K, N, 1)
-        if M == 1 and N == 1:  # a scalar
-            ctx.emit(f"{out} = np.empty({oshape}, {ctx.dtype(dt)})")
-            ctx.emit(f"{out}.reshape((1,))[0] = np.dot({a2}, {b2})")
+        lperm, rperm = [*lf, *lc], [*rc, *rf]
+        if N == 1:  # out[m] = op(a)[m, :] . b
+            a2, ta = _blas_matrix(ctx, a, la, lperm, len(lf), M, K)
+            b1 = _blas_vector(ctx, b, ra, rperm, K)
+            ctx.emit(f"{ctx.helper('fg_gemv')}({a2}, {b1}, {out}.reshape(({M},)), {_flag(ta)})")
+        elif M == 1:  # out[n] = op(b)[:, n] . a: the transposed matrix times a
+            b2, tb = _blas_matrix(ctx, b, ra, rperm, len(rc), K, N)
+            a1 = _blas_vector(ctx, a, la, lperm, K)
+            o1 = f"{out}.reshape(({N},))"
+            ctx.emit(f"{ctx.helper('fg_gemv')}({b2}, {a1}, {o1}, {_flag(not tb)})")
         else:
-            ctx.emit(f"{out} = np.dot({a2}, {b2}).reshape({oshape})")
+            a2, ta = _blas_matrix(ctx, a, la, lperm, len(lf), M, K)
+            b2, tb = _blas_matrix(ctx, b, ra, rperm, len(rc), K, N)
+            o2 = f"{out}.reshape(({M}, {N}))"
+            flags = f"{_flag(ta)}, {_flag(tb)}"
+            ctx.emit(f"{ctx.helper('fg_gemm')}({a2}, {b2}, {o2}, {flags})")
         return
-    a3 = _matrix(ctx, a, la, lperm, M, K, B)
-    b3 = _matrix(ctx, b, ra, rperm, K, N, B)
     an, bn, o3 = ctx.fresh("lhs"), ctx.fresh("rhs"), ctx.fresh("o")
-    ctx.emit(f"{an} = {a3}")
-    ctx.emit(f"{bn} = {b3}")
-    ctx.emit(f"{out} = np.empty({oshape}, {ctx.dtype(dt)})")
+    ctx.emit(f"{an} = {_matrix3(ctx, a, la, [*lb, *lf, *lc], B, M, K)}")
+    ctx.emit(f"{bn} = {_matrix3(ctx, b, ra, [*rb, *rc, *rf], B, K, N)}")
     ctx.emit(f"{o3} = {out}.reshape(({B}, {M}, {N}))")
     with loops(ctx, [B]) as (ib,):
-        ctx.emit(f"{o3}[{ib}] = np.dot({an}[{ib}], {bn}[{ib}])")
+        flags = f"{_flag(False)}, {_flag(False)}"
+        ctx.emit(f"{ctx.helper('fg_gemm')}({an}[{ib}], {bn}[{ib}], {o3}[{ib}], {flags})")
 
 
 def _pairs(axes: Sequence[int], names: Sequence[str]) -> dict[int, str]:
@@ -344,8 +454,12 @@ def _sort(ctx, *operands, dimension, is_stable, num_keys):
             if ctx.in_avals[k].dtype.kind == "b":
                 key = f"{key}.astype(np.uint8)"
             ctx.emit(f"{perm} = {perm}[np.argsort({key}, kind='mergesort')]")
-        for out, name in zip(ctx.outs, names, strict=True):
-            ctx.emit(f"{out}[{lane}] = {name}[{lane}][{perm}]")
+        with loops(ctx, [n]) as (j,):
+            dst, src = list(idx), list(idx)
+            dst.insert(dimension, j)
+            src.insert(dimension, f"{perm}[{j}]")
+            for out, name in zip(ctx.outs, names, strict=True):
+                ctx.emit(f"{out}[{_idx(dst)}] = {name}[{_idx(src)}]")
 
 
 # -- gather / scatter: XLA semantics as funcgrad.lax.indexing documents them, as loops
