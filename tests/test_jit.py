@@ -514,7 +514,7 @@ def test_large_outputs_are_caller_allocated_and_recycled():
     f = fg.jit(_large_chain)
     text = f.lower(x).as_text()
     entry = [line for line in text.splitlines() if line.startswith("def ")][-1]
-    assert entry.endswith("_out0):"), entry  # the result is a parameter; the sum is not
+    assert entry.endswith("_buf0):"), entry  # the result is a parameter; the sum is not
     want = np.sin(x) * np.exp(-x * x) + np.tanh(x)
     y1, s1 = f(x)
     np.testing.assert_allclose(y1, want, rtol=1e-5, atol=1e-6)
@@ -556,3 +556,25 @@ def test_output_pool_budget_zero_gives_fresh_arrays():
     # At most BLOCKS_PER_SHAPE blocks per shape are pooled; busy ones are never shared.
     assert sum(not b.flags.owndata for b in blocks) == 4
     assert len({id(b.base) for b in blocks if b.base is not None}) == 4
+
+
+def test_large_temporaries_come_from_the_pool():
+    from funcgrad.backend.numba import buffers
+    from funcgrad.backend.numba.codegen import CALLER_ALLOC_MIN_BYTES
+
+    n = CALLER_ALLOC_MIN_BYTES // 4 + 5
+    key = fg.random.key(3)
+    f = fg.jit(lambda k: fg.random.uniform(k, (n,), np.float32))
+    entry = [line for line in f.lower(key).as_text().splitlines() if line.startswith("def ")][-1]
+    assert entry.count("_buf") >= 3, entry  # counters, Threefry words, the result
+    want = fg.random.uniform(key, (n,), np.float32)  # eager: its own fused kernel
+    buffers.clear()
+    got = [f(key) for _ in range(3)]  # the results stay alive: each gets its own block
+    for g in got:
+        np.testing.assert_array_equal(g, want)
+    assert not np.shares_memory(got[0], got[1]) and not np.shares_memory(got[1], got[2])
+    held = buffers.pool.held
+    del got
+    for _ in range(3):
+        np.testing.assert_array_equal(f(key), want)
+    assert buffers.pool.held == held  # temporaries and results were recycled

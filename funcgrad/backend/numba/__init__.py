@@ -24,9 +24,11 @@ Decisions (each explained where it is implemented):
   shapes baked in as constants; the caller converts anything else (``jit._kernel_arg``),
   and numba's dispatcher is frozen after the one explicit-signature compile.
 - Results are fresh arrays: an output that is an input (or another output) is copied.
-- Results of 4 MiB and more are parameters of the kernel, allocated by the caller from a
-  pool that recycles blocks no live array refers to (``buffers.py``): fresh pages cost
-  more than a fused kernel's arithmetic.
+- Arrays of 4 MiB and more (results and temporaries of the entry function) are parameters
+  of the kernel, allocated by the caller from a pool that recycles blocks no live array
+  refers to (``buffers.py``): fresh pages cost more than a fused kernel's arithmetic.
+- sin/cos range checks run in a separate loop before the nest whenever their argument is
+  cheap to recompute there (reads and arithmetic), so the main loop stays vectorizable.
 - On AVX-512 machines LLVM may use 512-bit vectors (``compile._prefer_wide_vectors``).
 - float32 stays float32 (typed literals, no float64 promotion); narrow integers are cast
   back after numba's int64 arithmetic; float32 sums and products accumulate in float64.

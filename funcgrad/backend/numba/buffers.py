@@ -1,25 +1,28 @@
-"""Large kernel outputs: allocated by the caller, and recycled once the user drops them.
+"""Large kernel arrays: allocated by the caller, and recycled once nothing refers to them.
 
-A fresh 40 MB result costs more than the arithmetic of the fused kernel that fills it: the
+A fresh 40 MB array costs more than the arithmetic of the fused kernel that fills it: the
 pages are new to the process (mapped, zeroed and faulted in by the OS, then written from
 DRAM), while recycled memory is already mapped and often still in the CPU's cache. Measured
 on the development machine, ``sin(x)*exp(-x*x)+tanh(x)`` on 10M float32 values took 21 ms
-into a fresh array and 12 ms into a recycled one. So the entry function of a kernel takes
-its large outputs (``codegen.CALLER_ALLOC_MIN_BYTES`` and up) as parameters, and
-:class:`OutputPool` supplies them, as a caching allocator does (PyTorch's CUDA allocator,
-XLA's BFC allocator).
+into a fresh array and 12 ms into a recycled one; a jitted ``random.uniform`` of 10M values,
+whose kernel has four such arrays (counters, two Threefry words, the result), 86 ms with
+numba-allocated ones. So the entry function of a kernel takes its large arrays, results and
+temporaries alike (``codegen.CALLER_ALLOC_MIN_BYTES`` and up), as parameters, and
+:class:`OutputPool` supplies them, as a caching allocator does (PyTorch's CUDA allocator;
+XLA plans one temporary buffer per executable in the same spirit).
 
 How recycling stays safe: the pool keeps each block (an ndarray it allocated) and hands out
-a *view* of it. Every array derived from that result (slices, reshapes, ``np.asarray``)
-keeps the block alive through ``.base``, so a block whose only references are the pool's
-own is unreachable from user code and can be handed out again. Results are therefore views
-(``result.base`` is the pool's block; ``result.flags.owndata`` is False) but never alias an
-input or another live result.
+a *view* of it. Every array derived from that view (the kernel's result, slices, reshapes,
+``np.asarray``) keeps the block alive through ``.base``, so a block whose only references
+are the pool's own is unreachable from user code and can be handed out again. Results are
+therefore views (``result.base`` is the pool's block; ``result.flags.owndata`` is False)
+but never alias an input or another live result; a temporary's block is free again as soon
+as the call returns.
 
 The pool holds at most ``FUNCGRAD_OUTPUT_POOL_MB`` megabytes of blocks (default 256;
 ``0`` turns recycling off: plain ``np.empty``), and at most :data:`BLOCKS_PER_SHAPE` per
-shape and dtype; past either bound, outputs are plain fresh arrays. :func:`clear` drops
-every free block.
+shape and dtype; past either bound, arrays are plain fresh ones. :func:`clear` drops the
+pool's blocks.
 """
 
 from __future__ import annotations
@@ -94,8 +97,8 @@ def clear() -> None:
     pool.clear()
 
 
-def with_out_buffers(dispatcher: Any, avals: list[Any]) -> Any:
-    """``dispatcher`` with its trailing output parameters supplied from the pool."""
+def with_buffers(dispatcher: Any, avals: list[Any]) -> Any:
+    """``dispatcher`` with its trailing buffer parameters supplied from the pool."""
     if not avals:
         return dispatcher
     specs = [(tuple(a.shape), np.dtype(a.dtype)) for a in avals]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import keyword
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -24,6 +25,7 @@ import numpy as np
 from funcgrad.backend import passes
 from funcgrad.backend.numba import lowering
 from funcgrad.backend.numba.plan import LoopNest, Member, Opaque, Plan, make_plan
+from funcgrad.core import ShapedArray
 from funcgrad.errors import LoweringError
 from funcgrad.ir import ClosedJaxpr, Eqn, Jaxpr, Literal, Var
 from funcgrad.pretty import Namer, _pp_jaxpr
@@ -48,7 +50,7 @@ class Source:
         line_eqns: dict[int, Eqn],
         plans: list[Plan],
         helpers: list[str],
-        out_buffers: list[Any],
+        buffers: list[Any],
     ) -> None:
         self.text = text
         self.entry = entry
@@ -57,8 +59,9 @@ class Source:
         self.line_eqns = line_eqns
         self.plans = plans
         self.helpers = helpers
-        # Avals of the entry's trailing parameters: output arrays the caller allocates.
-        self.out_buffers = out_buffers
+        # Avals of the entry's trailing parameters: large arrays (results and temporaries)
+        # the caller allocates (``buffers.py``).
+        self.buffers = buffers
 
     @property
     def plan(self) -> Plan:
@@ -92,7 +95,7 @@ class _Module:
         self.parallel = False
         self.plans: list[Plan] = []
         self.subs: dict[int, str] = {}
-        self.out_buffers: list[Any] = []
+        self.buffers: list[Any] = []
 
     def fresh_fname(self, base: str) -> str:
         name, i = base, 0
@@ -110,7 +113,7 @@ class _Module:
         lines = builder.build()
         self.functions.append((fname, lines))
         if entry:
-            self.out_buffers = [aval for _, aval in builder.out_buffers]
+            self.buffers = [aval for _, aval in builder.buffers]
         return fname
 
     def subfunction(self, closed: ClosedJaxpr, base: str) -> str:
@@ -167,7 +170,7 @@ class _Module:
             line_eqns,
             self.plans,
             sorted(self.helpers),
-            self.out_buffers,
+            self.buffers,
         )
 
 
@@ -274,11 +277,11 @@ class _Node:
         self.local: str | None = None
 
 
-#: Outputs of the entry function from this size (bytes) are parameters the caller allocates
-#: with ``np.empty``: NumPy asks the kernel for transparent huge pages from 4 MiB, numba's
-#: allocator does not, and the page faults of a fresh 40 MB result cost more than the
-#: arithmetic of a fused kernel (10M float32 writes: 13 ms numba-allocated, 3.5 ms
-#: NumPy-allocated, measured on the development machine).
+#: Arrays of the entry function from this size (bytes), results and temporaries alike, are
+#: parameters the caller allocates from ``buffers.pool``: fresh pages from numba's allocator
+#: cost more than the arithmetic of a fused kernel (10M float32 writes: 13 ms into
+#: numba-allocated memory, 3.5 ms into NumPy's huge pages, less into recycled memory,
+#: measured on the development machine).
 CALLER_ALLOC_MIN_BYTES = 1 << 22
 
 
@@ -322,9 +325,10 @@ class _FunctionBuilder:
         self.module = module
         self.plan = plan
         self.fname = fname
-        # Only the entry's results may live in caller-allocated buffers.
-        self.buffered = set(plan.jaxpr.outvars) if entry else set()
-        self.out_buffers: list[tuple[str, Any]] = []
+        # Only the entry's arrays may live in caller-allocated buffers (a sub-function's
+        # may be allocated once per loop iteration).
+        self.entry = entry
+        self.buffers: list[tuple[str, Any]] = []
         self.lines: list[Any] = []
         self.used_names: set[str] = set()
         self.names: dict[Var, str] = {}
@@ -386,7 +390,7 @@ class _FunctionBuilder:
                         self.opaque(step)
             bounds.append(len(self.lines))
             self.emit_return(jaxpr)
-        params += [name for name, _ in self.out_buffers]
+        params += [name for name, _ in self.buffers]
         body = self.lines
         if _code_lines(body) > SPLIT_MIN_LINES:
             body = self.split(params, bounds)
@@ -447,15 +451,15 @@ class _FunctionBuilder:
         self.module.functions += chunks[::-1]  # the module writes its functions in reverse
         return body + ret + [DEDENT]
 
-    def output_buffer(self, v: Var) -> str | None:
-        """The caller-allocated parameter that holds result ``v``, if it gets one."""
-        aval = v.aval
-        if v not in self.buffered or aval.size * aval.dtype.itemsize < CALLER_ALLOC_MIN_BYTES:
-            return None
-        self.buffered.discard(v)
-        name = self.fresh(self.name(v) + "_out")
-        self.out_buffers.append((name, aval))
-        return name
+    def empty(self, name: str, shape: tuple[int, ...], dtype: Any) -> str:
+        """An expression for a new array ``name`` that the function fills: a parameter the
+        caller allocates when the entry function needs a large one, else ``np.empty``."""
+        aval = ShapedArray(tuple(shape), np.dtype(dtype))
+        if self.entry and aval.size * aval.dtype.itemsize >= CALLER_ALLOC_MIN_BYTES:
+            param = self.fresh(name + "_buf")
+            self.buffers.append((param, aval))
+            return param
+        return f"np.empty({shape_expr(aval.shape)}, {dtype_expr(aval.dtype)})"
 
     def emit_return(self, jaxpr: Jaxpr) -> None:
         outs = []
@@ -514,6 +518,11 @@ class OpaqueCtx:
         self.in_avals = [x.aval for x in eqn.inputs]
         self.out_avals = [v.aval for v in eqn.outvars]
         self.outs = [fb.name(v) for v in eqn.outvars]
+
+    def empty(self, out: str, shape: tuple[int, ...], dtype: Any) -> None:
+        """Allocate result array ``out`` (at the rule's top level, before any loop: a large
+        one may be a caller-allocated parameter, see ``_FunctionBuilder.empty``)."""
+        self.emit(f"{out} = {self._fb.empty(out, shape, dtype)}")
 
     def arg(self, x: Any) -> str:
         """An operand as an array name (a literal is bound to a new 0-d array first)."""
@@ -813,24 +822,28 @@ class _NestEmitter:
                     continue
                 in_avals = [None if r.kind == "index" else r.atom.aval for r in m.reads]
                 node.expr, guards = self._member_expr(m, in_avals, [ref(a) for a in args])
-                if guards and all(a.kind in ("lit", "idx", "read") for a in args):
-                    # Operands that are plain reads: check them in a separate, simple loop
-                    # (a reduction inside the main loop stops LLVM from vectorizing it).
-                    _, guards = self._member_expr(m, in_avals, [a.expr for a in args])
-                    depth = max((a.depth for a in args), default=0)
-                    self.pre_flag = self.pre_flag or fb.fresh("big")
-                    for cond in guards:
-                        pre_guards.append((depth, cond, m.eqn))
-                    guards = []
+                if guards:
+                    # Check the operands in a separate, simple loop before the nest when they
+                    # are cheap to recompute there (plain reads, or arithmetic on them): a
+                    # reduction inside the main loop stops LLVM from vectorizing it.
+                    _, pre = self._member_expr(m, in_avals, [a.expr for a in args])
+                    if self._recomputable(pre, nodes):
+                        depth = max((a.depth for a in args), default=0)
+                        self.pre_flag = self.pre_flag or fb.fresh("big")
+                        for cond in pre:
+                            pre_guards.append((depth, cond, m.eqn))
+                        guards = []
                 for cond in guards:
                     self.flag = self.flag or fb.fresh("big")
                     at[node.depth].append((f"{self.flag} += {cond}", m.eqn))
                 if m.out in plan.materialized:
                     out = fb.name(m.out)
                     aval = m.out.aval
-                    buf = None if self.exact else fb.output_buffer(m.out)
-                    alloc = f"np.empty({shape_expr(aval.shape)}, {dtype_expr(aval.dtype)})"
-                    allocs.append((f"{out} = {buf or alloc}", m.eqn))
+                    if self.exact:  # the rare libm rerun allocates afresh
+                        alloc = f"np.empty({shape_expr(aval.shape)}, {dtype_expr(aval.dtype)})"
+                    else:
+                        alloc = fb.empty(out, aval.shape, aval.dtype)
+                    allocs.append((f"{out} = {alloc}", m.eqn))
                     ident = tuple((d, 0, 1) for d in range(aval.ndim))
                     write = f"{self._access(out, aval.shape, ident)} = {ref(node)}"
                     at[full].append((write, m.eqn))
@@ -882,6 +895,15 @@ class _NestEmitter:
             fb.emit(f"if {flags}:  # an argument beyond the polynomials' range: use libm")
             with fb.indent():
                 _NestEmitter(fb, nest, exact=True).emit()
+
+    def _recomputable(self, conds: list[str], nodes: dict) -> bool:
+        """Whether guard conditions use only reads, indices, literals and arithmetic: no
+        local of the main loop and no math-library or helper call (too costly to repeat)."""
+        module = self.fb.module
+        banned = {n.local for n in nodes.values() if n.local is not None}
+        banned |= {f for f in module.mathlib if f.endswith(("_f32", "_f64"))}
+        banned |= set(module.helpers)
+        return not banned.intersection(re.findall(r"[A-Za-z_]\w*", " ".join(conds)))
 
     def _guard_loops(self, guards: list, parallel: bool, eqn0: Eqn | None) -> None:
         """Count the guard conditions over their operands' index space, before the nest.

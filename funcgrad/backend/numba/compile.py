@@ -149,7 +149,7 @@ class Kernel:
         self.key = key
         self.source = source
         self.dispatcher = dispatcher
-        self.fn = buffers.with_out_buffers(dispatcher, source.out_buffers)
+        self.fn = buffers.with_buffers(dispatcher, source.buffers)
         self.path = path
         self.compile_s = compile_s
         self.from_disk = from_disk
@@ -244,7 +244,7 @@ def compile_source(source: Any, in_avals: list[Any]) -> Kernel:
                 if fname != source.entry:
                     setattr(mod, fname, njit(getattr(mod, fname), cache=False))
             fn = njit(getattr(mod, source.entry), parallel=source.parallel)
-            fn.compile(tuple(array_type(a) for a in [*in_avals, *source.out_buffers]))
+            fn.compile(tuple(array_type(a) for a in [*in_avals, *source.buffers]))
         except Exception as e:  # noqa: BLE001 - any numba failure becomes a LoweringError
             raise _lowering_error(source, path, e, in_avals) from None
         fn.disable_compile()  # other layouts are converted by the caller instead

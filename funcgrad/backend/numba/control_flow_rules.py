@@ -100,7 +100,7 @@ def _scan(ctx, *operands, jaxpr, length, reverse, linear, unroll, num_consts, nu
     y_outs = ctx.outs[num_carry:]
     y_avals = ctx.out_avals[num_carry:]
     for y, a in zip(y_outs, y_avals, strict=True):
-        ctx.emit(f"{y} = np.empty({ctx.shape(a.shape)}, {ctx.dtype(a.dtype)})")
+        ctx.empty(y, a.shape, a.dtype)
     if length == 0 or not jaxpr.jaxpr.outvars:
         for out, c in zip(ctx.outs[:num_carry], init, strict=True):
             ctx.emit(f"{out} = {c}.copy()")

@@ -20,6 +20,7 @@ stays float32, and literals are typed (``np.float32(2.0)``).
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -315,13 +316,27 @@ def _bits(ctx: Any) -> int:
     return ctx.out_aval.dtype.itemsize * 8
 
 
+_INT_LITERAL = re.compile(r"np\.u?int(?:8|16|32|64)\((-?\d+)\)")
+
+
+def _shift_in_range(ctx: Any, y: str) -> bool:
+    """Whether the shift amount is a literal in ``[0, bits)``: then the plain operator is
+    exact and vectorizes (the helpers branch on out-of-range amounts)."""
+    m = _INT_LITERAL.fullmatch(y)
+    return m is not None and 0 <= int(m.group(1)) < _bits(ctx)
+
+
 @_rule("shift_left")
 def _shift_left(ctx, x, y):
+    if _shift_in_range(ctx, y):
+        return _int_fix(ctx, f"({x} << {y})")
     return _int_fix(ctx, f"{ctx.helper('fg_shift_left')}({x}, {y}, {_bits(ctx)})")
 
 
 @_rule("shift_right_arithmetic")
 def _shift_right_arithmetic(ctx, x, y):
+    if _shift_in_range(ctx, y):
+        return _int_fix(ctx, f"({x} >> {y})")
     return _int_fix(ctx, f"{ctx.helper('fg_shift_right_arithmetic')}({x}, {y}, {_bits(ctx)})")
 
 
@@ -333,6 +348,8 @@ def _unsigned(dtype: np.dtype) -> np.dtype:
 def _shift_right_logical(ctx, x, y):
     dt = ctx.out_aval.dtype
     u = cast(x, _unsigned(dt))
+    if _shift_in_range(ctx, y):
+        return cast(f"({u} >> {cast(y, _unsigned(dt))})", dt)
     return cast(f"{ctx.helper('fg_shift_right_logical')}({u}, {y}, {_bits(ctx)})", dt)
 
 

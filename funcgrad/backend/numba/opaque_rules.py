@@ -63,7 +63,7 @@ def _concatenate(ctx, *xs, dimension):
     ``out[:, a:b] = x``: numba's slice assignment (broadcasting, its shape-mismatch error
     path) costs seconds of compile time on first use and ~0.2 s per further site."""
     out, aval = ctx.outs[0], ctx.out_avals[0]
-    ctx.emit(f"{out} = np.empty({ctx.shape(aval.shape)}, {ctx.dtype(aval.dtype)})")
+    ctx.empty(out, aval.shape, aval.dtype)
     rows = _prod(aval.shape[:dimension])
     inner = _prod(aval.shape[dimension + 1 :])
     width = aval.shape[dimension] * inner
@@ -107,7 +107,7 @@ def _pad(ctx, x, padding_value, *, padding_config):
     xa = ctx.in_avals[0]
     if all(tuple(c) == (0, 0, 0) for c in padding_config):
         size = _prod(xa.shape)
-        ctx.emit(f"{out} = np.empty({ctx.shape(aval.shape)}, {ctx.dtype(aval.dtype)})")
+        ctx.empty(out, aval.shape, aval.dtype)
         if xa.ndim == 0:
             ctx.emit(f"{out}[()] = {ctx.arg(x)}[()]")
         elif size:
@@ -176,7 +176,7 @@ def _dynamic_slice(ctx, x, *idx, slice_sizes):
     out = ctx.outs[0]
     starts = _starts(ctx, idx, xa.shape, slice_sizes)
     xn = ctx.arg(x)
-    ctx.emit(f"{out} = np.empty({ctx.shape(tuple(slice_sizes))}, {ctx.dtype(xa.dtype)})")
+    ctx.empty(out, tuple(slice_sizes), xa.dtype)
     if not slice_sizes:
         ctx.emit(f"{out}[()] = {xn}[()]")
         return
@@ -290,7 +290,7 @@ def _dot_general(ctx, lhs, rhs, *, dimension_numbers, preferred_element_type=Non
     if not blas:
         _dot_loops(ctx, a, b, la, ra, (lb, lf, lc), (rb, rf, rc), out, oaval)
         return
-    ctx.emit(f"{out} = np.empty({ctx.shape(oaval.shape)}, {ctx.dtype(dt)})")
+    ctx.empty(out, oaval.shape, dt)
     if B == 1:
         lperm, rperm = [*lf, *lc], [*rc, *rf]
         if N == 1:  # out[m] = op(a)[m, :] . b
@@ -327,7 +327,7 @@ def _dot_loops(ctx, a, b, la, ra, ldims, rdims, out, oaval) -> None:
     batch, lhs free and contracting axes outside, rhs free axes innermost."""
     (lb, lf, lc), (rb, rf, rc) = ldims, rdims
     dt = oaval.dtype
-    ctx.emit(f"{out} = np.empty({ctx.shape(oaval.shape)}, {ctx.dtype(dt)})")
+    ctx.empty(out, oaval.shape, dt)
     if 0 in oaval.shape:
         return
     zero = ctx.lit(0, dt)
@@ -361,7 +361,7 @@ def _arg_reduction(better: str):
         xa = ctx.in_avals[0]
         out, oaval = ctx.outs[0], ctx.out_avals[0]
         xn = ctx.arg(x)
-        ctx.emit(f"{out} = np.empty({ctx.shape(oaval.shape)}, {ctx.dtype(oaval.dtype)})")
+        ctx.empty(out, oaval.shape, oaval.dtype)
         kept = [n for d, n in enumerate(xa.shape) if d != axis]
         with loops(ctx, kept) as idx:
 
@@ -395,7 +395,7 @@ def _cumulative(identity: Any, combine: Any):
         xa = ctx.in_avals[0]
         out, dt = ctx.outs[0], xa.dtype
         xn = ctx.arg(x)
-        ctx.emit(f"{out} = np.empty({ctx.shape(xa.shape)}, {ctx.dtype(dt)})")
+        ctx.empty(out, xa.shape, dt)
         n = xa.shape[axis]
         kept = [m for d, m in enumerate(xa.shape) if d != axis]
         with loops(ctx, kept) as idx:
@@ -440,7 +440,7 @@ def _sort(ctx, *operands, dimension, is_stable, num_keys):
     shape = ctx.in_avals[0].shape
     names = [ctx.arg(x) for x in operands]
     for out, a in zip(ctx.outs, ctx.in_avals, strict=True):
-        ctx.emit(f"{out} = np.empty({ctx.shape(shape)}, {ctx.dtype(a.dtype)})")
+        ctx.empty(out, shape, a.dtype)
     n = shape[dimension]
     kept = [m for d, m in enumerate(shape) if d != dimension]
     with loops(ctx, kept) as idx:
@@ -493,7 +493,7 @@ def _gather(ctx, operand, indices, *, dimension_numbers, slice_sizes, mode, fill
     dn = dimension_numbers
     oa, ia = ctx.in_avals
     out, oaval = ctx.outs[0], ctx.out_avals[0]
-    ctx.emit(f"{out} = np.empty({ctx.shape(oaval.shape)}, {ctx.dtype(oaval.dtype)})")
+    ctx.empty(out, oaval.shape, oaval.dtype)
     if 0 in oaval.shape:
         return
     src = ctx.arg(operand)
@@ -601,7 +601,7 @@ def _threefry2x32(ctx, *operands):
         else:
             names.append(ctx.arg(x))
     for out in ctx.outs:
-        ctx.emit(f"{out} = np.empty({ctx.shape(shape)}, np.uint32)")
+        ctx.empty(out, shape, np.uint32)
     fn = ctx.helper("fg_threefry2x32")
     with loops(ctx, shape) as idx:
         reads = []
