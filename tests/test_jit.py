@@ -578,3 +578,19 @@ def test_large_temporaries_come_from_the_pool():
     for _ in range(3):
         np.testing.assert_array_equal(f(key), want)
     assert buffers.pool.held == held  # temporaries and results were recycled
+
+
+def test_sin_range_check_of_a_computed_argument_runs_before_the_nest():
+    # The check of sin(3x)'s argument is recomputed in its own loop (the main loop then has
+    # no reduction and vectorizes); an exp argument is not recomputed (too costly).
+    x = np.linspace(-4, 4, 64, dtype=np.float32)
+    f = fg.jit(lambda x: fnp.sin(3 * x) * 2 + fnp.cos(fnp.exp(x)))
+    text = f.lower(x).as_text()
+    assert "|= np.int32(np.abs((np.float32(3.0) * a[" in text
+    assert "+= np.abs(exp_f32(" in text
+    y = x.copy()
+    y[3] = 3e7  # beyond the polynomial's range: the libm rerun
+    with np.errstate(all="ignore"):
+        for v in (x, y):
+            want = np.sin(3 * v) * 2 + np.cos(np.exp(v))
+            np.testing.assert_allclose(f(v), want, rtol=1e-5, atol=2e-5)
