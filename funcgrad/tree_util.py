@@ -781,18 +781,22 @@ _COMPILE_MAX_NODES = 5_000
 _LITERAL_TYPES = (str, int, bool, _NoneType)  # types whose repr is a literal of the same type
 
 
+def _constant(env: dict[str, Any], value: Any) -> str:
+    """``value`` in generated source: its literal, or a name bound to it in ``env``."""
+    if type(value) in _LITERAL_TYPES:
+        return repr(value)
+    name = f"_c{len(env)}"
+    env[name] = value
+    return name
+
+
 def _compile_unflatten(node: tuple) -> Callable[[Sequence[Any]], Any]:
     if _count_nodes(node) > _COMPILE_MAX_NODES:
         return functools.partial(_unflatten_seq, node)
     env: dict[str, Any] = {}
     n_leaves = 0
 
-    def const(value: Any) -> str:
-        if type(value) in _LITERAL_TYPES:
-            return repr(value)
-        name = f"_c{len(env)}"
-        env[name] = value
-        return name
+    const = functools.partial(_constant, env)
 
     def expr(node: tuple | None, depth: int) -> str:
         nonlocal n_leaves
@@ -875,12 +879,7 @@ def leaves_getter(treedef: PyTreeDef) -> Callable[[Any], list[Any] | None] | Non
     leaves: list[str] = []
     names = iter(range(1 << 30))
 
-    def const(value: Any) -> str:
-        if type(value) in _LITERAL_TYPES:
-            return repr(value)
-        name = f"_c{len(env)}"
-        env[name] = value
-        return name
+    const = functools.partial(_constant, env)
 
     def visit(node: tuple | None, var: str) -> None:
         if node is None:

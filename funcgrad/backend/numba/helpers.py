@@ -9,6 +9,7 @@ of range), so a kernel agrees with eager evaluation.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -206,17 +207,15 @@ def fg_gemv(a, x, out, trans_a):
 # as ``np.bool_(...)`` so that numba compiles one version, not one per literal value.
 
 
-def _numba_fg_gemm():
-    from numba import types
+@functools.cache
+def _numba_blas_scalars():
+    from numba import njit
 
-    vp, n = types.voidptr, types.intp
-    sig = types.intc(types.char, types.char, types.char, n, n, n, vp, vp, n, vp, n, vp, vp, n)
-    xxgemm = types.ExternalFunction("numba_xxgemm", sig)
-
-    def fg_gemm(a, b, out, trans_a, trans_b):
-        m, n = out.shape
-        k = a.shape[0] if trans_a else a.shape[1]
-        if np.iscomplexobj(out):  # BLAS's type letter: s, d, c or z
+    @njit(inline="always")
+    def blas_scalars(out):
+        """BLAS's type letter for ``out`` (s, d, c or z), and alpha = 1, beta = 0 as
+        one-element arrays of its dtype (BLAS takes them by pointer)."""
+        if np.iscomplexobj(out):
             kind = 99 if out.itemsize == 8 else 122
         else:
             kind = 115 if out.itemsize == 4 else 100
@@ -224,6 +223,23 @@ def _numba_fg_gemm():
         one[0] = 1
         zero = np.empty(1, out.dtype)
         zero[0] = 0
+        return kind, one, zero
+
+    return blas_scalars
+
+
+def _numba_fg_gemm():
+    from numba import types
+
+    blas_scalars = _numba_blas_scalars()
+    vp, n = types.voidptr, types.intp
+    sig = types.intc(types.char, types.char, types.char, n, n, n, vp, vp, n, vp, n, vp, vp, n)
+    xxgemm = types.ExternalFunction("numba_xxgemm", sig)
+
+    def fg_gemm(a, b, out, trans_a, trans_b):
+        m, n = out.shape
+        k = a.shape[0] if trans_a else a.shape[1]
+        kind, one, zero = blas_scalars(out)
         # Row-major out = op(a) @ op(b) is column-major out^T = op(b)^T @ op(a)^T: b first.
         xxgemm(
             kind,
@@ -248,20 +264,14 @@ def _numba_fg_gemm():
 def _numba_fg_gemv():
     from numba import types
 
+    blas_scalars = _numba_blas_scalars()
     vp, n = types.voidptr, types.intp
     sig = types.intc(types.char, types.char, n, n, vp, vp, n, vp, vp, vp)
     xxgemv = types.ExternalFunction("numba_xxgemv", sig)
 
     def fg_gemv(a, x, out, trans_a):
         rows, cols = a.shape
-        if np.iscomplexobj(out):
-            kind = 99 if out.itemsize == 8 else 122
-        else:
-            kind = 115 if out.itemsize == 4 else 100
-        one = np.empty(1, out.dtype)
-        one[0] = 1
-        zero = np.empty(1, out.dtype)
-        zero[0] = 0
+        kind, one, zero = blas_scalars(out)
         # Column-major, a is its transpose (cols x rows): op(a) = a^T -> 'n', a -> 't'.
         xxgemv(
             kind,
