@@ -90,3 +90,11 @@ def mlp_step_numpy(params: dict, x: np.ndarray, onehot: np.ndarray, lr: float) -
         "b1": dz1.sum(0),
     }
     return {k: params[k] - lr * grads[k] for k in params}, loss
+
+
+def torch_sgd(torch: Any, params: dict, loss: Any, lr: float) -> tuple[dict, Any]:
+    """One plain-SGD update of a dict of torch leaf tensors from ``loss`` (eager autograd)."""
+    grads = torch.autograd.grad(loss, list(params.values()))
+    with torch.no_grad():
+        new = {k: p - lr * g for (k, p), g in zip(params.items(), grads, strict=True)}
+    return new, loss

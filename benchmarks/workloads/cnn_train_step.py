@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.workloads import Workload, optional_import
+from benchmarks.workloads._models import torch_sgd
 
 LR = 0.1
 B, H, C, K = 32, 28, 8, 10
@@ -110,10 +111,7 @@ def setup(quick: bool) -> dict[str, Any]:
             flat = h.permute(0, 2, 3, 1).reshape(B, -1)  # NHWC order, as the others
             logits = flat @ tp["w2"] + tp["b2"]
             loss = -(ot * torch.log_softmax(logits, dim=1)).sum(1).mean()
-            grads = torch.autograd.grad(loss, list(tp.values()))
-            with torch.no_grad():
-                new = {k: p - LR * g for (k, p), g in zip(tp.items(), grads, strict=True)}
-            return new, loss
+            return torch_sgd(torch, tp, loss, LR)
 
         impls["torch (eager)"] = torch_step
     return impls

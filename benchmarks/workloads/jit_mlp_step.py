@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.workloads import Workload, optional_import
-from benchmarks.workloads._models import dense_params, mlp_loss, mlp_step_numpy
+from benchmarks.workloads._models import dense_params, mlp_loss, mlp_step_numpy, torch_sgd
 
 LR = 0.01
 
@@ -54,10 +54,7 @@ def setup(quick: bool) -> dict[str, Any]:
             h = torch.relu(h @ tp["w2"] + tp["b2"])
             logp = torch.log_softmax(h @ tp["w3"] + tp["b3"], dim=1)
             loss = -(ot * logp).sum(1).mean()
-            grads = torch.autograd.grad(loss, list(tp.values()))
-            with torch.no_grad():
-                new = {k: p - LR * g for (k, p), g in zip(tp.items(), grads, strict=True)}
-            return new, loss
+            return torch_sgd(torch, tp, loss, LR)
 
         impls["torch (eager)"] = torch_step
     return impls
