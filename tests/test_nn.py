@@ -288,6 +288,37 @@ def test_reduce_window_general():
     np.testing.assert_array_equal(y[::2], x[:-1])
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.int32])
+def test_reduce_window_tiling_windows(dtype):
+    # strides == window, no padding: the reshape + reduction path, ragged edges dropped
+    x = (rng(12).normal(size=(2, 7, 9, 3)) * 10).astype(dtype)
+    view = x[:, :6, :8].reshape(2, 3, 2, 4, 2, 3)
+    win, st = (1, 2, 2, 1), (1, 2, 2, 1)
+    lo = -np.inf if dtype == np.float32 else np.iinfo(dtype).min
+    hi = np.inf if dtype == np.float32 else np.iinfo(dtype).max
+    np.testing.assert_array_equal(
+        lax.reduce_window(x, lo, lax.max, win, st, "VALID"), view.max((2, 4))
+    )
+    np.testing.assert_array_equal(
+        lax.reduce_window(x, hi, lax.min, win, st, "VALID"), view.min((2, 4))
+    )
+    np.testing.assert_allclose(
+        lax.reduce_window(x, 0, lax.add, win, st, "VALID"), view.sum((2, 4)), rtol=1e-6
+    )
+    # an init that is not the identity still takes part, as in the generic loop
+    np.testing.assert_array_equal(
+        lax.reduce_window(x, dtype(3), lax.max, win, st, "VALID"),
+        np.maximum(view.max((2, 4)), 3),
+    )
+    if dtype == np.float32:
+        # the gradient of a max shares ties equally, like the chained maxima it replaces
+        t = np.zeros((1, 2, 2, 1), np.float32)
+        t[0, 0, :, 0] = 1.0  # two tied maxima in the one window
+        g = fg.grad(lambda t: nn.max_pool(t, (2, 2)).sum())(t)
+        np.testing.assert_allclose(g[0, :, :, 0], [[0.5, 0.5], [0.0, 0.0]])
+        check_grads(lambda x: nn.max_pool(x, (2, 2)), (x.astype(np.float64),), order=1)
+
+
 # ----------------------------------------------------------------------------------------
 # Layers
 

@@ -6,6 +6,10 @@ from funcgrad.lax.control_flow import fori_loop as fori_loop
 from funcgrad.lax.control_flow import scan as scan
 from funcgrad.lax.control_flow import switch as switch
 from funcgrad.lax.control_flow import while_loop as while_loop
+from funcgrad.lax.convolution import ConvDimensionNumbers as ConvDimensionNumbers
+from funcgrad.lax.convolution import conv_dimension_numbers as conv_dimension_numbers
+from funcgrad.lax.convolution import conv_general_dilated as conv_general_dilated
+from funcgrad.lax.convolution import padtype_to_pads as padtype_to_pads
 from funcgrad.lax.cumulative import cumlogsumexp as cumlogsumexp
 from funcgrad.lax.cumulative import cummax as cummax
 from funcgrad.lax.cumulative import cummin as cummin
@@ -118,8 +122,4 @@ from funcgrad.lax.sort import argsort as argsort
 from funcgrad.lax.sort import sort as sort
 from funcgrad.lax.sort import sort_key_val as sort_key_val
 from funcgrad.lax.sort import top_k as top_k
-from funcgrad.nn.conv import ConvDimensionNumbers as ConvDimensionNumbers
-from funcgrad.nn.conv import conv_dimension_numbers as conv_dimension_numbers
-from funcgrad.nn.conv import conv_general_dilated as conv_general_dilated
-from funcgrad.nn.conv import padtype_to_pads as padtype_to_pads
 from funcgrad.nn.conv import reduce_window as reduce_window

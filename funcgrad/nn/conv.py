@@ -1,18 +1,14 @@
-"""Convolution and pooling, composed from existing primitives (no primitive of their own).
+"""Convolution and pooling for layers; pooling composed from existing primitives.
 
 - :func:`conv_general_dilated` (JAX's ``lax`` signature, also exported as
-  ``funcgrad.lax.conv_general_dilated``) is an *im2col*: pad the input (``pad``, with
-  interior padding for ``lhs_dilation``), take one strided ``slice`` per kernel position,
-  ``concatenate`` them along the feature axis and contract the patches with the reshaped
-  kernel in a single ``dot_general`` (a batched one for ``feature_group_count > 1``).
-- :func:`reduce_window` (JAX's signature, exported as ``funcgrad.lax.reduce_window``) pads
-  with ``init_value`` and folds ``computation`` over one strided slice per window position.
-
-Every rule (jvp, transpose, vmap, numba lowering) therefore comes from ``pad``, ``slice``,
-``concatenate`` and ``dot_general``: ``make_jaxpr`` shows those equations, not a ``conv``
-one. The im2col holds ``prod(kernel_size)`` copies of the input, which is fine for the small
-models this library is for. This module imports only ``funcgrad.lax`` family modules, so
-``funcgrad.lax`` can re-export it without an import cycle.
+  ``funcgrad.lax.conv_general_dilated``) is the ``conv_general_dilated`` primitive of
+  ``funcgrad/lax/convolution.py`` (re-exported here with its helpers): its jvp and transposes
+  are convolutions again and the numba backend lowers it to one loop nest.
+- :func:`reduce_window` (JAX's signature, exported as ``funcgrad.lax.reduce_window``) has no
+  primitive: it pads with ``init_value`` and folds ``computation`` over one strided
+  ``slice`` per window position, so its rules come from ``pad`` and ``slice``. This module
+  imports only ``funcgrad.lax`` family modules, so ``funcgrad.lax`` can re-export it without
+  an import cycle.
 
 The layer-level helpers :func:`conv2d`, :func:`max_pool` and :func:`avg_pool` take
 channels-last inputs (``NHWC`` and ``HWIO`` kernels), as Flax and Keras do.
@@ -23,15 +19,22 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
 from funcgrad.core import get_aval
+from funcgrad.lax.convolution import ConvDimensionNumbers as ConvDimensionNumbers
+from funcgrad.lax.convolution import conv_dimension_numbers as conv_dimension_numbers
+from funcgrad.lax.convolution import conv_general_dilated as conv_general_dilated
+from funcgrad.lax.convolution import ints_arg as _ints
+from funcgrad.lax.convolution import pads_arg as _pads
+from funcgrad.lax.convolution import padtype_to_pads as padtype_to_pads
 from funcgrad.lax.elementwise import add, convert_element_type, div
 from funcgrad.lax.elementwise import max as lax_max
-from funcgrad.lax.linalg import dot_general
-from funcgrad.lax.shape import broadcast_in_dim, concatenate, pad, reshape, transpose
+from funcgrad.lax.elementwise import min as lax_min
+from funcgrad.lax.reductions import reduce_max, reduce_min, reduce_sum
+from funcgrad.lax.shape import broadcast_in_dim, pad, reshape
 from funcgrad.lax.slicing import slice as lax_slice
 
 __all__ = [
@@ -46,113 +49,6 @@ __all__ = [
 ]
 
 Padding = str | int | Sequence[tuple[int, int]] | Sequence[int]
-
-
-class ConvDimensionNumbers(NamedTuple):
-    """Where the batch/feature/spatial axes are: ``lhs_spec = (batch, feature, *spatial)``,
-    ``rhs_spec = (out_feature, in_feature, *spatial)``, ``out_spec = (batch, feature,
-    *spatial)``, each a tuple of axis indices (as in JAX)."""
-
-    lhs_spec: tuple[int, ...]
-    rhs_spec: tuple[int, ...]
-    out_spec: tuple[int, ...]
-
-
-def _spec_perm(spec: str, pair: tuple[str, str], rhs_spec: str) -> tuple[int, ...]:
-    spatial = [i for i, c in enumerate(spec) if c not in pair]
-    if spec is not rhs_spec:
-        spatial = sorted(spatial, key=lambda i: rhs_spec.index(spec[i]))
-    return (spec.index(pair[0]), spec.index(pair[1]), *spatial)
-
-
-def conv_dimension_numbers(
-    lhs_shape: Sequence[int], rhs_shape: Sequence[int], dimension_numbers: Any
-) -> ConvDimensionNumbers:
-    """Normalise ``dimension_numbers`` (``None`` = ``NCHW``/``OIHW``/``NCHW``, a triple of
-    strings like ``("NHWC", "HWIO", "NHWC")``, or a :class:`ConvDimensionNumbers`)."""
-    nd = len(lhs_shape)
-    if len(rhs_shape) != nd:
-        raise ValueError(
-            f"conv_general_dilated: lhs and rhs must have the same rank, got {tuple(lhs_shape)} "
-            f"and {tuple(rhs_shape)}"
-        )
-    if dimension_numbers is None:
-        default = tuple(range(nd))
-        return ConvDimensionNumbers(default, default, default)
-    if isinstance(dimension_numbers, ConvDimensionNumbers):
-        return dimension_numbers
-    if len(dimension_numbers) != 3:
-        raise TypeError(
-            "conv_general_dilated: dimension_numbers must be None, a ConvDimensionNumbers or "
-            f"three strings like ('NHWC', 'HWIO', 'NHWC'); got {dimension_numbers!r}"
-        )
-    if all(isinstance(s, str) for s in dimension_numbers):
-        lhs, rhs, out = dimension_numbers
-        pairs = (("N", "C"), ("O", "I"), ("N", "C"))
-        for spec, pair in zip(dimension_numbers, pairs, strict=True):
-            if len(spec) != nd or len(set(spec)) != nd or any(spec.count(c) != 1 for c in pair):
-                raise ValueError(
-                    f"conv_general_dilated: dimension spec {spec!r} must name each of {nd} axes "
-                    f"once and contain {pair[0]!r} and {pair[1]!r}; got {dimension_numbers!r}"
-                )
-        if not set(lhs) - {"N", "C"} == set(rhs) - {"O", "I"} == set(out) - {"N", "C"}:
-            raise ValueError(
-                "conv_general_dilated: the spatial letters of the lhs, rhs and out specs must "
-                f"agree; got {dimension_numbers!r}"
-            )
-        perms = [_spec_perm(s, p, rhs) for s, p in zip(dimension_numbers, pairs, strict=True)]
-        return ConvDimensionNumbers(*perms)
-    return ConvDimensionNumbers(*(tuple(int(i) for i in s) for s in dimension_numbers))
-
-
-def padtype_to_pads(
-    in_shape: Sequence[int],
-    window_shape: Sequence[int],
-    window_strides: Sequence[int],
-    padding: str,
-) -> list[tuple[int, int]]:
-    """Explicit ``(low, high)`` pads for ``"VALID"``, ``"SAME"`` or ``"SAME_LOWER"``
-    (``SAME``: output size ``ceil(in / stride)``, the odd pad element goes high)."""
-    kind = padding.upper()
-    if kind == "VALID":
-        return [(0, 0)] * len(in_shape)
-    if kind not in ("SAME", "SAME_LOWER"):
-        raise ValueError(f"padding must be 'VALID', 'SAME' or 'SAME_LOWER', got {padding!r}")
-    pads = []
-    for n, w, s in zip(in_shape, window_shape, window_strides, strict=True):
-        out = -(-n // s)
-        total = max((out - 1) * s + w - n, 0)
-        lo = total // 2 if kind == "SAME" else total - total // 2
-        pads.append((int(lo), int(total - lo)))
-    return pads
-
-
-def _ints(name: str, what: str, value: Any, n: int, default: int = 1) -> tuple[int, ...]:
-    if value is None:
-        return (default,) * n
-    if isinstance(value, int | np.integer):
-        return (int(value),) * n
-    value = tuple(int(v) for v in value)
-    if len(value) != n:
-        raise ValueError(f"{name}: {what} needs {n} entries (one per spatial axis), got {value}")
-    if any(v < 1 for v in value):
-        raise ValueError(f"{name}: {what} must be >= 1, got {value}")
-    return value
-
-
-def _pads(name: str, padding: Any, n: int, in_shape, window_shape, strides) -> list:
-    if isinstance(padding, str):
-        return padtype_to_pads(in_shape, window_shape, strides, padding)
-    if isinstance(padding, int | np.integer):
-        return [(int(padding), int(padding))] * n
-    pads = [
-        (int(p), int(p)) if isinstance(p, int | np.integer) else tuple(map(int, p)) for p in padding
-    ]
-    if len(pads) != n or any(len(p) != 2 for p in pads):
-        raise ValueError(
-            f"{name}: padding must be 'VALID', 'SAME' or {n} (low, high) pairs, got {padding!r}"
-        )
-    return pads
 
 
 def _windows(
@@ -196,106 +92,6 @@ def _out_sizes(name: str, padded: Sequence[int], window: Sequence[int], strides,
     return tuple(sizes)
 
 
-def conv_general_dilated(
-    lhs: Any,
-    rhs: Any,
-    window_strides: Sequence[int],
-    padding: Padding,
-    lhs_dilation: Sequence[int] | None = None,
-    rhs_dilation: Sequence[int] | None = None,
-    dimension_numbers: Any = None,
-    feature_group_count: int = 1,
-    batch_group_count: int = 1,
-    precision: Any = None,
-    preferred_element_type: Any = None,
-) -> Any:
-    """General n-d convolution (cross-correlation, as in JAX).
-
-    ``lhs`` is ``(N, C, *spatial)`` and ``rhs`` ``(O, I, *window)`` unless
-    ``dimension_numbers`` says otherwise (e.g. ``("NHWC", "HWIO", "NHWC")``); ``padding`` is
-    ``"VALID"``, ``"SAME"``, ``"SAME_LOWER"`` or ``(low, high)`` pairs; ``lhs_dilation`` is a
-    transposed convolution's input dilation, ``rhs_dilation`` an atrous kernel's;
-    ``feature_group_count`` splits the features into groups (``I = C / groups``).
-    ``batch_group_count`` other than 1 is not supported.
-    """
-    name = "conv_general_dilated"
-    la, ra = get_aval(lhs), get_aval(rhs)
-    if la.ndim < 3:
-        raise ValueError(
-            f"{name}: lhs must have rank >= 3 (batch, feature, spatial...), got {la.str_short()}"
-        )
-    if la.dtype != ra.dtype:
-        raise TypeError(
-            f"{name}: lhs {la.str_short()} and rhs {ra.str_short()} must have one dtype; cast one "
-            "with .astype"
-        )
-    if batch_group_count != 1:
-        raise NotImplementedError(f"{name}: batch_group_count={batch_group_count} (only 1)")
-    dn = conv_dimension_numbers(la.shape, ra.shape, dimension_numbers)
-    nd = la.ndim - 2
-    strides = _ints(name, "window_strides", window_strides, nd)
-    lhs_dil = _ints(name, "lhs_dilation", lhs_dilation, nd)
-    rhs_dil = _ints(name, "rhs_dilation", rhs_dilation, nd)
-    # Channels last: x (N, *S, C), w (*K, I, O).
-    x = transpose(lhs, (dn.lhs_spec[0], *dn.lhs_spec[2:], dn.lhs_spec[1]))
-    w = transpose(rhs, (*dn.rhs_spec[2:], dn.rhs_spec[1], dn.rhs_spec[0]))
-    xs, ws = get_aval(x).shape, get_aval(w).shape
-    n, spatial, c = xs[0], xs[1:-1], xs[-1]
-    window, i_feat, o_feat = ws[:-2], ws[-2], ws[-1]
-    g = int(feature_group_count)
-    if g < 1 or c != i_feat * g or o_feat % g:
-        raise ValueError(
-            f"{name}: lhs {la.str_short()} has {c} features and rhs {ra.str_short()} takes "
-            f"{i_feat} input and {o_feat} output features with feature_group_count={g}; need "
-            "input features == rhs input features * feature_group_count and output features "
-            "divisible by feature_group_count"
-        )
-    eff_window = tuple((k - 1) * d + 1 for k, d in zip(window, rhs_dil, strict=True))
-    pads = _pads(name, padding, nd, spatial, eff_window, strides)
-    config = (
-        (0, 0, 0),
-        *((lo, hi, d - 1) for (lo, hi), d in zip(pads, lhs_dil, strict=True)),
-        (0, 0, 0),
-    )
-    x = pad(x, np.zeros((), la.dtype)[()], config)
-    padded = get_aval(x).shape[1:-1]
-    out_sizes = _out_sizes(name, padded, eff_window, strides, "dilated kernel")
-    out_dtype = la.dtype if preferred_element_type is None else np.dtype(preferred_element_type)
-    k = math.prod(window)
-    if min((n, *out_sizes, o_feat, k * i_feat), default=1) == 0:
-        zero = np.zeros((), out_dtype)[()]
-        y = broadcast_in_dim(zero, (n, *out_sizes, o_feat), ())
-    else:
-        cols = _windows(x, 1, window, strides, rhs_dil, out_sizes)
-        patches = concatenate(cols, nd + 1) if len(cols) > 1 else cols[0]  # (N, *O, K*C)
-        if g == 1:
-            y = dot_general(
-                patches,
-                reshape(w, (k * i_feat, o_feat)),
-                (((nd + 1,), (0,)), ((), ())),
-                preferred_element_type=preferred_element_type,
-            )
-        else:
-            og = o_feat // g
-            patches = reshape(patches, (n, *out_sizes, k, g, i_feat))
-            wg = reshape(w, (k, i_feat, g, og))
-            y = dot_general(
-                patches,
-                wg,
-                (((nd + 1, nd + 3), (0, 1)), ((nd + 2,), (2,))),
-                preferred_element_type=preferred_element_type,
-            )  # (G, N, *O, Og)
-            y = transpose(y, (*range(1, nd + 2), 0, nd + 2))
-            y = reshape(y, (n, *out_sizes, o_feat))
-    # y is (N, *spatial, O); lay it out as out_spec says.
-    perm = [0] * (nd + 2)
-    perm[dn.out_spec[0]] = 0
-    perm[dn.out_spec[1]] = nd + 1
-    for i, axis in enumerate(dn.out_spec[2:]):
-        perm[axis] = 1 + i
-    return transpose(y, tuple(perm)) if perm != list(range(nd + 2)) else y
-
-
 def reduce_window(
     operand: Any,
     init_value: Any,
@@ -321,6 +117,16 @@ def reduce_window(
     init = np.asarray(init_value, aval.dtype)[()] if not hasattr(init_value, "aval") else init_value
     eff_window = tuple((k - 1) * d + 1 for k, d in zip(window, win_dil, strict=True))
     pads = _pads(name, padding, nd, aval.shape, eff_window, strides)
+    tiled = (
+        window == strides
+        and all(p == (0, 0) for p in pads)
+        and all(d == 1 for d in (*base_dil, *win_dil))
+        and computation in _TILE_REDUCTIONS
+        and aval.dtype.kind in "iuf"
+        and not hasattr(init, "aval")
+    )
+    if tiled:
+        return _tiled_reduce(operand, init, computation, window)
     config = tuple((lo, hi, d - 1) for (lo, hi), d in zip(pads, base_dil, strict=True))
     x = pad(operand, init, config) if any(c != (0, 0, 0) for c in config) else operand
     padded = get_aval(x).shape
@@ -331,6 +137,35 @@ def reduce_window(
     for part in _windows(x, 0, window, strides, win_dil, out_sizes):
         acc = computation(acc, part)
     return acc
+
+
+_TILE_REDUCTIONS = {lax_max: reduce_max, add: reduce_sum, lax_min: reduce_min}
+
+
+def _identity(computation: Callable, dtype: np.dtype) -> Any:
+    if computation is add:
+        return dtype.type(0)
+    big = np.inf if dtype.kind == "f" else np.iinfo(dtype).max
+    return dtype.type(-big if computation is lax_max else big)
+
+
+def _tiled_reduce(x: Any, init: Any, computation: Callable, window: tuple[int, ...]) -> Any:
+    """Windows that tile the operand (strides = window, no padding or dilation, the usual
+    2x2 pooling): drop the partial windows at the end, split each axis into (windows,
+    window) with one reshape and reduce the window axes. Two or three equations instead of
+    one strided slice and one ``computation`` per window position, so the forward and its
+    gradient (the reduction's, ties sharing it equally as with the chained maxima) fuse
+    into a few loops."""
+    aval = get_aval(x)
+    counts = tuple(n // k for n, k in zip(aval.shape, window, strict=True))
+    whole = tuple(c * k for c, k in zip(counts, window, strict=True))
+    if whole != aval.shape:
+        x = lax_slice(x, (0,) * aval.ndim, whole)
+    split = tuple(d for c, k in zip(counts, window, strict=True) for d in (c, k))
+    out = _TILE_REDUCTIONS[computation](reshape(x, split), tuple(range(1, 2 * aval.ndim, 2)))
+    if init == _identity(computation, aval.dtype):
+        return out
+    return computation(broadcast_in_dim(init, counts, ()), out)
 
 
 # ----------------------------------------------------------------------------------------

@@ -354,6 +354,112 @@ def _dot_loops(ctx, a, b, la, ra, ldims, rdims, out, oaval) -> None:
                         ctx.emit(f"{cell} += {av} * {bval}")
 
 
+# -- conv_general_dilated: one loop nest, kernel taps outside output positions
+@opaque("conv_general_dilated")
+def _conv_general_dilated(
+    ctx,
+    lhs,
+    rhs,
+    *,
+    window_strides,
+    padding,
+    lhs_dilation,
+    rhs_dilation,
+    dimension_numbers,
+    feature_group_count,
+    **_,
+):
+    """Zero the output, then for each batch element, kernel tap and input feature add
+    ``input * kernel`` into every output position the tap reaches, accumulating in the
+    output dtype. Loops: batch, one per kernel axis, group, input feature, one per output
+    axis (over the positions whose tap lands inside the input: a range computed per tap, so
+    padding costs nothing), and innermost the group's output features (the contiguous axis
+    of ``NHWC``/``HWIO``, so it vectorizes). Taps outside positions: consecutive iterations
+    update different output cells, so no iteration waits on the previous one's store. With
+    ``lhs_dilation``, taps that land between input elements are skipped with ``continue``."""
+    dn = dimension_numbers
+    la, ra = ctx.in_avals
+    out, oaval = ctx.outs[0], ctx.out_avals[0]
+    dt = oaval.dtype
+    ctx.empty(out, oaval.shape, dt)
+    size = _prod(oaval.shape)
+    if size == 0:
+        return
+    flat = ctx.fresh(out + "_f")
+    ctx.emit(f"{flat} = {out}.reshape(({size},))")
+    with loops(ctx, [size]) as (i,):
+        ctx.emit(f"{flat}[{i}] = {ctx.lit(0, dt)}")
+    x, w = ctx.arg(lhs), ctx.arg(rhs)
+    g = feature_group_count
+    n_in = ra.shape[dn.rhs_spec[1]]  # input features per group
+    n_out = ra.shape[dn.rhs_spec[0]] // g  # output features per group
+    in_sizes = [la.shape[d] for d in dn.lhs_spec[2:]]
+    k_sizes = [ra.shape[d] for d in dn.rhs_spec[2:]]
+    o_sizes = [oaval.shape[d] for d in dn.out_spec[2:]]
+    if 0 in in_sizes or 0 in k_sizes or n_in == 0:
+        return
+
+    def at(name: str, aval, spec, lead: str, feature: str, spatial: Sequence[str]) -> str:
+        parts = [""] * aval.ndim
+        parts[spec[0]], parts[spec[1]] = lead, feature
+        for axis, v in zip(spec[2:], spatial, strict=True):
+            parts[axis] = v
+        expr = f"{name}[{_idx(parts)}]"
+        return expr if aval.dtype == dt or name == out else cast(expr, dt)
+
+    with loops(ctx, [la.shape[dn.lhs_spec[0]]], "b") as (b,), loops(ctx, k_sizes, "k") as taps:
+        # Per axis: the positions p whose tap lands in the (dilated) input, q = st*p + rd*k
+        # - lo in [0, span).
+        bounds = []
+        for d in range(len(taps)):
+            st, rd, ld, lo = window_strides[d], rhs_dilation[d], lhs_dilation[d], padding[d][0]
+            span = (in_sizes[d] - 1) * ld + 1
+            n = o_sizes[d]
+            shift = _affine(-lo, rd, taps[d])  # q = st * p + shift
+            start, stop = "0", str(n)
+            if lo > 0:  # p >= ceil(-shift / st)
+                start = ctx.fresh("lo")
+                first = f"-(({shift}) // {st})" if st > 1 else f"-({shift})"
+                ctx.emit(f"{start} = max(0, {first})")
+            if (n - 1) * st + (k_sizes[d] - 1) * rd - lo >= span:  # p < ceil((span - shift) / st)
+                stop = ctx.fresh("hi")
+                last = f"-(({shift} - {span}) // {st})" if st > 1 else f"{span} - ({shift})"
+                ctx.emit(f"{stop} = min({n}, {last})")
+            bounds.append((start, stop, shift))
+        with (
+            loops(ctx, [g] if g > 1 else [], "g") as gv,
+            loops(ctx, [n_in], "c") as (c,),
+        ):
+            gi = gv[0] if gv else None
+            cin = c if gi is None else f"{gi} * {n_in} + {c}"
+            src, pv = [], []
+            for d, (start, stop, shift) in enumerate(bounds):
+                p = ctx.fresh("p")
+                pv.append(p)
+                rng = stop if start == "0" else f"{start}, {stop}"
+                ctx.emit(f"for {p} in range({rng}):")
+                ctx.push()
+                q = _affine(0, window_strides[d], p)
+                q = q if shift == "0" else f"{q} + {shift}"
+                ld = lhs_dilation[d]
+                if ld > 1:
+                    qn = ctx.fresh("q")
+                    ctx.emit(f"{qn} = {q}")
+                    ctx.emit(f"if {qn} % {ld} != 0:")
+                    with ctx.indent():
+                        ctx.emit("continue")
+                    q = f"{qn} // {ld}"
+                src.append(q)
+            a = ctx.fresh("a")
+            ctx.emit(f"{a} = {at(x, la, dn.lhs_spec, b, cin, src)}")
+            with loops(ctx, [n_out], "f") as (f,):
+                fo = f if gi is None else f"{gi} * {n_out} + {f}"
+                cell = at(out, oaval, dn.out_spec, b, fo, pv)
+                ctx.emit(f"{cell} += {a} * {at(w, ra, dn.rhs_spec, fo, c, taps)}")
+            for _ in pv:
+                ctx.pop()
+
+
 # -- argmax / argmin: the first extreme wins; the first NaN wins over everything
 def _arg_reduction(better: str):
     def rule(ctx, x, *, axes, index_dtype):
