@@ -6,7 +6,9 @@
   are convolutions again and the numba backend lowers it to one loop nest.
 - :func:`reduce_window` (JAX's signature, exported as ``funcgrad.lax.reduce_window``) has no
   primitive: it pads with ``init_value`` and folds ``computation`` over one strided
-  ``slice`` per window position, so its rules come from ``pad`` and ``slice``. This module
+  ``slice`` per window position, so its rules come from ``pad`` and ``slice``; windows that
+  tile the operand (the usual 2x2 pooling) are a reshape and one ``reduce_max``/
+  ``reduce_sum``/``reduce_min`` instead (:func:`_tiled_reduce`). This module
   imports only ``funcgrad.lax`` family modules, so ``funcgrad.lax`` can re-export it without
   an import cycle.
 
