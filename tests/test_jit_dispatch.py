@@ -449,3 +449,23 @@ def test_leaves_getter_declines_what_it_cannot_check():
 
     for tree in [{1: 1, "a": 2}, collections.OrderedDict(a=1), {"a": Box(1)}]:
         assert tree_util.leaves_getter(tree_util.tree_structure(tree)) is None
+
+
+def test_numpy_scalar_leaves_take_the_shape_keyed_path(lowerings, monkeypatch):
+    # A step counter as a NumPy scalar: strong, keyed like a 0-d array; another scalar dtype
+    # of the same shape is refused by the kernel and recompiles on the general path.
+    f = fg.jit(lambda p, t: tree_util.tree_map(lambda a: a * t, p))
+    p = params(3)
+    general = count_general_calls(f, monkeypatch)
+    out = f(p, np.float32(2.0))
+    assert out["layer00"]["bias"].dtype == np.float32
+    before = general[0]
+    for t in (np.float32(3.0), np.float32(4.0)):
+        assert_tree_close(f(p, t), tree_util.tree_map(lambda a, t=t: a * t, p))
+    assert general[0] == before  # no trip to the general path
+    out = f(p, np.float64(2.0))
+    assert out["layer00"]["bias"].dtype == np.float64
+    assert_tree_close(out, tree_util.tree_map(lambda a: a.astype(np.float64) * 2.0, p))
+    out = f(p, 2.0)  # a Python scalar is weak: float32 again, its own kernel
+    assert out["layer00"]["bias"].dtype == np.float32
+    assert lowerings[0] == 3

@@ -327,6 +327,8 @@ _FAST_LEAF_TYPES = frozenset(
     ]
 )
 _only_fast_leaves = _FAST_LEAF_TYPES.issuperset
+# Without Python scalars (weak), a leaf's key is its (shape, dtype) as a 0-d or n-d array.
+_no_python_scalars = frozenset(_PY_SCALARS).isdisjoint
 
 
 class _TreeDispatch:
@@ -337,7 +339,8 @@ class _TreeDispatch:
     the call has that structure, else None, and builds no treedef, so the cache lookup is by
     the leaves' signatures alone in ``table``.
 
-    When every leaf is an array, ``by_shape`` is tried instead, keyed by the shapes alone:
+    When no leaf is a Python scalar (arrays, and NumPy scalars as 0-d arrays: ``strong``),
+    ``by_shape`` is tried instead, keyed by the shapes alone:
     numba's dispatcher (compilation disabled) already refuses an array of another dtype
     (byte order included), layout or writeability with a TypeError, which sends the call
     down the general path, so the dtypes need not be read and hashed here (a third of the
@@ -352,9 +355,9 @@ class _TreeDispatch:
         self.table: dict[tuple, _Entry] = {}
         self.by_shape: dict[tuple, _Entry | None] = {}
 
-    def add(self, sig: tuple, entry: _Entry, all_arrays: bool) -> None:
+    def add(self, sig: tuple, entry: _Entry, strong: bool) -> None:
         self.table[sig] = entry
-        if all_arrays:
+        if strong:
             shapes = tuple([s[0] for s in sig])
             prev = self.by_shape.get(shapes, entry)
             self.by_shape[shapes] = entry if prev is entry else None
@@ -459,7 +462,12 @@ class JitFunction:
                 elif _only_fast_leaves(map(type, leaves)):
                     raw = leaves
                     leaves = [x if type(x) is np.ndarray else np.asarray(x) for x in raw]
-                    entry = d.table.get(_sigs(raw, leaves))
+                    if _no_python_scalars(map(type, raw)):  # NumPy scalars: strong, 0-d
+                        entry = d.by_shape.get(tuple(map(_shape, leaves)))
+                        if entry is None:
+                            entry = d.table.get(tuple(map(_sig, leaves)))
+                    else:
+                        entry = d.table.get(_sigs(raw, leaves))
                 else:
                     entry = None
                 if entry is not None:
@@ -522,7 +530,7 @@ class JitFunction:
             if entry is None:
                 entry = self._compile(key, leaves, raw, rebuild, dyn_args, dyn_kwargs)
             if _only_fast_leaves(map(type, raw)):
-                self._remember(key, entry, args, kwargs, _only_arrays(map(type, raw)))
+                self._remember(key, entry, args, kwargs, _no_python_scalars(map(type, raw)))
             out = entry.call(
                 *[
                     _kernel_arg(x, a)
@@ -538,9 +546,7 @@ class JitFunction:
         outs = jit_p.bind(*traced.consts, *leaves, jaxpr=traced.jaxpr, name=self._name)
         return tree_util.tree_unflatten(traced.out_tree, outs)
 
-    def _remember(
-        self, key: tuple, entry: _Entry, args: tuple, kwargs: dict, all_arrays: bool
-    ) -> None:
+    def _remember(self, key: tuple, entry: _Entry, args: tuple, kwargs: dict, strong: bool) -> None:
         """Make ``entry`` reachable from the pytree fast path, and its structure the one
         that path tries first."""
         static_key, in_tree, sig = key
@@ -549,7 +555,7 @@ class JitFunction:
             flat = self._make_flat(in_tree, args, kwargs)
             d = self._dispatch[key[:2]] = None if flat is None else _TreeDispatch(flat)
         if d is not None:
-            d.add(sig, entry, all_arrays)
+            d.add(sig, entry, strong)
             self._last = d
 
     def _make_flat(self, in_tree: Any, args: tuple, kwargs: dict) -> Callable | None:
