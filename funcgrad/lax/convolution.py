@@ -389,14 +389,21 @@ def _pet(ct: Any, other: Any) -> np.dtype | None:
     return None if dt == get_aval(other).dtype else dt
 
 
+def _spatial_sizes(dn: Any, lhs: Any, rhs: Any, out: Any) -> tuple[list, list, list]:
+    """The input's, the window's and the output's sizes along the spatial axes."""
+    return (
+        [lhs.shape[d] for d in dn.lhs_spec[2:]],
+        [rhs.shape[d] for d in dn.rhs_spec[2:]],
+        [out.shape[d] for d in dn.out_spec[2:]],
+    )
+
+
 def _conv_transpose_lhs(ct, rhs, lhs_aval, params):
     dn = params["dimension_numbers"]
     g = params["feature_group_count"]
     nd = lhs_aval.ndim - 2
-    ra, cta = get_aval(rhs), get_aval(ct)
-    spatial_in = [lhs_aval.shape[d] for d in dn.lhs_spec[2:]]
-    window = [ra.shape[d] for d in dn.rhs_spec[2:]]
-    out_sp = [cta.shape[d] for d in dn.out_spec[2:]]
+    ra = get_aval(rhs)
+    spatial_in, window, out_sp = _spatial_sizes(dn, lhs_aval, ra, get_aval(ct))
     pads = []
     for k in range(nd):
         lo = params["padding"][k][0]
@@ -438,9 +445,7 @@ def _conv_transpose_rhs(ct, lhs, rhs_aval, params):
     g = params["feature_group_count"]
     nd = rhs_aval.ndim - 2
     la, cta = get_aval(lhs), get_aval(ct)
-    spatial_in = [la.shape[d] for d in dn.lhs_spec[2:]]
-    window = [rhs_aval.shape[d] for d in dn.rhs_spec[2:]]
-    out_sp = [cta.shape[d] for d in dn.out_spec[2:]]
+    spatial_in, window, out_sp = _spatial_sizes(dn, la, rhs_aval, cta)
     pads = []
     for k in range(nd):
         lo = params["padding"][k][0]

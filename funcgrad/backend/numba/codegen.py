@@ -150,17 +150,10 @@ class _Module:
         # Sub-functions first, so each name exists before the entry uses it.
         for _fname, lines in self.functions[::-1]:
             out += ["", ""]
-            depth = 0
-            for item in lines:
-                if item is INDENT:
-                    depth += 1
-                elif item is DEDENT:
-                    depth -= 1
-                else:
-                    text_line, eqn = item
-                    out.append("    " * depth + text_line)
-                    if eqn is not None:
-                        line_eqns[len(out)] = eqn
+            for text_line, eqn in _indented(lines):
+                out.append(text_line)
+                if eqn is not None:
+                    line_eqns[len(out)] = eqn
         src = "\n".join(out) + "\n"
         return Source(
             src,
@@ -295,16 +288,20 @@ def _code_lines(items: list) -> int:
     return sum(1 for it in items if isinstance(it, tuple) and not it[0].startswith("#"))
 
 
-def _render(items: list) -> str:
-    out, depth = [], 0
+def _indented(items: list) -> Iterator[tuple[str, Eqn | None]]:
+    """``(line, eqn)`` items with their ``INDENT``/``DEDENT`` tokens applied."""
+    depth = 0
     for it in items:
         if it is INDENT:
             depth += 1
         elif it is DEDENT:
             depth -= 1
         else:
-            out.append("    " * depth + it[0])
-    return "\n".join(out) + "\n"
+            yield "    " * depth + it[0], it[1]
+
+
+def _render(items: list) -> str:
+    return "".join(line + "\n" for line, _ in _indented(items))
 
 
 def _names(items: list) -> tuple[list[str], set[str]]:
