@@ -264,6 +264,9 @@ def _expect(cond: bool, what: str) -> None:
         raise MalformedFile(what)
 
 
+_CONTAINERS = ("dict", "list", "tuple", "namedtuple")
+
+
 def decode_tree(node: Any, leaf: Callable[[dict], Any]) -> Any:
     """Rebuild a tree from its JSON description; ``leaf(node)`` gives an array leaf."""
     _expect(isinstance(node, dict) and isinstance(node.get("t"), str), "a tree node is malformed")
@@ -276,6 +279,7 @@ def decode_tree(node: Any, leaf: Callable[[dict], Any]) -> Any:
         return v
     if t == "array":
         return leaf(node)
+    _expect(t in _CONTAINERS, f"unknown node type {t!r:.30} in the tree description")
     children = node.get("c")
     _expect(isinstance(children, list), f"a {t!r:.20} node has no child list")
     if t == "dict":

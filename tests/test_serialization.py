@@ -356,7 +356,9 @@ def test_stale_temporaries_of_a_killed_save_are_removed(tmp_path):
         "_safetensors.write_file = write_then_die\n"
         f"save_params({str(path)!r}, {{'w': np.ones(100000)}})\n"
     )
-    env = dict(os.environ, FUNCGRAD_CACHE_DIR=str(tmp_path / "cache"))
+    root = os.path.dirname(os.path.dirname(os.path.abspath(fg.__file__)))
+    pythonpath = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
+    env = dict(os.environ, FUNCGRAD_CACHE_DIR=str(tmp_path / "cache"), PYTHONPATH=pythonpath)
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True)
     assert proc.returncode == -9, proc.stderr.decode()
     stale = [n for n in os.listdir(work) if n.startswith(".ckpt.tmp-")]

@@ -135,6 +135,8 @@ class _Generalizer:
             if not all(isinstance(v, dict) and v.keys() == first.keys() for v in vals):
                 raise self._structure(where)
             out = {}
+            if isinstance(first.get("prim"), str):
+                where = f"a {first['prim']} equation"
             for k in first:
                 ok = False if k in _STRICT else True if k in _SIZES else numok
                 out[k] = self.merge([v[k] for v in vals], ok, f"{where}.{k}")
