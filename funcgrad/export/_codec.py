@@ -11,7 +11,9 @@ sizes), replaced by integers before decoding.
 
 from __future__ import annotations
 
+import contextlib
 import enum
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -259,16 +261,49 @@ def encode_jaxpr(jaxpr: Jaxpr, arrays: list[np.ndarray]) -> dict:
     return out
 
 
+class _Mode(threading.local):
+    symbolic = False
+
+
+_mode = _Mode()
+
+
+@contextlib.contextmanager
+def symbolic_decoding() -> Any:
+    """Decode jaxprs whose sizes are symbolic (Dim objects in shapes, parameters and
+    literals): for converters such as ONNX, never for running or type-checking."""
+    old, _mode.symbolic = _mode.symbolic, True
+    try:
+        yield
+    finally:
+        _mode.symbolic = old
+
+
+class SymbolicLiteral:
+    """A scalar constant that depends on symbolic sizes (``value``: a Dim, or a
+    SymbolicFloat), only in jaxprs decoded under :func:`symbolic_decoding`."""
+
+    __slots__ = ("value", "aval")
+
+    def __init__(self, value: Any, dtype: np.dtype) -> None:
+        self.value = value
+        self.aval = ShapedArray((), dtype)
+
+
 def _decode_shape(shape: Any) -> tuple[int, ...]:
     _check(isinstance(shape, list) and len(shape) <= 64, f"bad shape {shape!r:.60}")
     for d in shape:
+        if _mode.symbolic and hasattr(d, "evaluate"):
+            continue
         _check(isinstance(d, int) and not isinstance(d, bool) and d >= 0, f"bad dimension {d!r}")
     return tuple(shape)
 
 
-def _decode_literal(a: dict) -> Literal:
+def _decode_literal(a: dict) -> Any:
     dtype = decode_dtype(a.get("dtype"))
     val = a.get("lit")
+    if _mode.symbolic and hasattr(val, "evaluate"):
+        return SymbolicLiteral(val, dtype)
     if isinstance(val, list) and len(val) == 2 and dtype.kind == "c":
         val = complex(*val)
     _check(isinstance(val, bool | int | float | complex), f"a literal is not a number: {val!r:.40}")

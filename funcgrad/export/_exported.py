@@ -207,16 +207,30 @@ def _instantiate(obj: Any, env: dict[str, int]) -> Any:
             terms, const = obj["$f"], obj.get("c")
             if not (isinstance(terms, list) and _num(const)):
                 raise Malformed("a size-dependent constant is malformed")
-            total = float(const)
+            coefs = {}
             for t in terms:
                 if not (isinstance(t, list) and len(t) == 2 and t[0] in env and _num(t[1])):
                     raise Malformed("a size-dependent constant is malformed")
-                total += t[1] * env[t[0]]
-            return 1.0 / total if obj.get("inv") else total
+                coefs[t[0]] = float(t[1])
+            sym = SymbolicFloat(coefs, float(const), bool(obj.get("inv")))
+            return sym if any(isinstance(v, Dim) for v in env.values()) else sym.evaluate(env)
         return {k: _instantiate(v, env) for k, v in obj.items()}
     if isinstance(obj, list):
         return [_instantiate(v, env) for v in obj]
     return obj
+
+
+class SymbolicFloat:
+    """``sum(coef * symbol) + const`` in floats, or its reciprocal (a mean's divisor)."""
+
+    __slots__ = ("coefs", "const", "inv")
+
+    def __init__(self, coefs: dict[str, float], const: float, inv: bool) -> None:
+        self.coefs, self.const, self.inv = coefs, const, inv
+
+    def evaluate(self, env: dict[str, int]) -> float:
+        total = self.const + sum(c * env[s] for s, c in self.coefs.items())
+        return 1.0 / total if self.inv else total
 
 
 def _dim_json(d: Any) -> Any:
