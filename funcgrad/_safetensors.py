@@ -200,6 +200,8 @@ def read_tensor(f: BinaryIO, info: TensorInfo, data_start: int) -> np.ndarray:
     got = f.readinto(memoryview(buf)) if n else 0
     if got != n:
         raise MalformedFile(f"tensor {info.name!r}: the file ends inside its data")
+    if info.st_dtype == "BOOL":  # any nonzero byte is True (NumPy would keep the raw byte)
+        return (buf != 0).reshape(info.shape)
     dtype = st_dtype(info.st_dtype)
     if dtype is None:
         dtype = np.dtype(f"<u{_ST_ITEMSIZE[info.st_dtype]}")
