@@ -177,7 +177,23 @@ def test_size_dependent_structure_is_refused():
     with pytest.raises(ExportError, match="structure depends on the value of the symbolic"):
         export(lambda x: sum(x[i] for i in range(x.shape[0])))(spec)
     with pytest.raises(ExportError, match="constant 0 of the function"):
-        export(lambda x: x * np.arange(x.shape[0]))(spec)
+        export(lambda x: x * np.arange(x.shape[0]) ** 2)(spec)
+
+
+def test_constants_built_from_a_symbolic_size_are_recomputed():
+    # eager NumPy arrays made from x.shape (a ramp, a fill) become iota/broadcast equations
+    def f(x, labels):
+        rows = np.arange(x.shape[0])
+        return x[rows, labels] + np.full(x.shape[0], 0.5, np.float32)
+
+    spec = fg.ShapeDtypeStruct(symbolic_shape("n, 4"), np.float32)
+    exp = deserialize(
+        export(f)(spec, fg.ShapeDtypeStruct(symbolic_shape("n"), np.int32)).serialize()
+    )
+    for n in (1, 6):
+        x = np.random.default_rng(n).normal(size=(n, 4)).astype(np.float32)
+        labels = (np.arange(n) % 4).astype(np.int32)
+        np.testing.assert_allclose(exp.call(x, labels), x[np.arange(n), labels] + 0.5, rtol=1e-6)
 
 
 def test_malformed_and_newer_blobs_are_clear_errors():

@@ -123,6 +123,48 @@ def test_primitive_coverage():
     _check(fn, (x, i), (4, 7), make)
 
 
+ACTIVATIONS = [
+    "relu", "relu6", "leaky_relu", "elu", "celu", "selu", "gelu", "silu", "softplus",
+    "soft_sign", "log_sigmoid", "hard_tanh", "sigmoid", "softmax", "log_softmax", "logsumexp",
+    "standardize",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ACTIVATIONS)
+def test_nn_activations(name):
+    rng = np.random.default_rng(4)
+    fn = getattr(nn, name)
+    _check(fn, (rng.normal(size=(3, 6)).astype(np.float32),), (3, 8),
+           lambda b: (3 * rng.normal(size=(b, 6)).astype(np.float32),))  # fmt: skip
+
+
+LOSSES = [
+    ("mse", "float"), ("mae", "float"), ("huber", "float"), ("softmax_cross_entropy", "probs"),
+    ("sigmoid_binary_cross_entropy", "binary"), ("binary_cross_entropy", "unit"),
+    ("softmax_cross_entropy_with_integer_labels", "labels"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("name,target", LOSSES)
+def test_losses(name, target):
+    rng = np.random.default_rng(5)
+    fn = getattr(fg.losses, name)
+
+    def make(b):
+        x = rng.normal(size=(b, 6)).astype(np.float32)
+        if target == "labels":
+            return x, rng.integers(0, 6, size=b).astype(np.int32)
+        if target == "probs":
+            return x, nn.softmax(rng.normal(size=(b, 6)).astype(np.float32))
+        if target == "binary":
+            return x, (rng.random((b, 6)) > 0.5).astype(np.float32)
+        if target == "unit":
+            return nn.sigmoid(x), (rng.random((b, 6)) > 0.5).astype(np.float32)
+        return x, rng.normal(size=(b, 6)).astype(np.float32)
+
+    _check(fn, make(4), (4, 9), make)
+
+
 def test_static_batch_and_unsupported_primitives():
     x = np.linspace(-1, 1, 6, dtype=np.float32).reshape(2, 3)
     model = to_onnx(lambda x: x.reshape(-1) * 2.0, x, dynamic_batch=False)

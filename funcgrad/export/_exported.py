@@ -503,6 +503,66 @@ def _trace(fun: Callable, in_tree: Any, avals: list[ShapedArray]) -> tuple[Any, 
     return js, arrays, out_trees[0], [(a.shape, np.dtype(a.dtype)) for a in closed.out_avals]
 
 
+def _const_pattern(a: np.ndarray) -> tuple | None:
+    """``("fill", value)`` or ``("iota", axis)`` if ``a`` is a constant that funcgrad can
+    recompute from its shape (eager NumPy ``zeros``/``arange`` built from a symbolic size)."""
+    if a.size == 0 or a.dtype.kind not in "biuf":
+        return None
+    flat = a.reshape(-1)
+    if np.all(flat == flat[0]):
+        return ("fill", flat[0].item())
+    for axis in range(a.ndim):
+        shape = [1] * a.ndim
+        shape[axis] = a.shape[axis]
+        ramp = np.arange(a.shape[axis]).reshape(shape)
+        if np.array_equal(a, np.broadcast_to(ramp, a.shape)):
+            return ("iota", axis)
+    return None
+
+
+def _regenerate_constants(traces: list) -> set[int]:
+    """Constants that differ between the trial traces only because they were built from a
+    symbolic size (all-equal fills, ``arange`` ramps): replace each by the equation that
+    computes it (``broadcast_in_dim`` of a literal, ``iota``) in every trace, so the merge
+    can make its shape symbolic. Returns the array indices no longer referenced."""
+    from funcgrad import lax
+    from funcgrad.interpreters.partial_eval import trace_to_jaxpr
+
+    done: set[int] = set()
+    top = [t[0].get("closed_jaxpr") for t in traces]
+    consts = [t[0].get("consts") for t in traces]
+    n = len(consts[0])
+    for j in reversed(range(n)):
+        refs = [c[j].get("array") if isinstance(c[j], dict) else None for c in consts]
+        if any(r is None for r in refs) or len(set(refs)) != 1:
+            continue
+        idx = refs[0]
+        arrays = [t[1][idx] for t in traces]
+        if all(a.shape == arrays[0].shape and np.array_equal(a, arrays[0]) for a in arrays):
+            continue
+        patterns = [_const_pattern(a) for a in arrays]
+        if patterns[0] is None or any(p != patterns[0] for p in patterns):
+            continue
+        kind, arg = patterns[0]
+        made = []
+        for a in arrays:
+            dtype, shape = a.dtype, a.shape
+            if kind == "iota":
+                fn = lambda: [lax.broadcasted_iota(dtype, shape, arg)]  # noqa: B023
+            else:
+                fn = lambda: [lax.full(shape, np.asarray(arg, dtype), dtype)]  # noqa: B023
+            made.append(encode_value(trace_to_jaxpr(fn, []), [], "a regenerated constant"))
+        if any(len(m["closed_jaxpr"]["eqns"]) != 1 for m in made):
+            continue
+        for t, jx, cs, m in zip(traces, top, consts, made, strict=True):
+            jx["eqns"].insert(0, dict(m["closed_jaxpr"]["eqns"][0], out=[jx["constvars"][j]]))
+            del jx["constvars"][j]
+            del cs[j]
+            t[1][idx] = np.zeros(0, t[1][idx].dtype)  # unreferenced now
+        done.add(idx)
+    return done
+
+
 def export(fun: Callable) -> Callable[..., Exported]:
     """``export(fun)(*args)``: trace ``fun`` for the arguments (pytrees of arrays or
     ``ShapeDtypeStruct``, whose shapes may be symbolic) and return an :class:`Exported`,
@@ -541,13 +601,15 @@ def export(fun: Callable) -> Callable[..., Exported]:
         gen = _Generalizer(symbols, envs)
         if any(t[2] != traces[0][2] for t in traces):
             raise gen._structure("the output tree")
+        regenerated = _regenerate_constants(traces)
         js = gen.merge([t[0] for t in traces], False, "jaxpr")
         for i, a in enumerate(traces[0][1]):
+            if i in regenerated:
+                continue
             for t in traces[1:]:
-                b = t[1][i] if i < len(t[1]) else None
+                b = t[1][i] if len(t[1]) == len(traces[0][1]) else None
                 if (
                     b is None
-                    or len(t[1]) != len(traces[0][1])
                     or a.shape != b.shape
                     or a.dtype != b.dtype
                     or not np.array_equal(a, b, equal_nan=a.dtype.kind in "fc")

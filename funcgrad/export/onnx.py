@@ -427,10 +427,7 @@ def _gather(b: _Builder, ins: list[str], in_avals: list, params: dict, out_aval:
         offset = tuple(range(axis)) + tuple(range(axis + nb, axis + nb + operand.ndim - 1 - axis))
         ok = slice_sizes == want and tuple(dn.offset_dims) == offset
     if not ok:
-        raise UnsupportedPrimitive(
-            f"gather with dimension numbers {dn} (only take/embedding lookups along one axis "
-            "have an ONNX translation)"
-        )
+        return _gather_nd(b, ins, in_avals, params, out_aval)
     idx = b.node("Squeeze", [ins[1], b.const(np.array([indices.ndim - 1], np.int64))])
     idx = b.node("Cast", [idx], to=_onnx_type(np.int64))
     n = operand.shape[axis]
@@ -453,6 +450,55 @@ def _gather(b: _Builder, ins: list[str], in_avals: list, params: dict, out_aval:
         if trailing:
             first = axis + indices.ndim - 1
             where = np.arange(first, first + trailing, dtype=np.int64)
+            inside = b.node("Unsqueeze", [inside, b.const(where)])
+        fill = params.get("fill_value")
+        if fill is None:
+            fill = np.nan if out_aval.dtype.kind in "fc" else 0
+        out = b.node("Where", [inside, out, b.const(np.asarray(fill, out_aval.dtype))])
+    return out
+
+
+def _gather_nd(b: _Builder, ins: list[str], in_avals: list, params: dict, out_aval: Any) -> str:
+    """Gathers that index the leading ``k`` axes with whole trailing slices (as
+    ``take_along_axis`` builds them): ONNX ``GatherND``."""
+    dn = params["dimension_numbers"]
+    operand, indices = in_avals
+    k = indices.shape[-1] if indices.ndim else 0
+    lead = tuple(range(k))
+    nb = indices.ndim - 1
+    slice_sizes = list(params["slice_sizes"])
+    if not (
+        isinstance(k, int)
+        and k >= 1
+        and tuple(dn.start_index_map) == lead
+        and tuple(dn.collapsed_slice_dims) == lead
+        and not getattr(dn, "operand_batching_dims", ())
+        and len(slice_sizes) == operand.ndim
+        and slice_sizes[:k] == [1] * k
+        and all(
+            not isinstance(s, Dim) and s == d
+            for s, d in zip(slice_sizes[k:], operand.shape[k:], strict=True)
+        )
+        and tuple(dn.offset_dims) == tuple(range(nb, nb + operand.ndim - k))
+    ):
+        raise UnsupportedPrimitive(
+            f"gather with dimension numbers {dn} (take/embedding lookups along one axis and "
+            "gathers of the leading axes have ONNX translations; this one has none)"
+        )
+    idx = b.node("Cast", [ins[1]], to=_onnx_type(np.int64))
+    upper = b.node("Sub", [b.ints(list(operand.shape[:k])), b.const(np.int64(1))])
+    clipped = b.node("Max", [b.node("Min", [idx, upper]), b.const(np.int64(0))])
+    out = b.node("GatherND", [ins[0], clipped], batch_dims=0)
+    mode = getattr(params.get("mode"), "name", str(params.get("mode")))
+    if mode == "FILL_OR_DROP":
+        ok_lo = b.node("GreaterOrEqual", [idx, b.const(np.int64(0))])
+        ok_hi = b.node("LessOrEqual", [idx, upper])
+        ok = b.node("Cast", [b.node("And", [ok_lo, ok_hi])], to=_onnx_type(np.int32))
+        axes = b.const(np.array([indices.ndim - 1], np.int64))
+        inside = b.node("Cast", [b.node("ReduceMin", [ok, axes], keepdims=0)], to=_onnx_type(bool))
+        trailing = operand.ndim - k
+        if trailing:
+            where = np.arange(nb, nb + trailing, dtype=np.int64)
             inside = b.node("Unsqueeze", [inside, b.const(where)])
         fill = params.get("fill_value")
         if fill is None:
