@@ -105,10 +105,8 @@ def _storage(arr: np.ndarray, where: str) -> tuple[str, np.ndarray, str | None]:
     if arr.dtype == np.complex128 or arr.dtype == np.dtype(">c16"):
         flat = np.ascontiguousarray(arr, dtype=np.complex128)
         return "F64", flat.view(np.float64).reshape(arr.shape + (2,)), "complex128"
-    if type(arr.dtype.type).__module__.startswith("ml_dtypes") or (
-        arr.dtype.name in _ML_RAW and arr.dtype.kind == "V"
-    ):
-        if arr.dtype.name in _ML_RAW and arr.dtype.itemsize in (1, 2):
+    if arr.dtype.type.__module__.startswith("ml_dtypes") and arr.dtype.name in _ML_RAW:
+        if arr.dtype.itemsize in (1, 2):
             code = "U8" if arr.dtype.itemsize == 1 else "U16"
             bits = np.ascontiguousarray(arr).view(f"u{arr.dtype.itemsize}")
             return code, bits.reshape(arr.shape), arr.dtype.name
