@@ -473,7 +473,7 @@ def _decode_checked(jaxpr_json: Any, arrays: list[np.ndarray], name: str) -> Clo
         raise ValueError(
             f"Exported({name}): malformed exported function: nested too deeply"
         ) from None
-    except Exception as e:  # an abstract-eval rule refusing crafted parameters, a bad Var...
+    except Exception as e:  # noqa: BLE001 - an abstract-eval rule refusing crafted params
         raise ValueError(
             f"Exported({name}): the exported function does not type-check ({type(e).__name__}: {e})"
         ) from None
@@ -548,9 +548,9 @@ def _regenerate_constants(traces: list) -> set[int]:
         for a in arrays:
             dtype, shape = a.dtype, a.shape
             if kind == "iota":
-                fn = lambda: [lax.broadcasted_iota(dtype, shape, arg)]  # noqa: B023
+                fn = lambda: [lax.broadcasted_iota(dtype, shape, arg)]
             else:
-                fn = lambda: [lax.full(shape, np.asarray(arg, dtype), dtype)]  # noqa: B023
+                fn = lambda: [lax.full(shape, np.asarray(arg, dtype), dtype)]
             made.append(encode_value(trace_to_jaxpr(fn, []), [], "a regenerated constant"))
         if any(len(m["closed_jaxpr"]["eqns"]) != 1 for m in made):
             continue

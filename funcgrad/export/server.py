@@ -288,7 +288,7 @@ def make_server(
                     self._error(e.status, str(e))
                 except RecursionError:
                     self._error(400, "the inputs are nested too deeply")
-                except Exception as e:  # a bug, not the client's fault: say so, keep serving
+                except Exception as e:  # noqa: BLE001 - a bug, not the client's: answer 500, keep serving
                     self._error(500, f"internal error: {type(e).__name__}: {e}")
             finally:
                 slots.release()
