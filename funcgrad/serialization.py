@@ -195,9 +195,8 @@ class _Encoder:
         )
 
 
-def write_tree(f: BinaryIO, tree: Any, fmt: str, extra: dict[str, str] | None = None) -> None:
-    """Write ``tree`` in the safetensors layout with format name ``fmt`` (and ``extra``
-    metadata strings): the container of checkpoints and exported functions."""
+def _container(tree: Any, fmt: str, extra: dict[str, str] | None) -> tuple[list, dict]:
+    """``(tensors, metadata)`` of ``tree``: raises for unsavable trees before any I/O."""
     enc = _Encoder()
     desc = enc.encode(tree, (), [])
     metadata = {
@@ -206,7 +205,14 @@ def write_tree(f: BinaryIO, tree: Any, fmt: str, extra: dict[str, str] | None = 
         "tree": json.dumps(desc, separators=(",", ":")),
     }
     metadata.update(extra or {})
-    st.write_file(f, enc.tensors, metadata)
+    return enc.tensors, metadata
+
+
+def write_tree(f: BinaryIO, tree: Any, fmt: str, extra: dict[str, str] | None = None) -> None:
+    """Write ``tree`` in the safetensors layout with format name ``fmt`` (and ``extra``
+    metadata strings): the container of checkpoints and exported functions."""
+    tensors, metadata = _container(tree, fmt, extra)
+    st.write_file(f, tensors, metadata)
 
 
 def save_params(path: str | os.PathLike, params: Any) -> None:
@@ -214,9 +220,8 @@ def save_params(path: str | os.PathLike, params: Any) -> None:
 
     No extension is added (``.safetensors`` is the convention). A symlink is written
     through (the link stays, its target is replaced) and an existing file keeps its mode."""
-    enc = _Encoder()
-    enc.encode(params, (), [])  # refuse unsavable trees before touching the disk
-    atomic_write(path, lambda f: write_tree(f, params, PARAMS_FORMAT))
+    tensors, metadata = _container(params, PARAMS_FORMAT, None)
+    atomic_write(path, lambda f: st.write_file(f, tensors, metadata))
 
 
 # ----------------------------------------------------------------------------------------
