@@ -179,6 +179,13 @@ def test_size_dependent_structure_is_refused():
     with pytest.raises(ExportError, match="constant 0 of the function"):
         export(lambda x: x * np.arange(x.shape[0]) ** 2)(spec)
 
+    def only_for_four(x):
+        assert x.shape[0] == 4, "needs 4"
+        return x
+
+    with pytest.raises(ExportError, match="trial sizes n=17.*needs 4"):
+        export(only_for_four)(spec)
+
 
 def test_constants_built_from_a_symbolic_size_are_recomputed():
     # eager NumPy arrays made from x.shape (a ramp, a fill) become iota/broadcast equations

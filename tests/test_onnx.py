@@ -170,6 +170,8 @@ def test_static_batch_and_unsupported_primitives():
     model = to_onnx(lambda x: x.reshape(-1) * 2.0, x, dynamic_batch=False)
     assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_value == 2
     np.testing.assert_allclose(_run(model, x)[0], x.reshape(-1) * 2.0)
+    with pytest.raises(fg.export.ExportError, match="dynamic_batch=False"):
+        to_onnx(lambda x: x[: x.shape[0] // 2], x)
     with pytest.raises(NotImplementedError, match="'sort'"):
         to_onnx(lambda x: fnp.sort(x, axis=1), x)
     with pytest.raises(NotImplementedError, match="'scan'"):

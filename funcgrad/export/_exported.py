@@ -597,7 +597,15 @@ def export(fun: Callable) -> Callable[..., Exported]:
                 ):
                     raise ExportError(f"export: the shape {shape} is empty at trial sizes {env}")
                 avals.append(ShapedArray(tuple(dims), dtype))
-            traces.append(_trace(fun, in_tree, avals))
+            try:
+                traces.append(_trace(fun, in_tree, avals))
+            except Exception as e:  # noqa: BLE001 - re-raised with the trial sizes named
+                sizes = ", ".join(f"{k}={v}" for k, v in env.items())
+                raise ExportError(
+                    f"export: tracing at the trial sizes {sizes} for the symbolic dimensions "
+                    f"failed ({type(e).__name__}: {e}); a function that only works for some "
+                    "sizes cannot be exported symbolically: export it with concrete shapes"
+                ) from e
         gen = _Generalizer(symbols, envs)
         if any(t[2] != traces[0][2] for t in traces):
             raise gen._structure("the output tree")

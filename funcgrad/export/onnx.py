@@ -19,7 +19,7 @@ import numpy as np
 
 from funcgrad.export._codec import SymbolicLiteral, symbolic_decoding
 from funcgrad.export._dims import Dim
-from funcgrad.export._exported import Exported, SymbolicFloat, export
+from funcgrad.export._exported import Exported, ExportError, SymbolicFloat, export
 from funcgrad.ir import ClosedJaxpr, Jaxpr, Literal
 
 __all__ = ["OPSET", "UnsupportedPrimitive", "to_onnx"]
@@ -572,9 +572,14 @@ def to_onnx(
                 return ShapeDtypeStruct((batch,) + tuple(a.shape[1:]), a.dtype)
 
             tree_args = _map_leaves(example_args, spec)
+            try:
+                exp = export(fun)(*tree_args)
+            except ExportError as e:
+                raise ExportError(
+                    f"to_onnx: {e}; or convert with dynamic_batch=False (a fixed batch size)"
+                ) from None
         else:
-            tree_args = example_args
-        exp = export(fun)(*tree_args)
+            exp = export(fun)(*example_args)
     env = {s: Dim.symbol(s) for s in exp.symbols}
     from funcgrad.export._codec import decode_value
     from funcgrad.export._exported import _instantiate
