@@ -82,6 +82,6 @@ print(
     "r2",
     float(metrics.r2_score(mlp.apply(w, x[200:]), target[200:])),
 )
-path = os.path.join(tempfile.mkdtemp(), "mlp_params.npz")
+path = os.path.join(tempfile.mkdtemp(), "mlp_params.safetensors")
 fg.serialization.save_params(path, w)
 print("saved to", path, "and back:", fg.serialization.load_params(path)[0]["kernel"].shape)

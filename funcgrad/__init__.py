@@ -1,6 +1,7 @@
 """funcgrad: JAX-like composable transformations (grad, vmap, jit) on NumPy and numba."""
 
 from funcgrad import errors as errors
+from funcgrad import export as export
 from funcgrad import lax as lax
 from funcgrad import losses as losses
 from funcgrad import metrics as metrics
@@ -11,6 +12,8 @@ from funcgrad import random as random
 from funcgrad import serialization as serialization
 from funcgrad import train as train
 from funcgrad import tree_util as tree_util
+from funcgrad.abstract import ShapeDtypeStruct as ShapeDtypeStruct
+from funcgrad.abstract import eval_shape as eval_shape
 from funcgrad.ad_checkpoint import checkpoint as checkpoint
 from funcgrad.ad_checkpoint import checkpoint_policies as checkpoint_policies
 from funcgrad.ad_checkpoint import remat as remat

@@ -127,4 +127,10 @@ def _best_of(fn, n: int = 5) -> float:
 
 
 if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:2] == ["serve"]:  # python -m funcgrad serve MODEL --port 8000
+        from funcgrad.export.server import main
+
+        sys.exit(main(sys.argv[2:]))
     tour()

@@ -39,8 +39,11 @@ from __future__ import annotations
 
 import inspect
 import math
+import os
+import re
 import sys
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -307,6 +310,81 @@ class _Progress:
 
 
 # ----------------------------------------------------------------------------------------
+# Checkpoints (checkpoint_dir=)
+
+_CKPT = re.compile(r"^ckpt-(\d{6,})\.safetensors$")
+
+
+class _Checkpointer:
+    """Every ``every`` epochs, the whole training state (params, optimizer state, model
+    state, the RNG key, the history) goes to ``ckpt-EPOCH.safetensors`` in ``folder``; the
+    ``keep`` newest files stay. Resuming restores the newest readable one, so the run
+    continues exactly as if it had not stopped (the key fixes the shuffles and dropout)."""
+
+    def __init__(self, folder: str | os.PathLike, every: int, keep: int) -> None:
+        if every < 1 or keep < 1:
+            raise ValueError(
+                f"fit: need checkpoint_every >= 1 and keep_checkpoints >= 1, got {every}, {keep}"
+            )
+        self.folder = os.fspath(folder)
+        self.every, self.keep = every, keep
+        os.makedirs(self.folder, exist_ok=True)
+
+    def _files(self) -> list[tuple[int, str]]:
+        found = []
+        for name in os.listdir(self.folder):
+            m = _CKPT.match(name)
+            if m:
+                found.append((int(m.group(1)), os.path.join(self.folder, name)))
+        return sorted(found)
+
+    def save(
+        self, epoch: int, params: Any, opt_state: Any, state: Any, key: Any, history: History
+    ) -> None:
+        from funcgrad.serialization import save_params
+
+        tree = {
+            "epoch": epoch,
+            "params": params,
+            "opt_state": opt_state,
+            "state": state,
+            "key": np.asarray(key),
+            "history": {k: list(map(float, v)) for k, v in history.history.items()},
+            "epochs_done": list(history.epoch),
+        }
+        save_params(os.path.join(self.folder, f"ckpt-{epoch:06d}.safetensors"), tree)
+        for _, path in self._files()[: -self.keep]:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+
+    def restore(self, params: Any, opt_state: Any) -> dict | None:
+        """The newest checkpoint that loads and fits ``params``/``opt_state`` (None if none)."""
+        from funcgrad.serialization import _first_difference, keystr, load_params
+
+        for epoch, path in reversed(self._files()):
+            try:
+                tree = load_params(path)
+            except ValueError as e:
+                warnings.warn(f"fit: skipping the unreadable checkpoint {path}: {e}", stacklevel=3)
+                continue
+            for name, like in (("params", params), ("opt_state", opt_state)):
+                diff = _first_difference(like, tree.get(name), ())
+                if diff is not None:
+                    raise ValueError(
+                        f"fit: the checkpoint {path} does not fit this model: its {name} differ "
+                        f"at {keystr(diff[0])} ({diff[1]}); use another checkpoint_dir or "
+                        "resume=False"
+                    )
+            if tree.get("epoch") != epoch:
+                warnings.warn(f"fit: skipping the mislabelled checkpoint {path}", stacklevel=3)
+                continue
+            return tree
+        return None
+
+
+# ----------------------------------------------------------------------------------------
 # The public loop
 
 
@@ -327,6 +405,10 @@ def fit(
     has_aux: bool = False,
     jit: bool = True,
     verbose: int = 1,
+    checkpoint_dir: str | os.PathLike | None = None,
+    checkpoint_every: int = 1,
+    keep_checkpoints: int = 3,
+    resume: bool = True,
 ) -> tuple[Any, History]:
     """Train ``params`` for ``epochs`` passes over ``data``; returns ``(params, history)``.
 
@@ -334,6 +416,11 @@ def fit(
     ``validation_data``: a tuple of arrays like ``data``, evaluated after every epoch into
     ``val_``-prefixed entries. ``state``: the model state (BatchNorm statistics; fresh ones
     if omitted). ``opt_state``: resume an optimizer. ``key``: shuffling, dropout.
+
+    ``checkpoint_dir``: every ``checkpoint_every`` epochs (and after the last) the training
+    state is saved there as ``ckpt-EPOCH.safetensors``, keeping the ``keep_checkpoints``
+    newest; with ``resume=True`` a later call continues from the newest one and ends exactly
+    where an uninterrupted run would (same parameters, same history).
     """
     if not isinstance(optimizer, optim.GradientTransformation):
         raise TypeError(
@@ -358,9 +445,19 @@ def fit(
     bs = min(batch_size, n)
     n_batches = math.ceil(n / bs)
     history = History()
+    first_epoch = 1
+    ckpt = None
+    if checkpoint_dir is not None:
+        ckpt = _Checkpointer(checkpoint_dir, checkpoint_every, keep_checkpoints)
+        saved = ckpt.restore(params, opt_state) if resume else None
+        if saved is not None:
+            params, opt_state, state = saved["params"], saved["opt_state"], saved["state"]
+            key, first_epoch = saved["key"], saved["epoch"] + 1
+            history.history = {k: list(v) for k, v in saved["history"].items()}
+            history.epoch = list(saved["epochs_done"])
     progress = _Progress(epochs, verbose)
     try:
-        for epoch in range(1, epochs + 1):
+        for epoch in range(first_epoch, epochs + 1):
             t0 = time.perf_counter()
             key, k_perm, k_steps = random.split(key, 3)
             order = np.asarray(random.permutation(k_perm, n)) if shuffle else np.arange(n)
@@ -381,6 +478,8 @@ def fit(
                 epoch_logs.update({f"val_{k}": float(v) for k, v in logs.items()})
             history._record(epoch, epoch_logs)
             progress.update(epoch, time.perf_counter() - t0, epoch_logs)
+            if ckpt is not None and (epoch % ckpt.every == 0 or epoch == epochs):
+                ckpt.save(epoch, params, opt_state, state, key, history)
     finally:
         progress.close()
     history.params, history.opt_state, history.state = params, opt_state, state
