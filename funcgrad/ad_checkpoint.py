@@ -93,7 +93,7 @@ def _checkpoint_jvp(primals, tangents, *, jaxpr, prevent_cse, differentiated, po
 def _checkpoint_transpose(cts, *args, jaxpr, prevent_cse, differentiated, policy):
     linear = [ad.is_undefined_primal(a) for a in args]
     res = [a for a, lin in zip(args, linear, strict=False) if not lin]
-    if core._eager_only[0]:
+    if core.is_eager():
         # Nothing to stage: run the transposition (recomputation first) directly.
         full = list(args)
         cts_in = ad.backward_pass(jaxpr.jaxpr, jaxpr.consts, full, list(cts))
@@ -260,7 +260,7 @@ def checkpoint(
 
     @functools.wraps(fun)
     def remat_fun(*args: Any, **kwargs: Any) -> Any:
-        if core._eager_only[0]:
+        if core.is_eager():
             return fun(*args, **kwargs)
         static = {i % len(args) for i in statics} if args else set()
         dyn = tuple(a for i, a in enumerate(args) if i not in static)
