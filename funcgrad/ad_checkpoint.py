@@ -30,6 +30,7 @@ from typing import Any
 
 from funcgrad import core, tree_util
 from funcgrad.api_util import flatten_fun
+from funcgrad.backend.passes import inline_calls
 from funcgrad.core import Primitive
 from funcgrad.custom_derivatives import _as_input, _front, _hoisted_jaxpr, batch_jaxpr
 from funcgrad.interpreters import ad, batching
@@ -211,9 +212,24 @@ def remat_partial_eval(
     )
 
 
+# Calls whose bodies remat partial evaluation sees through: a nested ``jit`` (or
+# ``checkpoint``) equation of a JVP jaxpr takes primals and tangents at once, and splitting
+# equations whole would mark its primal outputs unknown, leaving the backward pass without
+# the values it recomputes. Inlined, each primitive splits on its own (the outer remat
+# recomputes everything the policy does not save, so the inner boundaries add nothing).
+_TRANSPARENT_CALLS = {"jit": "jaxpr", "checkpoint": "jaxpr"}
+
+
+def _inline_nested_calls(closed: ClosedJaxpr) -> ClosedJaxpr:
+    if not any(e.primitive.name in _TRANSPARENT_CALLS for e in closed.jaxpr.eqns):
+        return closed
+    return ClosedJaxpr(*inline_calls(closed, _TRANSPARENT_CALLS))
+
+
 def _checkpoint_partial_eval(trace, tracers, *, jaxpr, prevent_cse, differentiated, policy):
     unknowns = [not t.is_known for t in tracers]
     saveable = policy or checkpoint_policies.nothing_saveable
+    jaxpr = _inline_nested_calls(jaxpr)
     known, unknown, out_unknowns, num_res = remat_partial_eval(jaxpr, unknowns, saveable)
     params = dict(prevent_cse=prevent_cse, policy=policy)
     known_vals = [t.const for t in tracers if t.is_known]
