@@ -30,6 +30,7 @@ from typing import Any
 
 from funcgrad import core, tree_util
 from funcgrad.api_util import flatten_fun
+from funcgrad.backend.passes import inline_calls
 from funcgrad.core import Primitive
 from funcgrad.custom_derivatives import _as_input, _front, _hoisted_jaxpr, batch_jaxpr
 from funcgrad.interpreters import ad, batching
@@ -93,7 +94,7 @@ def _checkpoint_jvp(primals, tangents, *, jaxpr, prevent_cse, differentiated, po
 def _checkpoint_transpose(cts, *args, jaxpr, prevent_cse, differentiated, policy):
     linear = [ad.is_undefined_primal(a) for a in args]
     res = [a for a, lin in zip(args, linear, strict=False) if not lin]
-    if core._eager_only[0]:
+    if core.is_eager():
         # Nothing to stage: run the transposition (recomputation first) directly.
         full = list(args)
         cts_in = ad.backward_pass(jaxpr.jaxpr, jaxpr.consts, full, list(cts))
@@ -211,9 +212,24 @@ def remat_partial_eval(
     )
 
 
+# Calls whose bodies remat partial evaluation sees through: a nested ``jit`` (or
+# ``checkpoint``) equation of a JVP jaxpr takes primals and tangents at once, and splitting
+# equations whole would mark its primal outputs unknown, leaving the backward pass without
+# the values it recomputes. Inlined, each primitive splits on its own (the outer remat
+# recomputes everything the policy does not save, so the inner boundaries add nothing).
+_TRANSPARENT_CALLS = {"jit": "jaxpr", "checkpoint": "jaxpr"}
+
+
+def _inline_nested_calls(closed: ClosedJaxpr) -> ClosedJaxpr:
+    if not any(e.primitive.name in _TRANSPARENT_CALLS for e in closed.jaxpr.eqns):
+        return closed
+    return ClosedJaxpr(*inline_calls(closed, _TRANSPARENT_CALLS))
+
+
 def _checkpoint_partial_eval(trace, tracers, *, jaxpr, prevent_cse, differentiated, policy):
     unknowns = [not t.is_known for t in tracers]
     saveable = policy or checkpoint_policies.nothing_saveable
+    jaxpr = _inline_nested_calls(jaxpr)
     known, unknown, out_unknowns, num_res = remat_partial_eval(jaxpr, unknowns, saveable)
     params = dict(prevent_cse=prevent_cse, policy=policy)
     known_vals = [t.const for t in tracers if t.is_known]
@@ -260,7 +276,7 @@ def checkpoint(
 
     @functools.wraps(fun)
     def remat_fun(*args: Any, **kwargs: Any) -> Any:
-        if core._eager_only[0]:
+        if core.is_eager():
             return fun(*args, **kwargs)
         static = {i % len(args) for i in statics} if args else set()
         dyn = tuple(a for i, a in enumerate(args) if i not in static)

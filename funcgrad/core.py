@@ -11,6 +11,7 @@ metadata by keyword (hashable), so tracers can only appear among the positional 
 from __future__ import annotations
 
 import operator
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -272,51 +273,91 @@ class EvalTrace(Trace):
         return primitive.impl(*tracers, **params)
 
 
-trace_stack: list[MainTrace] = [MainTrace(0, EvalTrace, None)]
-#: The staging interpreter that sees every bind, even of constants (``jit``), or None.
-dynamic_trace: MainTrace | None = None
-# True while no transformation is active: ``bind`` then calls the impl directly.
+class _TraceState(threading.local):
+    """The interpreter stack of one thread: each thread traces on its own, as in JAX."""
+
+    def __init__(self) -> None:
+        self.stack: list[MainTrace] = [MainTrace(0, EvalTrace, None)]
+        #: The staging interpreter that sees every bind, even of constants (``jit``), or None.
+        self.dynamic: MainTrace | None = None
+
+
+_state = _TraceState()
+# A process-wide hint read by the hot paths (``bind``, jit dispatch): True while no thread
+# has a transformation active, so the calling thread certainly has none either. While some
+# thread traces it is False everywhere, and callers fall back to the exact per-thread test
+# (:func:`is_eager`); a thread that is not tracing then still finds its own eval trace.
 _eager_only = [True]
+_active_lock = threading.Lock()
+_active = [0]  # transformations active across all threads
 
 
-def _update_eager_flag() -> None:
-    _eager_only[0] = len(trace_stack) == 1 and dynamic_trace is None
+def is_eager() -> bool:
+    """True when no transformation is active in the calling thread: ``bind`` runs NumPy."""
+    if _eager_only[0]:
+        return True
+    s = _state
+    return len(s.stack) == 1 and s.dynamic is None
+
+
+def trace_stack() -> list[MainTrace]:
+    """The calling thread's interpreter stack (bottom: the eval trace)."""
+    return _state.stack
+
+
+def dynamic_trace() -> MainTrace | None:
+    """The calling thread's staging trace that sees every bind (``jit``), or None."""
+    return _state.dynamic
+
+
+def _enter() -> None:
+    with _active_lock:
+        _active[0] += 1
+        _eager_only[0] = False
+
+
+def _exit() -> None:
+    with _active_lock:
+        _active[0] -= 1
+        _eager_only[0] = _active[0] == 0
 
 
 @contextmanager
 def new_main(trace_type: type, global_data: Any = None) -> Iterator[MainTrace]:
     """Push a new interpreter level for the duration of a transformation."""
-    main = MainTrace(len(trace_stack), trace_type, global_data)
-    trace_stack.append(main)
-    _eager_only[0] = False
+    stack = _state.stack
+    main = MainTrace(len(stack), trace_type, global_data)
+    stack.append(main)
+    _enter()
     try:
         yield main
     finally:
-        trace_stack.pop()
+        stack.pop()
         main.alive = False
         # Break the main <-> trace reference cycle, so that the transformation's state
         # (global_data: a tape, a jaxpr builder) is freed by reference counting on exit
         # rather than by a later garbage collection.
         main.trace = None
-        _update_eager_flag()
+        _exit()
 
 
 @contextmanager
 def new_dynamic(main: MainTrace) -> Iterator[None]:
     """Make ``main`` see every ``bind`` (as staging for ``jit`` must), until exit."""
-    global dynamic_trace
-    prev, dynamic_trace = dynamic_trace, main
-    _eager_only[0] = False
+    state = _state
+    prev, state.dynamic = state.dynamic, main
+    _enter()
     try:
         yield
     finally:
-        dynamic_trace = prev
-        _update_eager_flag()
+        state.dynamic = prev
+        _exit()
 
 
 def find_top_trace(xs: Sequence[Any]) -> Trace:
     """The trace of the highest level among ``xs`` (and the dynamic trace)."""
-    top = trace_stack[0]
+    state = _state
+    top = state.stack[0]
     for x in xs:
         if isinstance(x, Tracer):
             main = x._trace.main
@@ -324,7 +365,7 @@ def find_top_trace(xs: Sequence[Any]) -> Trace:
                 raise _leaked_tracer_error(x, None)
             if main.level > top.level:
                 top = main
-    dyn = dynamic_trace
+    dyn = state.dynamic
     if dyn is not None and dyn.level > top.level:
         top = dyn
     return top.trace
@@ -332,8 +373,9 @@ def find_top_trace(xs: Sequence[Any]) -> Trace:
 
 def current_trace() -> Trace:
     """The innermost active interpreter (what ``fnp.asarray`` lifts constants into)."""
-    top = trace_stack[-1]
-    dyn = dynamic_trace
+    state = _state
+    top = state.stack[-1]
+    dyn = state.dynamic
     if dyn is not None and dyn.level > top.level:
         top = dyn
     return top.trace

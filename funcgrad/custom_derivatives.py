@@ -302,7 +302,7 @@ class custom_jvp:
                     f"custom_jvp function {name}: nondiff_argnums={self.nondiff_argnums} "
                     f"but it was called with {len(args)} arguments"
                 )
-        if core._eager_only[0]:
+        if core.is_eager():
             return self.fun(*args)
         nondiff, dyn = _split_nondiff(args, self.nondiff_argnums)
         flat, in_tree = tree_util.tree_flatten(tuple(dyn))
@@ -577,7 +577,7 @@ class custom_vjp:
                 f"`{name}.defvjp(fwd, bwd)`"
             )
         args = _resolve_args(self.fun, args, kwargs, "custom_vjp function")
-        if core._eager_only[0]:
+        if core.is_eager():
             return self.fun(*args)
         nums = self.nondiff_argnums
         nondiff, dyn = _split_nondiff(args, nums)

@@ -139,7 +139,7 @@ def _kernels() -> Any:
 def _concrete(*xs: Any) -> bool:
     """True when nothing is traced: the eager fast paths may run (their values are the ones
     every interpreter would compute, so running them under grad/vmap is fine)."""
-    return core.dynamic_trace is None and not any(isinstance(x, Tracer) for x in xs)
+    return core.dynamic_trace() is None and not any(isinstance(x, Tracer) for x in xs)
 
 
 def _shape(name: str, shape: Any) -> tuple[int, ...]:

@@ -247,3 +247,12 @@ def test_every_primitive_is_registered_once():
     assert len(set(core.primitives)) == len(core.primitives)
     with pytest.raises(ValueError, match="already exists"):
         core.Primitive("sin")
+
+
+def test_lax_round_defaults_to_half_away_from_zero_as_jax():
+    x = np.array([-2.5, -1.5, -0.5, 0.5, 1.5, 2.5], np.float32)
+    np.testing.assert_array_equal(lax.round(x), [-3.0, -2.0, -1.0, 1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(lax.round(x, lax.RoundingMethod.TO_NEAREST_EVEN), np.round(x))
+    # funcgrad.numpy.round stays NumPy's half-to-even, eagerly and under jit.
+    np.testing.assert_array_equal(fnp.round(x), np.round(x))
+    np.testing.assert_array_equal(fg.jit(lambda v: lax.round(v))(x), lax.round(x))

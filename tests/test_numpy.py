@@ -1709,8 +1709,8 @@ def test_error_messages():
         fnp.sin(object())
     with pytest.raises(ValueError, match="fnp.where: give both"):
         fnp.where(np.ones(2), 1.0)
-    with pytest.raises(NotImplementedError, match="fnp.pad: mode 'median'"):
-        fnp.pad(np.ones(3), 1, mode="median")
+    with pytest.raises(ValueError, match="fnp.pad: mode 'bogus'"):
+        fnp.pad(np.ones(3), 1, mode="bogus")
 
 
 def test_vmap_and_jvp_of_numpy_functions(rng):
@@ -1898,3 +1898,45 @@ def test_index_with_a_list_of_traced_ints():
     x = A345
     (t,) = traced(lambda x, i, j: x[[i, j], [0, -1]], x, np.int32(2), np.int32(0))
     assert_same(t, x[[2, 0], [0, -1]])
+
+
+_PAD_STAT_CASES = [
+    ("maximum", {}),
+    ("minimum", {}),
+    ("mean", {}),
+    ("median", {}),
+    ("mean", {"stat_length": 2}),
+    ("maximum", {"stat_length": ((1, 2), (3, 1))}),
+    ("linear_ramp", {}),
+    ("linear_ramp", {"end_values": (5, -2)}),
+    ("linear_ramp", {"end_values": ((1, 2), (3, 4))}),
+]
+
+
+@pytest.mark.parametrize("mode,kw", _PAD_STAT_CASES, ids=lambda c: str(c))
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.int64])
+def test_pad_statistic_and_ramp_modes_match_numpy(mode, kw, dtype):
+    rng = np.random.default_rng(0)
+    a = (rng.normal(size=(3, 5)) * 4).astype(dtype)
+    rtol = 1e-5 if dtype == np.float32 else 1e-12
+    for pw in [(2, 3), ((1, 0), (0, 2))]:
+        ref = np.pad(a, pw, mode=mode, **kw)
+        got = fnp.pad(a, pw, mode=mode, **kw)
+        assert got.dtype == ref.dtype
+        np.testing.assert_allclose(got, ref, rtol=rtol)
+        np.testing.assert_allclose(
+            fg.jit(lambda v: fnp.pad(v, pw, mode=mode, **kw))(a), ref, rtol=rtol
+        )
+
+
+@pytest.mark.parametrize("mode", ["maximum", "minimum", "mean", "linear_ramp"])
+def test_pad_statistic_and_ramp_modes_differentiate(mode):
+    from tests.helpers import check_grads
+
+    a = np.random.default_rng(1).normal(size=(3, 4))
+    check_grads(lambda v: fnp.pad(v, ((1, 2), (2, 1)), mode=mode), (a,), order=1)
+
+
+def test_pad_unknown_mode_names_the_modes():
+    with pytest.raises(ValueError, match="linear_ramp"):
+        fnp.pad(np.ones(3), 1, mode="bogus")

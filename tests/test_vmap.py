@@ -263,3 +263,24 @@ def test_python_control_flow_on_batched_value_raises():
 
     with pytest.raises(fg.errors.ConcretizationTypeError):
         fg.vmap(f)(np.ones(3))
+
+
+def test_unmapped_array_argument_behaves_like_a_traced_array():
+    # Indexing an unbatched NumPy argument with a batched index works, as in JAX.
+    x0 = np.arange(12.0).reshape(3, 4)
+    idx = np.array([[2, 0, 1], [1, 1, 0]])
+    out = fg.vmap(lambda i, x: x[:, fnp.asarray(i)], in_axes=(0, None))(idx, x0)
+    np.testing.assert_array_equal(out, np.stack([x0[:, i] for i in idx]))
+    out = fg.vmap(lambda i, x: x[i], in_axes=(0, None))(np.array([2, 0]), x0)
+    np.testing.assert_array_equal(out, x0[[2, 0]])
+
+
+def test_results_never_alias_inputs():
+    x = np.ones(3)
+    y = fg.vmap(lambda v: v)(x)
+    assert not np.shares_memory(x, y)
+    np.testing.assert_array_equal(y, x)
+    w = np.arange(2.0)
+    r = fg.vmap(lambda v, w: w, in_axes=(0, None), out_axes=None)(x, w)
+    assert not np.shares_memory(r, w)
+    np.testing.assert_array_equal(r, w)

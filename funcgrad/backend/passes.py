@@ -25,8 +25,11 @@ CALL_PRIMITIVES: dict[str, str] = {
 }
 
 
-def inline_calls(closed: ClosedJaxpr) -> tuple[Jaxpr, list[Any]]:
-    """A jaxpr with no call equations, and its constants (as constvars)."""
+def inline_calls(
+    closed: ClosedJaxpr, calls: dict[str, str] = CALL_PRIMITIVES
+) -> tuple[Jaxpr, list[Any]]:
+    """A jaxpr with no call equations (those named in ``calls``: primitive name -> the
+    param holding the body), and its constants (as constvars)."""
     constvars: list[Var] = []
     consts: list[Any] = []
     eqns: list[Eqn] = []
@@ -46,7 +49,7 @@ def inline_calls(closed: ClosedJaxpr) -> tuple[Jaxpr, list[Any]]:
 
         for eqn in jaxpr.eqns:
             ins = [read(x) for x in eqn.inputs]
-            param = CALL_PRIMITIVES.get(eqn.primitive.name)
+            param = calls.get(eqn.primitive.name)
             if param is not None:
                 body: ClosedJaxpr = eqn.params[param]
                 outs = splice(body.jaxpr, body.consts, ins)

@@ -138,7 +138,7 @@ def is_undefined_primal(x: Any) -> bool:
 
 
 def zeros_like_aval(aval: ShapedArray) -> Any:
-    if core._eager_only[0]:
+    if core.is_eager():
         return np.zeros(aval.shape, aval.dtype)
     return _lax().full(aval.shape, 0, aval.dtype)
 
@@ -615,7 +615,7 @@ def _get_template(
 def _run_known(prog: _Program, args: list) -> list:
     """Evaluate the known part on concrete values: straight to the impls, unless a staging
     trace must see the operations (``make_jaxpr``/``jit`` around an eager value)."""
-    staging = core.dynamic_trace is not None
+    staging = core.dynamic_trace() is not None
     if not staging:
         return prog.run(*args)
     vals = list(prog.prefill)

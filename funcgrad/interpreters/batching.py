@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
+
 from funcgrad import core
 from funcgrad.core import Primitive, ShapedArray, Trace, Tracer, get_aval
 
@@ -170,8 +172,13 @@ def vmap_flat(
     """
     with core.new_main(BatchTrace, axis_size) as main:
         trace = main.trace
+        # Unmapped arrays are boxed too, so they behave as traced arrays do (indexing a
+        # NumPy array with a batched index works, as in JAX); other leaves (Python numbers,
+        # objects) pass through as they are.
         tracers_in = [
-            BatchTracer(trace, x, ax) if ax is not not_mapped else x
+            BatchTracer(trace, x, ax)
+            if ax is not not_mapped or isinstance(x, (np.ndarray, np.generic))
+            else x
             for x, ax in zip(args, in_axes, strict=True)
         ]
         outs = fun(*tracers_in)
@@ -192,4 +199,6 @@ def vmap_flat(
         else:
             ndim = get_aval(val).ndim + (d is not_mapped)
             results.append(move_batch_axis(val, d, out_ax % ndim, axis_size))
-    return results
+    # An input returned as it is (``vmap(lambda v: v)``) is copied: results never alias inputs.
+    ids = {id(x) for x in args if isinstance(x, np.ndarray)}
+    return [np.array(r) if type(r) is np.ndarray and id(r) in ids else r for r in results]

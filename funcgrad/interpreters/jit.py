@@ -524,7 +524,7 @@ class JitFunction:
         leaves, raw, in_tree, static_key, rebuild, dyn_args, dyn_kwargs = self._flatten(
             args, kwargs
         )
-        if core._eager_only[0]:
+        if core.is_eager():
             key = (static_key, in_tree, _sigs(raw, leaves))
             entry = self._cache.get(key)
             if entry is None:

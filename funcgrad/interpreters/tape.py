@@ -51,7 +51,7 @@ from funcgrad.interpreters.ad import UndefPrimal, Zero
 def applies(primals: Sequence[Any]) -> bool:
     """Whether ``grad``/``vjp`` of ``primals`` can use the tape: nothing is being traced and
     every input is a NumPy value."""
-    if not core._eager_only[0]:
+    if not core.is_eager():
         return False
     for p in primals:
         if type(p) is not np.ndarray and not isinstance(p, np.generic):
@@ -111,7 +111,7 @@ class _TemplateNode(_Node):
 
     def vjp(self, ct: Any) -> Sequence[Any]:
         template = self.template
-        if core._eager_only[0]:
+        if core.is_eager():
             vjp = template.vjp
             if vjp is None:
                 vjp = template.vjp = _template_vjp(template)

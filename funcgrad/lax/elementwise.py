@@ -18,8 +18,8 @@ Semantics worth knowing (where funcgrad chooses, it says so):
   ``fmod``), as JAX's ``lax.div``/``lax.rem``; ``funcgrad.numpy`` builds ``floor_divide``
   and ``mod`` from them. ``div(x, 0)`` and ``rem(x, 0)`` on integers give 0 (XLA gives -1
   and ``x``; funcgrad keeps NumPy's answer).
-- ``round``'s ``rounding_method`` defaults to ``RoundingMethod.TO_NEAREST_EVEN`` (1), which
-  matches ``numpy.round``; JAX's default is ``AWAY_FROM_ZERO`` (0), also available.
+- ``round``'s ``rounding_method`` defaults to ``RoundingMethod.AWAY_FROM_ZERO`` (0), as JAX's
+  ``lax.round``; ``funcgrad.numpy.round`` rounds half to even, as ``numpy.round``.
 - ``max``/``min`` propagate NaN (``np.maximum``); their jvp splits the tangent half and half
   where the operands tie, as JAX.
 - ``pow`` takes a float base and exponent of one dtype; its jvp with respect to the exponent
@@ -188,10 +188,10 @@ round_p.def_abstract_eval(_round_abstract_eval)
 
 
 def round(  # noqa: A001 - JAX's name
-    x: Any, rounding_method: int = RoundingMethod.TO_NEAREST_EVEN
+    x: Any, rounding_method: int = RoundingMethod.AWAY_FROM_ZERO
 ) -> Any:
-    """Elementwise round to an integer value; ties to even by default (as ``numpy.round``;
-    JAX's default is ``RoundingMethod.AWAY_FROM_ZERO``)."""
+    """Elementwise round to an integer value; ties away from zero by default, as JAX's
+    ``lax.round`` (``RoundingMethod.TO_NEAREST_EVEN`` rounds as ``numpy.round`` does)."""
     return round_p.bind(*promote_scalars(x), rounding_method=int(rounding_method))
 
 

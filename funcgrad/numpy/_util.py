@@ -33,9 +33,7 @@ def is_traced(x: Any) -> bool:
     return isinstance(x, Tracer)
 
 
-def is_eager() -> bool:
-    """True while no transformation is active (primitives run NumPy directly)."""
-    return _eager[0]
+is_eager = core.is_eager
 
 
 def to_operand(x: Any, name: str = "funcgrad.numpy") -> Any:

@@ -8,9 +8,11 @@ Decisions:
 - Eagerly the results are fresh arrays (the primitives' impls copy; functions that would do
   nothing, e.g. ``squeeze`` of an array without size-1 axes, copy explicitly). NumPy's
   views (``reshape``, ``transpose``, ``broadcast_to``) are copies here: nothing aliases.
-- ``reshape`` supports one ``-1`` and ``order='C'``/``'F'``; ``pad`` supports the modes
+- ``reshape`` supports one ``-1`` and ``order='C'``/``'F'``; ``pad`` supports NumPy's modes
   ``constant`` (per-axis before/after values too), ``edge``, ``reflect``, ``symmetric``,
-  ``wrap`` and ``empty``; the index-based modes are one gather per padded axis.
+  ``wrap``, ``empty`` (the index-based ones are one gather per padded axis), ``maximum``,
+  ``minimum``, ``mean``, ``median`` (with ``stat_length``) and ``linear_ramp`` (with
+  ``end_values``), all differentiable.
 - Errors name the function and the shapes: ``fnp.reshape: cannot reshape f32[6] into (4, 2)``.
 """
 
@@ -623,7 +625,7 @@ def _pad_widths(pad_width: Any, n: int) -> list[tuple[int, int]]:
 
 
 def pad(array: Any, pad_width: Any, mode: str = "constant", **kwargs: Any) -> Any:
-    """Pad an array (modes: constant, edge, reflect, symmetric, wrap, empty)."""
+    """Pad an array as ``numpy.pad`` does (every mode but a callable one; see the module doc)."""
     a = _op(array, "pad")
     s = tuple(shape_of(a))
     widths = _pad_widths(pad_width, len(s))
@@ -667,10 +669,135 @@ def pad(array: Any, pad_width: Any, mode: str = "constant", **kwargs: Any) -> An
             idx = np.pad(np.arange(s[ax]), (lo, hi), mode=mode)
             out = take(out, idx, axis=ax)
         return out if out is not a else _util.fresh(a)
-    raise NotImplementedError(
-        f"fnp.pad: mode {mode!r} is not supported; use one of 'constant', 'edge', 'reflect', "
-        "'symmetric', 'wrap', 'empty'"
+    if mode in _PAD_STAT_MODES:
+        return _pad_stat(a, widths, mode, kwargs.get("stat_length"))
+    if mode == "linear_ramp":
+        return _pad_linear_ramp(a, widths, kwargs.get("end_values", 0))
+    raise ValueError(
+        f"fnp.pad: mode {mode!r} is not supported; use one of 'constant', 'edge', "
+        "'linear_ramp', 'maximum', 'mean', 'median', 'minimum', 'reflect', 'symmetric', "
+        "'wrap', 'empty'"
     )
+
+
+_PAD_STAT_MODES = ("maximum", "minimum", "mean", "median")
+
+
+def _pad_pairs(value: Any, n: int, name: str, what: str) -> np.ndarray:
+    """A per-axis (before, after) table of ``value``, broadcast as NumPy's ``pad`` does."""
+    try:
+        return np.broadcast_to(np.asarray(value), (n, 2))
+    except ValueError:
+        raise ValueError(
+            f"fnp.pad: {what} {value!r} does not fit an array of {n} dimensions; give a "
+            "scalar, (before, after), or one (before, after) pair per axis"
+        ) from None
+
+
+def _slice_axis(x: Any, ax: int, start: int, stop: int) -> Any:
+    return lax.slice_in_dim(x, start, stop, axis=ax)
+
+
+def _repeat_axis(x: Any, ax: int, n: int) -> Any:
+    """``x`` (size 1 along ``ax``) repeated ``n`` times along ``ax``."""
+    s = list(shape_of(x))
+    s[ax] = n
+    return broadcast_to(x, tuple(s))
+
+
+def _pad_stat(a: Any, widths: list[tuple[int, int]], mode: str, stat_length: Any) -> Any:
+    """Pad with a statistic of the first/last ``stat_length`` values of each axis (NumPy's
+    rule: axes are padded in order, so later axes see the earlier axes' padding)."""
+    from funcgrad.numpy import reductions
+
+    reduce = {
+        "maximum": reductions.max,
+        "minimum": reductions.min,
+        "mean": reductions.mean,
+        "median": reductions.median,
+    }[mode]
+    n = len(widths)
+    lengths = None if stat_length is None else _pad_pairs(stat_length, n, "pad", "stat_length")
+    if lengths is not None and (lengths.dtype.kind not in "iu" or (lengths < 0).any()):
+        raise ValueError(f"fnp.pad: stat_length must be non-negative ints, got {stat_length!r}")
+    dtype = _util.dtype_of(a)
+    out = a
+    for ax, (lo, hi) in enumerate(widths):
+        if not (lo or hi):
+            continue
+        size_ax = shape_of(out)[ax]
+        if size_ax == 0:
+            raise ValueError(
+                f"fnp.pad: cannot pad an empty axis ({ax} of {_util.short(a)}) in mode "
+                f"{mode!r}; use mode='constant'"
+            )
+        parts = []
+        for side, w in ((0, lo), (1, hi)):
+            if not w:
+                continue
+            k = size_ax if lengths is None else max(1, min(int(lengths[ax, side]), size_ax))
+            region = (
+                _slice_axis(out, ax, 0, k)
+                if side == 0
+                else _slice_axis(out, ax, size_ax - k, size_ax)
+            )
+            stat = reduce(region, axis=ax, keepdims=True)
+            if np.dtype(dtype).kind in "iub" and mode in ("mean", "median"):
+                from funcgrad.numpy.ufuncs import round as round_
+
+                stat = round_(stat)  # NumPy rounds (half to even) before the cast back
+            stat = astype(stat, dtype)
+            parts.append((side, _repeat_axis(stat, ax, w)))
+        before = [p for side, p in parts if side == 0]
+        after = [p for side, p in parts if side == 1]
+        out = concatenate([*before, out, *after], axis=ax)
+    return out if out is not a else _util.fresh(a)
+
+
+def _pad_linear_ramp(a: Any, widths: list[tuple[int, int]], end_values: Any) -> Any:
+    """Pad with linear ramps from ``end_values`` to the edge values, as ``numpy.pad``
+    (``np.linspace(end, edge, width, endpoint=False)``, floored for integer dtypes)."""
+    from funcgrad.numpy import ufuncs
+
+    n = len(widths)
+    ends = _pad_pairs(end_values, n, "pad", "end_values")
+    dtype = np.dtype(_util.dtype_of(a))
+    work = np.dtype(np.float64) if dtype.kind in "iub" else dtype
+    out = a
+    for ax, (lo, hi) in enumerate(widths):
+        if not (lo or hi):
+            continue
+        size_ax = shape_of(out)[ax]
+        if size_ax == 0:
+            raise ValueError(
+                f"fnp.pad: cannot pad an empty axis ({ax} of {_util.short(a)}) in mode "
+                "'linear_ramp'; use mode='constant'"
+            )
+        rank = len(shape_of(out))
+        parts = []
+        for side, w in ((0, lo), (1, hi)):
+            if not w:
+                continue
+            edge = (
+                _slice_axis(out, ax, 0, 1)
+                if side == 0
+                else _slice_axis(out, ax, size_ax - 1, size_ax)
+            )
+            edge = astype(edge, work)
+            end = np.asarray(ends[ax, side]).astype(work)
+            k = np.arange(w, dtype=work)
+            if side == 1:
+                k = k[::-1].copy()
+            k = k.reshape([w if i == ax else 1 for i in range(rank)])
+            step = ufuncs.divide(ufuncs.subtract(edge, end), np.asarray(w, work))
+            ramp = ufuncs.add(ufuncs.multiply(k, step), end)
+            if dtype.kind in "iu":
+                ramp = ufuncs.floor(ramp)
+            parts.append((side, astype(ramp, dtype)))
+        before = [p for side, p in parts if side == 0]
+        after = [p for side, p in parts if side == 1]
+        out = concatenate([*before, out, *after], axis=ax)
+    return out if out is not a else _util.fresh(a)
 
 
 # ----------------------------------------------------------------------------------------
