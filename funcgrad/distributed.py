@@ -57,6 +57,7 @@ from funcgrad.tree_util import tree_flatten, tree_flatten_with_path, tree_unflat
 
 __all__ = [
     "AXIS",
+    "DataParallel",
     "DistributedError",
     "P",
     "PartitionSpec",
@@ -547,3 +548,86 @@ def check_replicated(tree: Any, what: str = "values") -> None:
                 "must be computed identically on every process (same seed, same "
                 "collectives, same code path)"
             )
+
+
+# ----------------------------------------------------------------------------------------
+# Data-parallel training (what ``train.fit(..., distributed=True)`` uses)
+
+
+class DataParallel:
+    """Data parallelism for a training loop: every process holds the same parameters and
+    takes its share of each global batch; gradients are averaged with one allreduce per
+    step, so the processes apply identical updates.
+
+    - ``global_batch`` must be a multiple of the process count: process ``r`` takes rows
+      ``[r*b, (r+1)*b)`` of every batch (``b = global_batch // count``), so the run equals a
+      one-process run on the global batch, shuffling included (every process draws the
+      same permutation). With memory-mapped data (``np.load(..., mmap_mode="r")``) each
+      process reads only its rows.
+    - :meth:`average`: gradients, loss, logged metrics and float model state (BatchNorm
+      statistics) travel in one flat buffer per dtype, averaged by one MPI allreduce.
+    - :meth:`synchronize` copies process 0's starting values to every process.
+    - Only process 0 prints (``is_main``) and should write files.
+    - Debug mode (``initialize(debug=True)``, ``FUNCGRAD_DISTRIBUTED_DEBUG=1``):
+      :meth:`check` verifies after every epoch that parameters, optimizer state and model
+      state are bit-identical on every process.
+    """
+
+    def __init__(self, global_batch: int) -> None:
+        self.world = world()
+        size = self.world.size
+        if global_batch % size:
+            lo = max(size, global_batch - global_batch % size)
+            raise ValueError(
+                f"fit(distributed=True): the batch size {global_batch} is not a multiple of "
+                f"the {size} processes (each process takes an equal share of every batch); "
+                f"use batch_size={lo} or {lo + size}"
+            )
+        self.local_batch = global_batch // size
+
+    @property
+    def is_main(self) -> bool:
+        """Whether this is process 0 (the one that prints and writes checkpoints)."""
+        return self.world.rank == 0
+
+    def shard(self, rows: np.ndarray) -> np.ndarray:
+        """This process's rows of a global batch's row indices."""
+        r = self.world.rank
+        return rows[r * self.local_batch : (r + 1) * self.local_batch]
+
+    def fold_key(self, key: Any) -> Any:
+        """A per-process key (dropout masks must differ between the processes' examples)."""
+        from funcgrad import random
+
+        return random.fold_in(key, self.world.rank) if self.world.size > 1 else key
+
+    def synchronize(self, tree: Any) -> Any:
+        """Process 0's ``tree`` on every process (fresh arrays; exact: a broadcast)."""
+        leaves, treedef = tree_flatten(tree)
+        if self.world.size == 1:
+            return tree
+        return tree_unflatten(treedef, [self.world.bcast(np.asarray(v)) for v in leaves])
+
+    def average(self, grads: Any, value: Any, logs: Any, state: Any) -> tuple:
+        """The mean over processes of everything a step reports: one allreduce per dtype."""
+        s_leaves, s_tree = tree_flatten(state)
+        floats = [i for i, v in enumerate(s_leaves) if np.dtype(v.dtype).kind in "fc"]
+        grads, value, logs, s_avg = allreduce(
+            (grads, value, logs, [s_leaves[i] for i in floats]), op="mean"
+        )
+        s_leaves = list(s_leaves)
+        for i, v in zip(floats, s_avg, strict=True):
+            s_leaves[i] = v
+        return grads, value, logs, tree_unflatten(s_tree, s_leaves)
+
+    def check(self, params: Any, opt_state: Any, state: Any, epoch: int) -> None:
+        """In debug mode: raise unless the training state is identical on every process."""
+        if self.world.debug:
+            check_replicated(
+                {"params": params, "opt_state": opt_state, "state": state},
+                f"fit(distributed=True): the training state after epoch {epoch}",
+            )
+
+    def failed(self, exc: BaseException) -> None:
+        """This process failed with ``exc``: tell the others, so that they stop too."""
+        self.world.notify_failure(exc)

@@ -70,14 +70,103 @@ def collectives() -> dict[str, np.ndarray]:
     return out
 
 
-PROGRAMS = {"collectives": collectives}
+def fit_problem() -> dict:
+    """A tiny MLP regression: the same data, model and settings in every process."""
+    import funcgrad as fg
+
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((48, 5)).astype(np.float32)
+    y = (np.sin(x[:, :1]) + 0.5 * x[:, 1:2] * x[:, 2:3]).astype(np.float32)
+    model = fg.nn.Sequential([fg.nn.Dense(16), fg.numpy.tanh, fg.nn.Dense(1)])
+    params = model.init(fg.random.key(0), x[:1])
+    return dict(
+        target=model,
+        params=params,
+        data=(x, y),
+        loss="mse",
+        epochs=3,
+        batch_size=16,
+        optimizer=fg.optim.adam(1e-2),
+        key=fg.random.key(3),
+    )
+
+
+def fit_run(distributed: bool, jit: bool = True) -> dict[str, np.ndarray]:
+    from funcgrad import train
+    from funcgrad.tree_util import keystr, tree_flatten_with_path
+
+    p = fit_problem()
+    params, history = train.fit(
+        p["target"],
+        p["params"],
+        *p["data"],
+        optimizer=p["optimizer"],
+        loss=p["loss"],
+        epochs=p["epochs"],
+        batch_size=p["batch_size"],
+        key=p["key"],
+        jit=jit,
+        verbose=2,
+        distributed=distributed,
+    )
+    out = {keystr(k): np.asarray(v) for k, v in tree_flatten_with_path(params)[0]}
+    out["loss_history"] = np.asarray(history.history["loss"])
+    return out
+
+
+def fit() -> dict[str, np.ndarray]:
+    return fit_run(distributed=True)
+
+
+def fit_fails() -> dict[str, np.ndarray]:
+    """Process 1 raises in its third step; process 0 must stop with a clear error."""
+    import funcgrad.numpy as fnp
+    from funcgrad import distributed, train
+
+    p = fit_problem()
+    calls = [0]
+
+    def loss_fn(params, x, y):
+        calls[0] += 1
+        if distributed.process_index() == 1 and calls[0] == 3:
+            raise ValueError("injected failure in process 1")
+        return fnp.mean((p["target"].apply(params, x) - y) ** 2)
+
+    train.fit(
+        loss_fn,
+        p["params"],
+        *p["data"],
+        optimizer=p["optimizer"],
+        epochs=2,
+        batch_size=16,
+        jit=False,
+        verbose=0,
+        distributed=True,
+    )
+    return {}
+
+
+def hangs() -> dict[str, np.ndarray]:
+    """Process 1 stops answering (no error); process 0's collective must time out."""
+    import time
+
+    from funcgrad import distributed
+
+    if distributed.process_index() == 1:
+        time.sleep(60)
+    distributed.allreduce(np.ones(3))
+    return {}
+
+
+PROGRAMS = {"collectives": collectives, "fit": fit, "fit_fails": fit_fails, "hangs": hangs}
 
 
 def main() -> None:
     name, outdir = sys.argv[1], Path(sys.argv[2])
     from funcgrad import distributed
 
-    distributed.initialize(timeout=120)
+    timeout = float(sys.argv[3]) if len(sys.argv) > 3 else 120.0
+    distributed.initialize(timeout=timeout, debug=True)
     result = PROGRAMS[name]()
     np.savez(outdir / f"{name}-{distributed.process_index()}.npz", **result)
 

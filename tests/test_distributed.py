@@ -125,3 +125,51 @@ def test_shard_map_checks_its_specs():
         axis_name="data",
     )
     assert f(np.ones(3)) == 3.0
+
+
+# ----------------------------------------------------------------------------------------
+# train.fit(distributed=True)
+
+
+def test_fit_on_two_processes_equals_one_process_on_the_global_batch(tmp_path):
+    """Each process takes half of every batch; gradients are averaged by one allreduce per
+    step; the result is the one-process run (debug mode also checks every epoch that both
+    processes hold bit-identical parameters and optimizer state)."""
+    from tests.mpi_programs import fit_run
+
+    proc = mpi_launch.run(["-m", "tests.mpi_programs", "fit", str(tmp_path)], tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.count("Epoch 3/3") == 1  # only process 0 prints
+    outs = [dict(np.load(tmp_path / f"fit-{r}.npz")) for r in range(2)]
+    ref = fit_run(distributed=False)
+    for key, value in ref.items():
+        np.testing.assert_array_equal(outs[0][key], outs[1][key])
+        np.testing.assert_allclose(outs[0][key], value, rtol=1e-5, atol=1e-6, err_msg=key)
+    assert ref["loss_history"][-1] < ref["loss_history"][0]
+
+
+def test_a_process_that_raises_stops_the_others(tmp_path):
+    timeout = 60  # the notice must stop process 0 long before its collective times out
+    proc = mpi_launch.run(
+        ["-m", "tests.mpi_programs", "fit_fails", str(tmp_path), str(timeout)],
+        tmp_path,
+        timeout=timeout,
+    )
+    err = proc.stdout + proc.stderr
+    assert proc.returncode != 0, err
+    assert "ValueError: injected failure in process 1" in err
+    assert (
+        "DistributedError: process 0 of 2 stops: process 1 failed with ValueError: "
+        "injected failure in process 1" in err
+    ), err
+
+
+def test_a_process_that_hangs_times_out_the_others(tmp_path):
+    """Process 1 sleeps 60 s without failing: process 0 raises after its 3 s timeout and
+    the job ends then (MPI_Abort at exit), not when process 1 wakes up."""
+    proc = mpi_launch.run(
+        ["-m", "tests.mpi_programs", "hangs", str(tmp_path), "3"], tmp_path, timeout=50
+    )
+    err = proc.stdout + proc.stderr
+    assert proc.returncode != 0, err
+    assert "DistributedError: process 0 of 2 stops: timed out after 3 s" in err, err
