@@ -76,6 +76,11 @@ __all__ = [
 AXIS = "processes"
 
 _OPS = ("sum", "mean", "max", "min")
+_yield = getattr(os, "sched_yield", lambda: None)
+#: From this many bytes a collective runs as a watched barrier, then MPI's blocking call.
+BLOCKING_MIN_BYTES = 1 << 16
+#: How long a collective busy-waits (testing its request) before it starts to sleep.
+SPIN_SECONDS = 0.05
 _FAIL_TAG = 7301
 _ACK_TAG = 7302
 #: Environment variables that MPI launchers set (MPICH/Hydra, Open MPI, Intel MPI, PMIx).
@@ -133,8 +138,14 @@ class World:
             np.copyto(out, x)
             return
         self._check_usable()
-        req = self.data.Iallreduce(x, out, self._ops[op])
-        self._wait(req, f"allreduce(op={op!r}) of {x.dtype.name}{list(x.shape)}")
+        what = f"allreduce(op={op!r}) of {x.dtype.name}{list(x.shape)}"
+        if x.nbytes >= BLOCKING_MIN_BYTES:
+            # MPI's blocking allreduce is faster on large buffers than the non-blocking one:
+            # meet first (a watched barrier), then every process is there to finish it.
+            self._wait(self.data.Ibarrier(), what)
+            self.data.Allreduce(x, out, self._ops[op])
+            return
+        self._wait(self.data.Iallreduce(x, out, self._ops[op]), what)
 
     def allreduce(self, x: Any, op: str) -> np.ndarray:
         x = _contiguous(x)
@@ -148,8 +159,12 @@ class World:
             np.copyto(out[0], x)
             return
         self._check_usable()
-        req = self.data.Iallgather(x, out)
-        self._wait(req, f"allgather of {x.dtype.name}{list(x.shape)}")
+        what = f"allgather of {x.dtype.name}{list(x.shape)}"
+        if x.nbytes >= BLOCKING_MIN_BYTES:
+            self._wait(self.data.Ibarrier(), what)
+            self.data.Allgather(x, out)
+            return
+        self._wait(self.data.Iallgather(x, out), what)
 
     def allgather(self, x: Any) -> np.ndarray:
         x = _contiguous(x)
@@ -180,15 +195,31 @@ class World:
             )
 
     def _wait(self, req: Any, what: str) -> None:
-        """Wait for ``req`` while watching for failure notices, up to the timeout."""
+        """Wait for ``req`` while watching for failure notices, up to the timeout.
+
+        MPI makes progress on a non-blocking collective only while some process tests it,
+        so the wait spins (as a blocking MPI call does) for :data:`SPIN_SECONDS`, looking
+        for failure notices every millisecond, then sleeps between tests (a peer that is
+        still computing, compiling or loading data should not cost a busy core)."""
         if req.Test():
             return
         start = time.monotonic()
         deadline = start + self.timeout
+        next_poll = start + 1e-3
+        spin_until = start + SPIN_SECONDS
         pause = 0.0
+        spins = 0
         while not req.Test():
-            self._poll_failures(what)
             now = time.monotonic()
+            if now < spin_until:
+                if now >= next_poll:
+                    self._poll_failures(what)
+                    next_poll = now + 1e-3
+                spins += 1
+                if spins % 64 == 0:
+                    _yield()  # now and then, let a peer on an oversubscribed core run
+                continue
+            self._poll_failures(what)
             if now > deadline:
                 self._broken(
                     f"timed out after {self.timeout:g} s waiting for {what}: another process "
@@ -197,9 +228,8 @@ class World:
                     "FUNCGRAD_DISTRIBUTED_TIMEOUT if a step legitimately takes longer",
                     abort=True,
                 )
-            if now - start > 1e-4:  # spin briefly, then back off up to 1 ms
-                pause = min(max(pause * 2, 2e-5), 1e-3)
-                time.sleep(pause)
+            pause = min(max(pause * 2, 5e-5), 1e-3)
+            time.sleep(pause)
 
     def _poll_failures(self, what: str) -> None:
         MPI = self.mpi
@@ -352,8 +382,10 @@ def _flat_groups(x: Any) -> tuple[list, Any, dict]:
     """Leaves as arrays, their structure, and leaf indices grouped by dtype."""
     from funcgrad import numpy as fnp
 
+    from funcgrad.core import Tracer
+
     leaves, tree = tree_flatten(x)
-    leaves = [fnp.asarray(leaf) for leaf in leaves]
+    leaves = [v if isinstance(v, (np.ndarray, Tracer)) else fnp.asarray(v) for v in leaves]
     groups: dict[Any, list[int]] = {}
     for i, leaf in enumerate(leaves):
         groups.setdefault(np.dtype(leaf.dtype), []).append(i)
