@@ -381,7 +381,6 @@ _AXIS = ProcessAxis(AXIS)
 def _flat_groups(x: Any) -> tuple[list, Any, dict]:
     """Leaves as arrays, their structure, and leaf indices grouped by dtype."""
     from funcgrad import numpy as fnp
-
     from funcgrad.core import Tracer
 
     leaves, tree = tree_flatten(x)
