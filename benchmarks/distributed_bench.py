@@ -205,12 +205,12 @@ def _launch(n: int, quick: bool) -> dict[str, Any]:
 
 
 def _fit_alpha_beta(rows: list[dict[str, float]], key: str) -> tuple[float, float]:
-    """Least squares of ``t = alpha + bytes / beta``."""
-    b = np.array([r["bytes"] for r in rows], float)
-    t = np.array([r[key] for r in rows], float)
-    a = np.stack([np.ones_like(b), b], axis=1)
-    (alpha, inv_beta), *_ = np.linalg.lstsq(a, t, rcond=None)
-    return max(alpha, t.min() * 0.5), 1.0 / max(inv_beta, 1e-15)
+    """Latency: the fastest of the small messages (<= 1 KiB); bandwidth: the largest
+    message's bytes over its time less that latency (robust to a noisy machine, where a
+    least-squares fit is not)."""
+    alpha = min(r[key] for r in rows if r["bytes"] <= 1024)
+    big = max(rows, key=lambda r: r["bytes"])
+    return alpha, big["bytes"] / max(big[key] - alpha, 1e-9)
 
 
 def _ring(n: int, nbytes: float, alpha: float, beta: float) -> float:
