@@ -173,3 +173,39 @@ def test_a_process_that_hangs_times_out_the_others(tmp_path):
     err = proc.stdout + proc.stderr
     assert proc.returncode != 0, err
     assert "DistributedError: process 0 of 2 stops: timed out after 3 s" in err, err
+
+
+def test_fit_distributed_in_a_world_of_one_equals_fit():
+    from tests.mpi_programs import fit_problem
+
+    p = fit_problem()
+    runs = []
+    for dist in (False, True):
+        params, _ = fg.train.fit(
+            p["target"],
+            p["params"],
+            *p["data"],
+            optimizer=p["optimizer"],
+            loss=p["loss"],
+            epochs=1,
+            batch_size=16,
+            key=p["key"],
+            jit=False,
+            verbose=0,
+            distributed=dist,
+        )
+        runs.append(fg.tree_util.tree_leaves(params))
+    for a, b in zip(*runs, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_global_batch_must_split_evenly(monkeypatch):
+    from types import SimpleNamespace
+
+    monkeypatch.setattr(distributed, "_world", SimpleNamespace(size=3, rank=0, debug=False))
+    with pytest.raises(
+        ValueError,
+        match=r"batch size 16 is not a multiple of the 3 processes.*"
+        r"batch_size=15 or 18",
+    ):
+        distributed.DataParallel(16)
