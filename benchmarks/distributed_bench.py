@@ -182,7 +182,7 @@ def worker(quick: bool) -> None:
 
 def _launch(n: int, quick: bool) -> dict[str, Any]:
     sys.path.insert(0, str(ROOT))
-    from tests.mpi_launch import command, mpiexec
+    from tests.mpi_launch import command, loopback_env, mpiexec
 
     exe = mpiexec()
     if exe is None:
@@ -195,6 +195,7 @@ def _launch(n: int, quick: bool) -> dict[str, Any]:
         OPENBLAS_NUM_THREADS="1",
         MKL_NUM_THREADS="1",
     )
+    env.update(loopback_env())
     proc = subprocess.run(
         command(exe, n, args), cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800
     )

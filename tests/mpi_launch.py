@@ -1,4 +1,7 @@
-"""Start a small MPI job on this machine (loopback only) for the distributed tests."""
+"""Start a small MPI job on this machine (loopback only) for the distributed tests.
+
+The launcher forks the processes locally (no ssh) with its control connections on ``lo``;
+the environment keeps libfabric and UCX traffic on the loopback or shared memory."""
 
 from __future__ import annotations
 
@@ -33,10 +36,24 @@ def command(exe: str, n: int, args: list[str]) -> list[str]:
     version = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=60)
     text = version.stdout + version.stderr
     if "HYDRA" in text.upper():  # MPICH, Intel MPI: local fork launcher, no ssh
-        launch = [exe, "-n", str(n), "-hosts", "localhost", "-launcher", "fork"]
+        launch = [exe, "-n", str(n), "-hosts", "localhost", "-launcher", "fork", "-iface", "lo"]
     else:  # Open MPI
         launch = [exe, "-n", str(n), "--oversubscribe", "--host", f"localhost:{n}"]
     return [*launch, sys.executable, *args]
+
+
+def loopback_env() -> dict[str, str]:
+    """Environment that keeps every MPI transport on the loopback or shared memory."""
+    return {
+        "OMPI_ALLOW_RUN_AS_ROOT": "1",
+        "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
+        "OMPI_MCA_btl": "self,vader,tcp",
+        "OMPI_MCA_btl_tcp_if_include": "lo",
+        "FI_TCP_IFACE": "lo",
+        "FI_SOCKETS_IFACE": "lo",
+        "UCX_TLS": "self,sm",
+        "UCX_NET_DEVICES": "lo",
+    }
 
 
 def run(
@@ -45,13 +62,10 @@ def run(
     """Run ``python ARGS`` in ``n`` processes from the repository root."""
     exe = require_mpi()
     full_env = dict(os.environ)
+    full_env.update(loopback_env())
     full_env.update(
         FUNCGRAD_CACHE_DIR=str(tmp_path / "kernels"),
         PYTHONPATH=str(ROOT) + os.pathsep + full_env.get("PYTHONPATH", ""),
-        OMPI_ALLOW_RUN_AS_ROOT="1",
-        OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
-        OMPI_MCA_btl="self,vader,tcp",
-        OMPI_MCA_btl_tcp_if_include="lo",
         PYTHONUNBUFFERED="1",
     )
     full_env.update(env or {})
