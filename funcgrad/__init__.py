@@ -1,5 +1,6 @@
 """funcgrad: JAX-like composable transformations (grad, vmap, jit) on NumPy and numba."""
 
+from funcgrad import distributed as distributed
 from funcgrad import errors as errors
 from funcgrad import export as export
 from funcgrad import lax as lax

@@ -91,18 +91,28 @@ def vmap(
     in_axes: Any = 0,
     out_axes: Any = 0,
     axis_size: int | None = None,
+    axis_name: Any = None,
 ) -> Callable:
     """Vectorize ``fun`` over an axis of its inputs: ``vmap(f)(xs)[i] == f(xs[i])``.
 
     ``in_axes``/``out_axes`` are an int (negative counts from the end), None (not mapped /
     not batched), or pytree prefixes of the arguments/outputs. ``axis_size`` is needed only
-    when no input is mapped. Keyword arguments are mapped along axis 0.
+    when no input is mapped. Keyword arguments are mapped along axis 0. ``axis_name`` (any
+    hashable, e.g. ``"batch"``) names the mapped axis for collectives inside ``fun``
+    (``lax.psum(x, "batch")``, ``lax.axis_index("batch")``; see ``funcgrad.lax.parallel``).
     """
     from funcgrad.core import get_aval
     from funcgrad.interpreters.batching import vmap_flat
 
     if isinstance(in_axes, list):
         in_axes = tuple(in_axes)
+    if axis_name is not None:
+        try:
+            hash(axis_name)
+        except TypeError:
+            raise TypeError(
+                f"vmap axis_name must be hashable (a string, say), got {axis_name!r}"
+            ) from None
     if not isinstance(in_axes, (int, tuple, dict)) and in_axes is not None:
         raise ValueError(
             f"vmap in_axes must be an int, None, or a tuple with one entry per positional "
@@ -160,7 +170,7 @@ def vmap(
             dummy = tree_util.tree_unflatten(out_tree.val, [0] * out_tree.val.num_leaves)
             return _broadcast_axes(out_axes, dummy, "out_axes")
 
-        outs = vmap_flat(flat_fun, norm_axes, out_axes_flat, size, flat_args)
+        outs = vmap_flat(flat_fun, norm_axes, out_axes_flat, size, flat_args, axis_name)
         return tree_util.tree_unflatten(out_tree.val, outs)
 
     return vmapped

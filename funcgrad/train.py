@@ -213,6 +213,8 @@ class _Task:
             self.loss_takes_key = _accepts_key(target)
             self.metrics = {}
             self.stateful = False
+        #: ``fit(distributed=True)``: averages (grads, loss, logs, state) across processes.
+        self.cross_process: Callable | None = None
 
     # -- the forward computation shared by training and evaluation
     def _forward(self, params: Any, state: Any, key: Any, batch: tuple, train: bool) -> tuple:
@@ -240,6 +242,8 @@ class _Task:
             return self._forward(p, state, key, batch, True)
 
         (value, (logs, new_state)), grads = value_and_grad(objective, has_aux=True)(params)
+        if self.cross_process is not None:  # one allreduce per step (distributed.DataParallel)
+            grads, value, logs, new_state = self.cross_process(grads, value, logs, new_state)
         updates, opt_state = self.optimizer.update(grads, opt_state, params)
         params = optim.apply_updates(params, updates)
         return params, opt_state, new_state, value, logs
@@ -409,6 +413,7 @@ def fit(
     checkpoint_every: int = 1,
     keep_checkpoints: int = 3,
     resume: bool = True,
+    distributed: bool = False,
 ) -> tuple[Any, History]:
     """Train ``params`` for ``epochs`` passes over ``data``; returns ``(params, history)``.
 
@@ -420,7 +425,13 @@ def fit(
     ``checkpoint_dir``: every ``checkpoint_every`` epochs (and after the last) the training
     state is saved there as ``ckpt-EPOCH.safetensors``, keeping the ``keep_checkpoints``
     newest; with ``resume=True`` a later call continues from the newest one and ends exactly
-    where an uninterrupted run would (same parameters, same history).
+    where an uninterrupted run would (same parameters, same history). In a distributed run
+    only process 0 writes them.
+
+    ``distributed=True``: data-parallel over the processes of an MPI job (``mpiexec -n 4
+    python train.py``; see :class:`funcgrad.distributed.DataParallel`): ``batch_size`` is
+    the global batch, each process reads its share of every batch, and the result equals
+    a one-process run with the same arguments (up to float rounding).
     """
     if not isinstance(optimizer, optim.GradientTransformation):
         raise TypeError(
@@ -438,6 +449,14 @@ def fit(
     if validation_data is not None:
         val_arrays = _check_data("fit (validation_data)", tuple(validation_data), loss is not None)
     opt_state = optimizer.init(params) if opt_state is None else opt_state
+    dp = None
+    if distributed:
+        from funcgrad.distributed import DataParallel
+
+        dp = DataParallel(min(batch_size, arrays[0].shape[0]))
+        task.cross_process = dp.average
+        params, opt_state, state = dp.synchronize((params, opt_state, state))
+        verbose = verbose if dp.is_main else 0
     step = fg_jit(task.train_step) if jit else task.train_step
     eval_step = fg_jit(task.eval_step) if jit else task.eval_step
 
@@ -465,9 +484,12 @@ def fit(
             step_keys = random.split(k_steps, n_batches)
             totals: dict[str, float] = {}
             for b in range(n_batches):
-                batch = [a[order[b]] for a in arrays]
+                rows, step_key = order[b], step_keys[b]
+                if dp is not None:  # this process's share of the global batch
+                    rows, step_key = dp.shard(rows), dp.fold_key(step_key)
+                batch = [a[rows] for a in arrays]
                 params, opt_state, state, value, logs = step(
-                    params, opt_state, state, step_keys[b], *batch
+                    params, opt_state, state, step_key, *batch
                 )
                 for k, v in {"loss": value, **logs}.items():
                     totals[k] = totals.get(k, 0.0) + float(v)
@@ -478,8 +500,18 @@ def fit(
                 epoch_logs.update({f"val_{k}": float(v) for k, v in logs.items()})
             history._record(epoch, epoch_logs)
             progress.update(epoch, time.perf_counter() - t0, epoch_logs)
-            if ckpt is not None and (epoch % ckpt.every == 0 or epoch == epochs):
+            if dp is not None:
+                dp.check(params, opt_state, state, epoch)
+            if (
+                ckpt is not None
+                and (dp is None or dp.is_main)
+                and (epoch % ckpt.every == 0 or epoch == epochs)
+            ):
                 ckpt.save(epoch, params, opt_state, state, key, history)
+    except BaseException as e:
+        if dp is not None:  # tell the other processes, so they stop instead of waiting
+            dp.failed(e)
+        raise
     finally:
         progress.close()
     history.params, history.opt_state, history.state = params, opt_state, state

@@ -5,11 +5,20 @@ each ``dims[i]`` is the batched axis of ``args[i]`` or ``not_mapped`` (None); fo
 ``multiple_results`` primitives ``out`` and ``out_dim`` are lists. Rules produce batched
 primitives (one ``dot_general`` with batch dimensions, one ``gather``...), never loops.
 When no argument is batched the trace skips the rule and binds the primitive directly.
+
+Named axes (``vmap(f, axis_name="batch")``): each :class:`BatchTrace` carries the name of
+the axis it maps (or None). Collectives over that name (``lax.psum`` & co., see
+``funcgrad/lax/parallel.py``) are batched by :data:`axis_batchers` (the reduction across
+the batch axis itself); over any other name by :data:`primitive_batchers` as usual. The
+sub-traces a rule starts (batching a ``jit``/``cond``/``scan`` body) map the same axis, so
+they inherit the name: rules run with the name in a thread-local context, which a new
+``BatchTrace`` reads.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
 import numpy as np
@@ -20,6 +29,29 @@ from funcgrad.core import Primitive, ShapedArray, Trace, Tracer, get_aval
 not_mapped = None
 
 primitive_batchers: dict[Primitive, Callable] = {}
+
+#: Collectives over the trace's own named axis:
+#: ``axis_batchers[p](axis_size, args, dims, **params) -> (out, out_dim)``.
+axis_batchers: dict[Primitive, Callable] = {}
+
+#: Whether a primitive's params (a jaxpr) contain a collective over a given axis name:
+#: set by ``funcgrad.lax.parallel`` (a call whose operands are all unbatched must still be
+#: batched when its body reduces over this trace's axis).
+uses_axis_name: list[Callable[[dict, Hashable], bool]] = []
+
+
+class _AxisContext(threading.local):
+    #: The axis name that a BatchTrace created now maps (rules set it to their trace's).
+    name: Hashable | None = None
+
+
+_axis_ctx = _AxisContext()
+_INHERIT: Any = object()
+
+
+def current_axis_name() -> Hashable | None:
+    """The axis name of the batching rule now running (None outside rules / unnamed)."""
+    return _axis_ctx.name
 
 
 def axis_size_of(args: Sequence[Any], dims: Sequence[int | None]) -> int:
@@ -131,7 +163,11 @@ class BatchTracer(Tracer):
 
 
 class BatchTrace(Trace):
-    __slots__ = ()
+    __slots__ = ("axis_name",)
+
+    def __init__(self, main: Any) -> None:
+        super().__init__(main)
+        self.axis_name = _axis_ctx.name
 
     @property
     def axis_size(self) -> int:
@@ -145,15 +181,31 @@ class BatchTrace(Trace):
     def process_primitive(self, primitive: Primitive, tracers: list, params: dict) -> Any:
         vals = [t.val for t in tracers]
         dims = [t.batch_dim for t in tracers]
+        name = self.axis_name
+        if name is not None and primitive in axis_batchers and params["axis_name"] == name:
+            out, out_dim = axis_batchers[primitive](self.axis_size, vals, dims, **params)
+            return BatchTracer(self, out, out_dim)
         if all(d is not_mapped for d in dims):
-            out = primitive.bind(*vals, **params)
-            if primitive.multiple_results:
-                return [BatchTracer(self, x, not_mapped) for x in out]
-            return BatchTracer(self, out, not_mapped)
+            if name is None or not vals or not any(u(params, name) for u in uses_axis_name):
+                out = primitive.bind(*vals, **params)
+                if primitive.multiple_results:
+                    return [BatchTracer(self, x, not_mapped) for x in out]
+                return BatchTracer(self, out, not_mapped)
+            # The body reduces over this axis: batch it (one operand broadcast).
+            vals[0] = bdim_at_front(vals[0], None, self.axis_size)
+            dims[0] = 0
         rule = primitive_batchers.get(primitive)
         if rule is None:
             raise NotImplementedError(f"Batching rule for '{primitive.name}' not implemented")
-        out, out_dim = rule(vals, dims, **params)
+        prev = _axis_ctx.name
+        if prev is name:
+            out, out_dim = rule(vals, dims, **params)
+        else:
+            _axis_ctx.name = name
+            try:
+                out, out_dim = rule(vals, dims, **params)
+            finally:
+                _axis_ctx.name = prev
         if primitive.multiple_results:
             return [BatchTracer(self, x, d) for x, d in zip(out, out_dim, strict=True)]
         return BatchTracer(self, out, out_dim)
@@ -165,13 +217,18 @@ def vmap_flat(
     out_axes: Sequence[int | None] | Callable[[], Sequence[int | None]],
     axis_size: int,
     args: Sequence[Any],
+    axis_name: Hashable | None = _INHERIT,
 ) -> list[Any]:
     """vmap on flat lists; in_axes validated and non-negative.
 
     ``out_axes`` may be a thunk, called after tracing (when the output structure is known).
+    ``axis_name`` names the mapped axis for collectives; by default it is the axis of the
+    batching rule that calls this (None outside rules), as a rule batches the same axis.
     """
     with core.new_main(BatchTrace, axis_size) as main:
         trace = main.trace
+        if axis_name is not _INHERIT:
+            trace.axis_name = axis_name
         # Unmapped arrays are boxed too, so they behave as traced arrays do (indexing a
         # NumPy array with a batched index works, as in JAX); other leaves (Python numbers,
         # objects) pass through as they are.

@@ -181,7 +181,8 @@ def _jit_transpose(cts, *args, jaxpr, name):
 
 
 @_memoize
-def _batch_jaxpr(closed: ClosedJaxpr, dims: tuple, size: int):
+def _batch_jaxpr(closed: ClosedJaxpr, dims: tuple, size: int, axis_name: Any = None):
+    # axis_name: part of the memo key (collectives inside batch differently per axis name).
     from funcgrad.custom_derivatives import batch_jaxpr
 
     return batch_jaxpr(closed, dims, size)
@@ -191,7 +192,8 @@ def _jit_batch(args, dims, *, jaxpr, name):
     size = batching.axis_size_of(args, dims)
     args = [x if d is None else batching.moveaxis(x, d, 0) for x, d in zip(args, dims, strict=True)]
     front = tuple(None if d is None else 0 for d in dims)
-    outs = bind_closed(_batch_jaxpr(jaxpr, front, size), args, f"vmap({name})")
+    batched = _batch_jaxpr(jaxpr, front, size, batching.current_axis_name())
+    outs = bind_closed(batched, args, f"vmap({name})")
     return outs, [0] * len(outs)
 
 

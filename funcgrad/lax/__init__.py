@@ -88,6 +88,12 @@ from funcgrad.lax.logical import population_count as population_count
 from funcgrad.lax.logical import shift_left as shift_left
 from funcgrad.lax.logical import shift_right_arithmetic as shift_right_arithmetic
 from funcgrad.lax.logical import shift_right_logical as shift_right_logical
+from funcgrad.lax.parallel import all_gather as all_gather
+from funcgrad.lax.parallel import axis_index as axis_index
+from funcgrad.lax.parallel import pmax as pmax
+from funcgrad.lax.parallel import pmean as pmean
+from funcgrad.lax.parallel import pmin as pmin
+from funcgrad.lax.parallel import psum as psum
 from funcgrad.lax.random_bits import threefry2x32 as threefry2x32
 from funcgrad.lax.reductions import argmax as argmax
 from funcgrad.lax.reductions import argmin as argmin
