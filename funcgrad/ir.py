@@ -133,6 +133,16 @@ class ClosedJaxpr:
     def pretty_print(self, width: int = 80) -> str:
         return self.jaxpr.pretty_print(width)
 
+    def _repr_html_(self) -> str:  # Jupyter: the text and a drawing of the graph
+        from funcgrad.pretty import jaxpr_html
+
+        return jaxpr_html(self)
+
+    def _repr_svg_(self) -> str | None:
+        from funcgrad.pretty import jaxpr_svg
+
+        return jaxpr_svg(self)
+
 
 def eval_jaxpr(jaxpr: Jaxpr, consts: Sequence[Any], *args: Any) -> list[Any]:
     """Run a jaxpr by binding each equation in order (so it can be traced again)."""

@@ -725,6 +725,14 @@ class Lowered:
         """The generated Python source of the kernel (what numba compiles)."""
         return self.lowering.as_text()
 
+    def __repr__(self) -> str:
+        return f"Lowered({self._fun._name}):\n{self.as_text()}"
+
+    def _repr_html_(self) -> str:  # Jupyter: the generated source, highlighted
+        from funcgrad.pretty import source_html
+
+        return source_html(self.as_text())
+
     def compile(self) -> Compiled:
         exe = Executable(self.lowering, self.lowering.compile())
         entry = _Entry(exe, self._traced)
