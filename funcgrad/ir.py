@@ -236,11 +236,26 @@ def subjaxprs(params: dict) -> list[Jaxpr]:
     return out
 
 
+#: Names of primitives with side effects (``debug_callback``): dead-code elimination keeps
+#: their equations, and those of higher-order primitives whose bodies contain one.
+effectful_primitives: set[str] = set()
+
+
+def has_effects(eqn: Eqn) -> bool:
+    """Whether ``eqn`` (or a jaxpr in its params) runs an effectful primitive."""
+    if not effectful_primitives:
+        return False
+    if eqn.primitive.name in effectful_primitives:
+        return True
+    return any(has_effects(e) for sub in subjaxprs(eqn.params) for e in sub.eqns)
+
+
 def dce_jaxpr(jaxpr: Jaxpr, used_outputs: Sequence[bool] | None = None) -> tuple[Jaxpr, list[bool]]:
     """Dead-code elimination: drop equations and outputs nobody uses.
 
     Returns the new jaxpr (with only the used outputs) and, per input, whether it is still
-    used. Primitives are pure, so an equation none of whose outputs is needed goes.
+    used. Primitives are pure, so an equation none of whose outputs is needed goes, except
+    the effectful ones (:data:`effectful_primitives`).
     """
     if used_outputs is None:
         used_outputs = [True] * len(jaxpr.outvars)
@@ -248,7 +263,7 @@ def dce_jaxpr(jaxpr: Jaxpr, used_outputs: Sequence[bool] | None = None) -> tuple
     live: set[Var] = {v for v in outvars if isinstance(v, Var)}
     new_eqns = []
     for eqn in reversed(jaxpr.eqns):
-        if any(v in live for v in eqn.outvars):
+        if any(v in live for v in eqn.outvars) or has_effects(eqn):
             new_eqns.append(eqn)
             live.update(x for x in eqn.inputs if isinstance(x, Var))
     new_eqns.reverse()
