@@ -98,6 +98,7 @@ class Sequential:
         self.optimizer: Any = None
         self.loss: Any = None
         self.stop_training = False
+        self.jit_compile = True
         self.history: callbacks_mod.History | None = None
         self._compile_config: dict[str, Any] | None = None
         self._key = _next_key()
@@ -167,10 +168,16 @@ class Sequential:
         optimizer: Any = "rmsprop",
         loss: Any = None,
         metrics: Sequence[Any] | None = None,
+        jit_compile: bool | str = "auto",
         **unsupported: Any,
     ) -> None:
         """Choose the optimizer (a name, a ``keras.optimizers`` object or a funcgrad
-        optimizer), the loss (a name or ``fn(y_true, y_pred)``) and the metrics."""
+        optimizer), the loss (a name or ``fn(y_true, y_pred)``) and the metrics.
+
+        ``jit_compile`` (default ``"auto"``: yes) compiles the training step into one numba
+        kernel: fast steps after a compile of seconds (cached on disk across runs).
+        ``jit_compile=False`` runs the step eagerly on NumPy: no compile wait, slower
+        steps; worth it for short runs on small models."""
         if unsupported:
             raise TypeError(
                 f"compile: {sorted(unsupported)} are not supported; funcgrad's Keras layer takes "
@@ -184,6 +191,7 @@ class Sequential:
             metrics = [metrics]
         named = [metrics_mod.get(m, loss) for m in metrics or []]
         self.optimizer, self.loss, self._loss_fn = opt, loss, loss_fn
+        self.jit_compile = jit_compile is True or jit_compile == "auto"
         self._metrics = [_named(fn, name) for name, fn in named]
         self._compile_config = {
             "optimizer": optimizer if isinstance(optimizer, str) else None,
@@ -206,7 +214,10 @@ class Sequential:
             task = train._Task(
                 self.module, self._loss_fn, self._metrics, self.optimizer, False, self.state
             )
-            self._steps = (jit(task.train_step), jit(task.eval_step))
+            if self.jit_compile:
+                self._steps = (jit(task.train_step), task.eval_step)
+            else:
+                self._steps = (task.train_step, task.eval_step)
         return self._steps
 
     def fit(
