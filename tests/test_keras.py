@@ -213,3 +213,35 @@ def test_param_table():
     assert "[0]['kernel']" in text and "(3, 4)" in text and "float32" in text
     assert table.total == 3 * 4 + 4 + 4 + 1
     assert "<table>" in table._repr_html_()
+
+
+def test_binary_accuracy_batchnorm_dropout(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    x = (rng.normal(size=(256, 4)) * 3 + 1).astype(np.float32)
+    y = (x[:, 0] > 1).astype(np.float32)
+    model = keras.Sequential(
+        [
+            keras.layers.Dense(16, activation="relu", input_shape=(4,)),
+            keras.layers.BatchNormalization(),
+            keras.layers.Dropout(0.2),
+            keras.layers.Dense(1, activation="sigmoid"),
+        ]
+    )
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="binary_crossentropy",
+                  metrics=["accuracy"], jit_compile=False)  # fmt: skip
+    history = model.fit(x, y, epochs=8, verbose=0)
+    assert history.history["accuracy"][-1] > 0.9
+    loss, acc = model.evaluate(x, y, verbose=0)
+    p = model.predict(x, verbose=0)[:, 0]
+    np.testing.assert_allclose(acc, np.mean((p > 0.5) == (y > 0.5)), rtol=1e-6)
+    pc = np.clip(p, 1e-7, 1 - 1e-7)
+    np.testing.assert_allclose(loss, -np.mean(y * np.log(pc) + (1 - y) * np.log(1 - pc)),
+                               rtol=1e-4)  # fmt: skip
+    # running statistics moved away from their initial values, and are saved with the model
+    assert not np.allclose(model.state[1]["mean"], 0)
+    model.save(tmp_path / "bn.keras")
+    back = keras.models.load_model(tmp_path / "bn.keras")
+    np.testing.assert_array_equal(back.predict(x, verbose=0), model.predict(x, verbose=0))
+    model.summary()
+    out = capsys.readouterr().out
+    assert "Non-trainable params: 32" in out and "Total params: 161" in out

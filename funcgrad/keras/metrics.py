@@ -69,8 +69,22 @@ _BY_NAME: dict[str, Callable] = {
 }
 
 
+def _accuracy(y_true: Any, y_pred: Any) -> Any:
+    """Binary accuracy for one output column, else categorical (one-hot labels of the
+    predictions' shape) or sparse categorical (integer labels)."""
+    p, y = fnp.asarray(y_pred), fnp.asarray(y_true)
+    if p.ndim == 0 or p.shape[-1] == 1:
+        return binary_accuracy(y, p)
+    if y.shape == p.shape:
+        return categorical_accuracy(y, p)
+    return sparse_categorical_accuracy(y, p)
+
+
 def accuracy_for_loss(loss: Any) -> Callable:
-    """Keras's meaning of ``"accuracy"``: follows the loss (binary, one-hot or sparse)."""
+    """Keras's meaning of ``"accuracy"``: follows the loss (binary, one-hot or sparse), and
+    the output's shape when the loss does not say."""
+    if isinstance(loss, str):
+        loss = _losses.get(loss)
     fn = getattr(loss, "fn", loss)
     logits = bool(getattr(loss, "options", {}).get("from_logits", False))
     if fn is _losses.binary_crossentropy:
@@ -78,7 +92,9 @@ def accuracy_for_loss(loss: Any) -> Callable:
         return lambda y_true, y_pred: binary_accuracy(y_true, y_pred, t)
     if fn is _losses.categorical_crossentropy:
         return categorical_accuracy
-    return sparse_categorical_accuracy
+    if fn is _losses.sparse_categorical_crossentropy:
+        return sparse_categorical_accuracy
+    return _accuracy
 
 
 def get(identifier: Any, loss: Any = None) -> tuple[str, Callable]:
