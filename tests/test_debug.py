@@ -99,3 +99,23 @@ def test_errors():
 
     with pytest.raises(ValueError, match="from the callback"):
         fg.jit(lambda x: (debug.callback(boom, x), x * 2)[1])(np.ones(2))
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_inside_scan_and_cond(jit):
+    from funcgrad import lax
+
+    seen = []
+
+    def f(x):
+        def body(c, xi):
+            debug.callback(lambda a, b: seen.append((float(a), float(b))), c, xi)
+            return c + xi, c * xi
+
+        c, _ = lax.scan(body, 0.0, x)
+        return lax.cond(c > 0, lambda v: (debug.callback(seen.append, v), v)[1], lambda v: -v, c)
+
+    run = fg.jit(f) if jit else f
+    assert float(run(np.arange(3.0))) == 3.0
+    assert seen[:3] == [(0.0, 0.0), (0.0, 1.0), (1.0, 2.0)]  # carry and element, in order
+    assert len(seen) == 4 and float(seen[3]) == 3.0  # the taken branch only
