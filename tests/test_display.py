@@ -91,4 +91,4 @@ def test_param_table_counts():
     assert [r[3] for r in table.rows] == [4, 12, 2, 8] and table.total == 26
     assert all(r[2] == "float32" for r in table.rows)
     assert str(table).splitlines()[-1].split() == ["total", "26"]
-    assert "<td style=\"text-align:right\">12</td>" in table._repr_html_()
+    assert '<td style="text-align:right">12</td>' in table._repr_html_()
