@@ -1,5 +1,6 @@
 """funcgrad: JAX-like composable transformations (grad, vmap, jit) on NumPy and numba."""
 
+from funcgrad import debug as debug
 from funcgrad import distributed as distributed
 from funcgrad import errors as errors
 from funcgrad import export as export

@@ -11,6 +11,7 @@ import numpy as np
 from funcgrad import dtypes, tree_util
 from funcgrad.api_util import arg_names, flatten_fun, fun_name
 from funcgrad.core import ShapedArray, Tracer, get_aval, shaped_aval
+from funcgrad.hints import list_arguments, vmap_axis_hint
 from funcgrad.interpreters import ad, tape
 from funcgrad.interpreters.jit import jit as jit  # noqa: F401 - public here, as API.md
 from funcgrad.interpreters.partial_eval import trace_to_jaxpr
@@ -143,6 +144,7 @@ def vmap(
                     f"vmap in_axes={ax} is out of range for argument {path} of shape "
                     f"{shape} (rank {len(shape)}); use an axis in [-{len(shape)}, "
                     f"{len(shape)}) or None to leave it unmapped"
+                    + vmap_axis_hint(fun, args, shape, path)
                 )
             ax %= len(shape)
             norm_axes.append(ax)
@@ -348,7 +350,8 @@ def grad(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False)
 
     @functools.wraps(fun)
     def grad_fun(*args: Any, **kwargs: Any) -> Any:
-        _, g, aux = _value_and_grad(fun, argnums, has_aux, "grad", args, kwargs)
+        with list_arguments("grad", fun, args):
+            _, g, aux = _value_and_grad(fun, argnums, has_aux, "grad", args, kwargs)
         return (g, aux) if has_aux else g
 
     return grad_fun
@@ -362,7 +365,8 @@ def value_and_grad(
 
     @functools.wraps(fun)
     def value_and_grad_fun(*args: Any, **kwargs: Any) -> Any:
-        out, g, aux = _value_and_grad(fun, argnums, has_aux, "value_and_grad", args, kwargs)
+        with list_arguments("value_and_grad", fun, args):
+            out, g, aux = _value_and_grad(fun, argnums, has_aux, "value_and_grad", args, kwargs)
         return ((out, aux), g) if has_aux else (out, g)
 
     return value_and_grad_fun

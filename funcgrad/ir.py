@@ -133,6 +133,16 @@ class ClosedJaxpr:
     def pretty_print(self, width: int = 80) -> str:
         return self.jaxpr.pretty_print(width)
 
+    def _repr_html_(self) -> str:  # Jupyter: the text and a drawing of the graph
+        from funcgrad.pretty import jaxpr_html
+
+        return jaxpr_html(self)
+
+    def _repr_svg_(self) -> str | None:
+        from funcgrad.pretty import jaxpr_svg
+
+        return jaxpr_svg(self)
+
 
 def eval_jaxpr(jaxpr: Jaxpr, consts: Sequence[Any], *args: Any) -> list[Any]:
     """Run a jaxpr by binding each equation in order (so it can be traced again)."""
@@ -226,11 +236,26 @@ def subjaxprs(params: dict) -> list[Jaxpr]:
     return out
 
 
+#: Names of primitives with side effects (``debug_callback``): dead-code elimination keeps
+#: their equations, and those of higher-order primitives whose bodies contain one.
+effectful_primitives: set[str] = set()
+
+
+def has_effects(eqn: Eqn) -> bool:
+    """Whether ``eqn`` (or a jaxpr in its params) runs an effectful primitive."""
+    if not effectful_primitives:
+        return False
+    if eqn.primitive.name in effectful_primitives:
+        return True
+    return any(has_effects(e) for sub in subjaxprs(eqn.params) for e in sub.eqns)
+
+
 def dce_jaxpr(jaxpr: Jaxpr, used_outputs: Sequence[bool] | None = None) -> tuple[Jaxpr, list[bool]]:
     """Dead-code elimination: drop equations and outputs nobody uses.
 
     Returns the new jaxpr (with only the used outputs) and, per input, whether it is still
-    used. Primitives are pure, so an equation none of whose outputs is needed goes.
+    used. Primitives are pure, so an equation none of whose outputs is needed goes, except
+    the effectful ones (:data:`effectful_primitives`).
     """
     if used_outputs is None:
         used_outputs = [True] * len(jaxpr.outvars)
@@ -238,7 +263,7 @@ def dce_jaxpr(jaxpr: Jaxpr, used_outputs: Sequence[bool] | None = None) -> tuple
     live: set[Var] = {v for v in outvars if isinstance(v, Var)}
     new_eqns = []
     for eqn in reversed(jaxpr.eqns):
-        if any(v in live for v in eqn.outvars):
+        if any(v in live for v in eqn.outvars) or has_effects(eqn):
             new_eqns.append(eqn)
             live.update(x for x in eqn.inputs if isinstance(x, Var))
     new_eqns.reverse()

@@ -451,7 +451,7 @@ def sgd(
 
 
 def adam(
-    learning_rate: ScalarOrSchedule,
+    learning_rate: ScalarOrSchedule = 1e-3,
     b1: float = 0.9,
     b2: float = 0.999,
     eps: float = 1e-8,
@@ -460,7 +460,8 @@ def adam(
     *,
     nesterov: bool = False,
 ) -> GradientTransformation:
-    """Adam (Kingma & Ba); ``nesterov=True`` gives NAdam."""
+    """Adam (Kingma & Ba); ``nesterov=True`` gives NAdam. The learning rate defaults to
+    1e-3, Keras's and PyTorch's default."""
     return chain(
         scale_by_adam(b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov),
         scale_by_learning_rate(learning_rate),

@@ -119,3 +119,222 @@ def _pp_jaxpr(jaxpr: Jaxpr, namer: Namer, width: int, indent: int) -> str:
 def pp_jaxpr(jaxpr: Jaxpr, width: int = 80) -> str:
     """The text form of a jaxpr, exactly as JAX prints it."""
     return _pp_jaxpr(jaxpr, Namer(), width, 0)
+
+
+# ----------------------------------------------------------------------------------------
+# Rich display (Jupyter): a jaxpr as text plus a drawing of its graph, highlighted source,
+# parameter tables. Everything optional degrades to plain text: Graphviz's ``dot`` if it is
+# installed, else networkx + matplotlib (``pip install funcgrad[notebook]``), else no drawing.
+
+
+def _escape(text: str) -> str:
+    import html
+
+    return html.escape(text, quote=True)
+
+
+def _graph(jaxpr: Jaxpr) -> tuple[list[tuple[str, str, str]], list[tuple[str, str, str]]]:
+    """Nodes ``(id, label, kind)`` and edges ``(src, dst, label)`` of a jaxpr's top level.
+
+    Kinds: ``"in"`` (arguments and constants), ``"op"`` (equations), ``"out"``, ``"lit"``."""
+    namer = Namer()
+    nodes: list[tuple[str, str, str]] = []
+    edges: list[tuple[str, str, str]] = []
+    producer: dict[Var, str] = {}
+    for i, v in enumerate([*jaxpr.constvars, *jaxpr.invars]):
+        node = f"in{i}"
+        nodes.append((node, f"{namer.bind(v)}\n{v.aval.str_short()}", "in"))
+        producer[v] = node
+    for i, eqn in enumerate(jaxpr.eqns):
+        node = f"op{i}"
+        outs = ", ".join(namer.bind(v) for v in eqn.outvars)
+        nodes.append(
+            (node, f"{eqn.primitive.name}\n→ {outs}" if outs else eqn.primitive.name, "op")
+        )
+        for j, x in enumerate(eqn.inputs):
+            if isinstance(x, Literal):
+                lit = f"lit{i}_{j}"
+                nodes.append((lit, _literal_text(x.val), "lit"))
+                edges.append((lit, node, ""))
+            elif x in producer:
+                edges.append((producer[x], node, x.aval.str_short()))
+        for v in eqn.outvars:
+            producer[v] = node
+    for i, x in enumerate(jaxpr.outvars):
+        node = f"out{i}"
+        if isinstance(x, Literal):
+            nodes.append((node, f"out {i}: {_literal_text(x.val)}", "out"))
+            continue
+        nodes.append((node, f"out {i}\n{x.aval.str_short()}", "out"))
+        if x in producer:
+            edges.append((producer[x], node, x.aval.str_short()))
+    return nodes, edges
+
+
+def to_dot(jaxpr: Jaxpr | ClosedJaxpr) -> str:
+    """The jaxpr's dataflow graph in Graphviz's DOT language (top to bottom)."""
+    jaxpr = jaxpr.jaxpr if isinstance(jaxpr, ClosedJaxpr) else jaxpr
+    nodes, edges = _graph(jaxpr)
+    style = {
+        "in": 'shape=ellipse, style=filled, fillcolor="#dbeafe"',
+        "op": 'shape=box, style="rounded,filled", fillcolor="#fef3c7"',
+        "out": 'shape=ellipse, style=filled, fillcolor="#dcfce7"',
+        "lit": 'shape=plaintext, fontcolor="#6b7280"',
+    }
+    lines = [
+        "digraph jaxpr {",
+        '  rankdir=TB; node [fontname="Helvetica", fontsize=11]; '
+        'edge [fontname="Helvetica", fontsize=9, color="#6b7280"];',
+    ]
+    for node, label, kind in nodes:
+        text = label.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+        lines.append(f'  {node} [label="{text}", {style[kind]}];')
+    for src, dst, label in edges:
+        lines.append(f'  {src} -> {dst} [label="{label}"];' if label else f"  {src} -> {dst};")
+    lines.append("}")
+    return "\n".join(lines)
+
+
+def _svg_with_dot(dot_source: str) -> str | None:
+    import shutil
+    import subprocess
+
+    exe = shutil.which("dot")
+    if exe is None:
+        return None
+    try:
+        done = subprocess.run(
+            [exe, "-Tsvg"], input=dot_source.encode(), capture_output=True, timeout=30, check=True
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    svg = done.stdout.decode("utf-8", "replace")
+    start = svg.find("<svg")
+    return svg[start:] if start >= 0 else None
+
+
+def _svg_with_networkx(jaxpr: Jaxpr) -> str | None:
+    """A layered drawing (networkx's multipartite layout by topological generation) rendered
+    to SVG by matplotlib's non-interactive backend; None when either is missing."""
+    try:
+        import io
+
+        import networkx as nx
+        from matplotlib.figure import Figure
+    except ImportError:
+        return None
+    nodes, edges = _graph(jaxpr)
+    g = nx.DiGraph()
+    for node, label, kind in nodes:
+        g.add_node(node, label=label, kind=kind)
+    g.add_edges_from((s, d) for s, d, _ in edges)
+    for depth, generation in enumerate(nx.topological_generations(g)):
+        for node in generation:
+            g.nodes[node]["layer"] = depth
+    pos = nx.multipartite_layout(g, subset_key="layer", align="horizontal", scale=1.0)
+    pos = {n: (x, -y) for n, (x, y) in pos.items()}  # inputs on top
+    depth = 1 + max((d["layer"] for _, d in g.nodes(data=True)), default=0)
+    width = 1 + max(
+        (sum(1 for _, d in g.nodes(data=True) if d["layer"] == k) for k in range(depth)), default=1
+    )
+    fig = Figure(figsize=(min(2.0 + 1.6 * width, 14), min(1.0 + 0.9 * depth, 30)))
+    ax = fig.add_subplot()
+    colors = {"in": "#dbeafe", "op": "#fef3c7", "out": "#dcfce7", "lit": "#ffffff"}
+    nx.draw_networkx_edges(g, pos, ax=ax, arrows=True, edge_color="#6b7280", node_size=1800)
+    for node, data in g.nodes(data=True):
+        x, y = pos[node]
+        ax.text(
+            x, y, data["label"], ha="center", va="center", fontsize=8,
+            bbox={"boxstyle": "round", "facecolor": colors[data["kind"]], "edgecolor": "#9ca3af"},
+        )  # fmt: skip
+    ax.set_axis_off()
+    ax.margins(0.15)
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", bbox_inches="tight")
+    svg = buf.getvalue()
+    start = svg.find("<svg")
+    return svg[start:] if start >= 0 else None
+
+
+#: Largest graph (in equations) drawn automatically in a notebook; bigger ones are text only.
+MAX_DRAWN_EQNS = 200
+
+
+def jaxpr_svg(jaxpr: Jaxpr | ClosedJaxpr) -> str | None:
+    """An SVG drawing of the jaxpr's graph (Graphviz if installed, else networkx +
+    matplotlib), or None if neither is available or the graph is too big to read."""
+    jaxpr = jaxpr.jaxpr if isinstance(jaxpr, ClosedJaxpr) else jaxpr
+    if len(jaxpr.eqns) > MAX_DRAWN_EQNS:
+        return None
+    return _svg_with_dot(to_dot(jaxpr)) or _svg_with_networkx(jaxpr)
+
+
+def jaxpr_html(closed: Jaxpr | ClosedJaxpr) -> str:
+    """The jaxpr's text and, when a drawing can be made, its graph side by side."""
+    text = str(closed) if isinstance(closed, ClosedJaxpr) else pp_jaxpr(closed)
+    pre = f'<pre style="margin:0">{_escape(text)}</pre>'
+    svg = jaxpr_svg(closed)
+    if svg is None:
+        return pre
+    return (
+        '<div style="display:flex;flex-wrap:wrap;gap:1.5em;align-items:flex-start">'
+        f"<div>{pre}</div><div>{svg}</div></div>"
+    )
+
+
+def source_html(source: str, language: str = "python") -> str:
+    """``source`` as HTML, highlighted by pygments when it is installed."""
+    try:
+        from pygments import highlight
+        from pygments.formatters import HtmlFormatter
+        from pygments.lexers import get_lexer_by_name
+    except ImportError:
+        return f"<pre>{_escape(source)}</pre>"
+    formatter = HtmlFormatter(noclasses=True, style="default")
+    return highlight(source, get_lexer_by_name(language), formatter)
+
+
+class ParamTable:
+    """A table of a parameter pytree's leaves: path, shape, dtype, element count. Shown as
+    text by ``print``/``repr`` and as an HTML table in Jupyter."""
+
+    def __init__(self, params: Any) -> None:
+        from funcgrad.tree_util import keystr, tree_flatten_with_path
+
+        leaves, _ = tree_flatten_with_path(params)
+        self.rows: list[tuple[str, tuple[int, ...], str, int]] = []
+        for path, leaf in leaves:
+            a = np.asarray(leaf) if not hasattr(leaf, "shape") else leaf
+            shape = tuple(int(d) for d in a.shape)
+            self.rows.append((keystr(path) or "(root)", shape, str(a.dtype), int(np.prod(shape))))
+        self.total = sum(r[3] for r in self.rows)
+
+    def __str__(self) -> str:
+        head = ("path", "shape", "dtype", "count")
+        body = [(p, str(s), d, f"{c:,}") for p, s, d, c in self.rows]
+        body.append(("total", "", "", f"{self.total:,}"))
+        widths = [max(len(r[i]) for r in [head, *body]) for i in range(4)]
+        line = lambda r: "  ".join(
+            r[i].rjust(widths[i]) if i == 3 else r[i].ljust(widths[i]) for i in range(4)
+        ).rstrip()
+        rule = "-" * (sum(widths) + 6)
+        return "\n".join([line(head), rule, *[line(r) for r in body[:-1]], rule, line(body[-1])])
+
+    __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        cells = "".join(
+            f"<tr><td><code>{_escape(p)}</code></td><td>{s}</td><td>{d}</td>"
+            f'<td style="text-align:right">{c:,}</td></tr>'
+            for p, s, d, c in self.rows
+        )
+        return (
+            "<table><thead><tr><th>path</th><th>shape</th><th>dtype</th><th>count</th></tr>"
+            f"</thead><tbody>{cells}</tbody><tfoot><tr><th>total</th><td></td><td></td>"
+            f'<th style="text-align:right">{self.total:,}</th></tr></tfoot></table>'
+        )
+
+
+def param_table(params: Any) -> ParamTable:
+    """A :class:`ParamTable` of ``params`` (display it, or ``print`` it)."""
+    return ParamTable(params)

@@ -48,6 +48,7 @@ import numpy as np
 from funcgrad import core, tree_util
 from funcgrad.api_util import arg_names, fun_name
 from funcgrad.core import Primitive, ShapedArray, Tracer
+from funcgrad.hints import list_arguments
 from funcgrad.interpreters import ad, batching
 from funcgrad.interpreters import partial_eval as pe
 from funcgrad.ir import ClosedJaxpr, Jaxpr
@@ -627,7 +628,8 @@ class JitFunction:
             return out_flat
 
         names = self._arg_names(dyn_args, dyn_kwargs)
-        closed = pe.trace_to_jaxpr(flat_fun, list(avals), names)
+        with list_arguments("jit", self._fun, dyn_args):
+            closed = pe.trace_to_jaxpr(flat_fun, list(avals), names)
         jaxpr, consts = hoist(closed)
         traced = _Traced(jaxpr, consts, out_store[0], names)
         # A function closing over values of an outer transformation (tracers) is traced
@@ -726,6 +728,14 @@ class Lowered:
     def as_text(self) -> str:
         """The generated Python source of the kernel (what numba compiles)."""
         return self.lowering.as_text()
+
+    def __repr__(self) -> str:
+        return f"Lowered({self._fun._name}):\n{self.as_text()}"
+
+    def _repr_html_(self) -> str:  # Jupyter: the generated source, highlighted
+        from funcgrad.pretty import source_html
+
+        return source_html(self.as_text())
 
     def compile(self) -> Compiled:
         exe = Executable(self.lowering, self.lowering.compile())

@@ -31,6 +31,9 @@ from funcgrad.nn.layers import Dropout as Dropout
 from funcgrad.nn.layers import Embedding as Embedding
 from funcgrad.nn.layers import Flatten as Flatten
 from funcgrad.nn.layers import LayerNorm as LayerNorm
+from funcgrad.nn.layers import Linear as Linear
 from funcgrad.nn.layers import MaxPool2D as MaxPool2D
 from funcgrad.nn.layers import Module as Module
 from funcgrad.nn.layers import Sequential as Sequential
+from funcgrad.nn.layers import get_activation as get_activation
+from funcgrad.pretty import param_table as param_table

@@ -52,9 +52,11 @@ __all__ = [
     "Embedding",
     "Flatten",
     "LayerNorm",
+    "Linear",
     "MaxPool2D",
     "Module",
     "Sequential",
+    "get_activation",
 ]
 
 Params = Any
@@ -100,6 +102,67 @@ def _same(a: Any, b: Any) -> bool:
         return bool(a == b)
     except Exception:  # noqa: BLE001 - arrays and other odd defaults compare as different
         return False
+
+
+def _activations() -> dict[str, Callable]:
+    from funcgrad.nn import functions as F
+
+    return {
+        "linear": lambda x: x,
+        "relu": F.relu,
+        "relu6": F.relu6,
+        "sigmoid": F.sigmoid,
+        "tanh": fnp.tanh,
+        "softmax": F.softmax,
+        "log_softmax": F.log_softmax,
+        "gelu": F.gelu,
+        "elu": F.elu,
+        "selu": F.selu,
+        "celu": F.celu,
+        "softplus": F.softplus,
+        "softsign": F.soft_sign,
+        "swish": F.silu,
+        "silu": F.silu,
+        "leaky_relu": F.leaky_relu,
+        "hard_tanh": F.hard_tanh,
+        "log_sigmoid": F.log_sigmoid,
+        "exponential": fnp.exp,
+    }
+
+
+def get_activation(activation: Any) -> Callable | None:
+    """The function for an activation given by name (Keras's names: ``"relu"``,
+    ``"sigmoid"``, ``"softmax"``, ``"linear"``...), a function, or ``None`` (identity)."""
+    if activation is None or callable(activation):
+        return activation
+    table = _activations()
+    if isinstance(activation, str) and activation.lower() in table:
+        return table[activation.lower()]
+    raise ValueError(
+        f"unknown activation {activation!r}; use one of {sorted(table)}, a function such as "
+        "fg.nn.relu, or None"
+    )
+
+
+def _activate(activation: Any, y: Any) -> Any:
+    fn = get_activation(activation)
+    return y if fn is None else fn(y)
+
+
+def _check_input_shape(name: str, input_shape: Any) -> Any:
+    """Keras's ``input_shape``: the shape of one example (no batch axis), as a tuple."""
+    if input_shape is None:
+        return None
+    if isinstance(input_shape, int | np.integer):
+        input_shape = (input_shape,)
+    try:
+        shape = tuple(None if d is None else int(d) for d in input_shape)
+    except TypeError:
+        raise TypeError(
+            f"{name}: input_shape must be a tuple of ints (one example, no batch axis), "
+            f"got {input_shape!r}"
+        ) from None
+    return shape
 
 
 class Module:
@@ -153,6 +216,31 @@ class Module:
     def __call__(self, params: Params, x: Any, *, key: Any = None, train: bool = False) -> Any:
         return self.apply(params, x, key=key, train=train)
 
+    def example_input(self, dtype: Any = np.float32) -> np.ndarray | None:
+        """A one-example batch shaped by the layer's ``input_shape`` (Keras style), or None
+        when the layer was made without one. ``init(key)`` uses it when no ``x`` is given."""
+        shape = getattr(self, "input_shape", None)
+        if shape is None:
+            return None
+        if any(d is None for d in shape):
+            raise ValueError(
+                f"{type(self).__name__}: input_shape {shape} has unknown (None) sizes; pass "
+                "an example input to init instead"
+            )
+        return np.zeros((1, *shape), dtype)
+
+
+def _example_or(layer: Module, x: Any) -> Any:
+    if x is not None:
+        return x
+    ex = layer.example_input()
+    if ex is None:
+        raise TypeError(
+            f"{layer!r}.init: needs an example input (init(key, x[:1])), or make the first "
+            "layer with input_shape=(features,)"
+        )
+    return ex
+
 
 # ----------------------------------------------------------------------------------------
 # Dense, Conv2D, Embedding
@@ -161,16 +249,25 @@ class Module:
 class Dense(Module):
     """``y = x @ kernel + bias`` over the last axis of ``x``; ``kernel`` is ``(in, out)``.
 
-    Defaults as Flax: ``lecun_normal`` kernel, zero bias, float32 parameters."""
+    Defaults as Flax: ``lecun_normal`` kernel, zero bias, float32 parameters. Keras habits
+    work too: ``activation`` (a name such as ``"relu"`` or a function) is applied to the
+    output, and ``input_shape=(features,)`` lets ``init(key)`` run without an example."""
 
     features: int
+    activation: Any = None
     use_bias: bool = True
     kernel_init: Callable = initializers.lecun_normal()
     bias_init: Callable = initializers.zeros
     param_dtype: Any = np.float32
+    input_shape: Any = None
 
-    def init(self, key: Any, x: Any) -> Params:
-        a = _aval(x)
+    def __post_init__(self) -> None:
+        get_activation(self.activation)  # unknown names fail here, not in the first step
+        shape = _check_input_shape(f"Dense({self.features})", self.input_shape)
+        object.__setattr__(self, "input_shape", shape)
+
+    def init(self, key: Any, x: Any = None) -> Params:
+        a = _aval(_example_or(self, x))
         if a.ndim < 1:
             raise ValueError(
                 f"Dense({self.features}).init: needs inputs of rank >= 1 "
@@ -197,7 +294,51 @@ class Dense(Module):
         y = fnp.matmul(x, kernel)
         if self.use_bias:
             y = y + params["bias"]
-        return y
+        return _activate(self.activation, y)
+
+
+class Linear(Dense):
+    """PyTorch's ``nn.Linear(in_features, out_features)``: a :class:`Dense` layer that also
+    states its input size, so ``init(key)`` needs no example. Parameters are the Dense ones
+    (``kernel`` is ``(in, out)``, the transpose of PyTorch's ``weight``)."""
+
+    def __init__(
+        self,
+        in_features: int | None = None,
+        out_features: int | None = None,
+        bias: bool = True,
+        *,
+        kernel_init: Callable | None = None,
+        bias_init: Callable = initializers.zeros,
+        param_dtype: Any = np.float32,
+        **fields: Any,
+    ) -> None:
+        if kernel_init is None:  # Dense's default (lecun_normal)
+            kernel_init = next(
+                f for f in dataclasses.fields(Dense) if f.name == "kernel_init"
+            ).default
+        kw = dict(kernel_init=kernel_init, bias_init=bias_init, param_dtype=param_dtype)
+        if fields:  # rebuilt from its fields (pytree unflattening)
+            super().__init__(**fields, **kw)
+            return
+        if in_features is None or out_features is None:
+            raise TypeError("Linear(in_features, out_features): both sizes are required")
+        super().__init__(
+            int(out_features), use_bias=bool(bias), input_shape=(int(in_features),), **kw
+        )
+
+    def __repr__(self) -> str:
+        extra = "" if self.use_bias else ", bias=False"
+        return f"Linear({self.input_shape[0]}, {self.features}{extra})"
+
+    def apply(self, params: Params, x: Any, *, key: Any = None, train: bool = False) -> Any:
+        a = _aval(x)
+        if a.ndim < 1 or a.shape[-1] != self.input_shape[0]:
+            raise ValueError(
+                f"{self!r}: input {a.str_short()} must have {self.input_shape[0]} features "
+                "in its last axis"
+            )
+        return super().apply(params, x, key=key, train=train)
 
 
 class Conv2D(Module):
@@ -214,9 +355,13 @@ class Conv2D(Module):
     kernel_init: Callable = initializers.lecun_normal()
     bias_init: Callable = initializers.zeros
     param_dtype: Any = np.float32
+    activation: Any = None
+    input_shape: Any = None
 
     def __post_init__(self) -> None:
         name = f"Conv2D({self.features})"
+        get_activation(self.activation)
+        object.__setattr__(self, "input_shape", _check_input_shape(name, self.input_shape))
         object.__setattr__(self, "kernel_size", _pair(name, "kernel_size", self.kernel_size))
         object.__setattr__(self, "strides", _pair(name, "strides", self.strides))
         object.__setattr__(
@@ -227,8 +372,8 @@ class Conv2D(Module):
             pads = tuple(_pair(name, "padding", p) for p in per_axis)
             object.__setattr__(self, "padding", pads)
 
-    def init(self, key: Any, x: Any) -> Params:
-        a = _aval(x)
+    def init(self, key: Any, x: Any = None) -> Params:
+        a = _aval(_example_or(self, x))
         if a.ndim != 4:
             raise ValueError(
                 f"Conv2D({self.features}).init: needs NHWC inputs (rank 4), got "
@@ -254,7 +399,7 @@ class Conv2D(Module):
         y = conv2d(x, kernel, self.strides, self.padding, self.kernel_dilation)
         if self.use_bias:
             y = y + params["bias"]
-        return y
+        return _activate(self.activation, y)
 
 
 class Embedding(Module):
@@ -480,9 +625,21 @@ def _eval_shape(fn: Callable[[Any], Any], x: Any) -> Any:
 class Sequential(Module):
     """Layers applied in order; plain functions (``fg.nn.relu``, lambdas) are allowed too.
 
-    ``params`` (and ``state``) are lists with one entry per layer (``{}`` for functions)."""
+    ``Sequential([a, b, c])`` (Keras, Flax) and ``Sequential(a, b, c)`` (PyTorch) are the
+    same model. ``params`` (and ``state``) are lists with one entry per layer (``{}`` for
+    functions). If the first layer has an ``input_shape`` (``Dense(10, input_shape=(3,))``,
+    ``Linear(3, 10)``), ``init(key)`` needs no example input."""
 
     layers: Sequence[Any]
+
+    def __init__(self, *args: Any, layers: Sequence[Any] | None = None) -> None:
+        if layers is None:
+            one_list = len(args) == 1 and isinstance(args[0], list | tuple)
+            layers = tuple(args[0]) if one_list else args
+        elif args:
+            raise TypeError("Sequential: pass the layers either as a list or as arguments")
+        object.__setattr__(self, "layers", layers)
+        self.__post_init__()
 
     def __post_init__(self) -> None:
         layers = tuple(self.layers)
@@ -493,10 +650,14 @@ class Sequential(Module):
                 )
         object.__setattr__(self, "layers", layers)
 
-    def init_with_state(self, key: Any, x: Any) -> tuple[Params, State]:
+    def example_input(self, dtype: Any = np.float32) -> np.ndarray | None:
+        first = self.layers[0] if self.layers else None
+        return first.example_input(dtype) if isinstance(first, Module) else None
+
+    def init_with_state(self, key: Any, x: Any = None) -> tuple[Params, State]:
         params, states = [], []
         keys = random.split(key, max(len(self.layers), 1))
-        x = _example_like(_aval(x))
+        x = _example_like(_aval(_example_or(self, x)))
         for i, layer in enumerate(self.layers):
             if isinstance(layer, Module):
                 p, s = layer.init_with_state(keys[i], x)
@@ -511,7 +672,7 @@ class Sequential(Module):
                 x = _example_like(_eval_shape(run, x))
         return params, states
 
-    def init(self, key: Any, x: Any) -> Params:
+    def init(self, key: Any, x: Any = None) -> Params:
         return self.init_with_state(key, x)[0]
 
     def apply_with_state(

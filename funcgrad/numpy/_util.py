@@ -24,6 +24,7 @@ import numpy as np
 from funcgrad import core, dtypes
 from funcgrad.core import ShapedArray, Tracer
 from funcgrad.errors import ConcretizationTypeError
+from funcgrad.hints import traced_shape_hint
 
 _PY_SCALARS = (bool, int, float, complex)
 _eager = core._eager_only
@@ -339,6 +340,7 @@ def canonical_shape(shape: Any, name: str) -> tuple[int, ...]:
     except TypeError as e:
         raise TypeError(
             f"fnp.{name}: shape must be an int or a tuple of ints, got {shape!r}"
+            + traced_shape_hint(shape)
         ) from e
     if any(d < 0 for d in out):
         raise ValueError(f"fnp.{name}: negative dimensions are not allowed, got shape {out}")

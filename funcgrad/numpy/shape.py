@@ -27,6 +27,7 @@ import numpy as np
 
 from funcgrad import lax
 from funcgrad.core import Tracer
+from funcgrad.hints import traced_shape_hint
 from funcgrad.numpy import _util
 from funcgrad.numpy._util import canonicalize_axes, canonicalize_axis, shape_of, to_operand
 
@@ -79,6 +80,7 @@ def _resolve_shape(name: str, x: Any, newshape: Any) -> tuple[int, ...]:
     except TypeError:
         raise TypeError(
             f"fnp.{name}: the new shape must be an int or a tuple of ints, got {newshape!r}"
+            + traced_shape_hint(newshape)
         ) from None
     size_ = math.prod(shape_of(x))
     unknown = [i for i, d in enumerate(dims) if d == -1]
