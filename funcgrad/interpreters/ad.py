@@ -808,10 +808,6 @@ class LinearFun:
         self.out_avals = out_avals
         self.out_nonzero = out_nonzero
 
-    @property
-    def closed_jaxpr(self) -> ClosedJaxpr:
-        return ClosedJaxpr(self.jaxpr, self.consts)
-
     def jvp(self, tangents: Sequence[Any]) -> list[Any]:
         """Push input tangents forward: the output tangents (zeros where symbolic)."""
         outs = iter(eval_jaxpr(self.jaxpr, self.consts, *tangents))
@@ -859,14 +855,6 @@ def linearize_flat(
         )
     out_avals = [_shaped(p) for p in primals_out]
     return primals_out, LinearFun(jaxpr, consts, in_avals, out_avals, out_nonzero), aux
-
-
-def vjp_flat(
-    fun: Callable, primals: Sequence[Any], has_aux: bool = False
-) -> tuple[list[Any], Callable[[Sequence[Any]], list[Any]], list[Any]]:
-    """``(outputs, vjp_fun, aux)``: ``vjp_fun(cts)`` returns one cotangent per input."""
-    primals_out, lin, aux = linearize_flat(fun, primals, has_aux)
-    return primals_out, lin.transpose, aux
 
 
 # ----------------------------------------------------------------------------------------

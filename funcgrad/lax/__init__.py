@@ -122,4 +122,4 @@ from funcgrad.lax.sort import argsort as argsort
 from funcgrad.lax.sort import sort as sort
 from funcgrad.lax.sort import sort_key_val as sort_key_val
 from funcgrad.lax.sort import top_k as top_k
-from funcgrad.nn.conv import reduce_window as reduce_window
+from funcgrad.lax.windowed import reduce_window as reduce_window
