@@ -143,6 +143,18 @@ def shaped_aval(x: Any) -> ShapedArray:
     return get_aval(x).strip()
 
 
+def as_array(x: Any) -> Any:
+    """A pytree leaf as an array: tracers and NumPy values as they are, Python numbers with
+    funcgrad's dtypes (``float`` -> float64, ``int`` -> int64), anything else through NumPy
+    (a clear TypeError for what is not array-like). The one conversion of leaves that the
+    transformations, control flow and custom rules apply."""
+    if isinstance(x, Tracer) or isinstance(x, np.ndarray | np.generic):
+        return x
+    if dtypes.is_python_scalar(x):
+        return np.asarray(x, dtypes.dtype_of(x))
+    return get_aval(x).val
+
+
 # ----------------------------------------------------------------------------------------
 # Primitives
 

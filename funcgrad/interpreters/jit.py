@@ -50,7 +50,7 @@ from funcgrad.api_util import arg_names, fun_name
 from funcgrad.core import Primitive, ShapedArray, Tracer
 from funcgrad.interpreters import ad, batching
 from funcgrad.interpreters import partial_eval as pe
-from funcgrad.ir import ClosedJaxpr, Jaxpr
+from funcgrad.ir import ClosedJaxpr
 
 log = logging.getLogger("funcgrad.jit")
 
@@ -92,14 +92,6 @@ def _jit_impl(*args, jaxpr, name):
     return _executable(jaxpr, name).call_flat(args)
 
 
-def hoist(closed: ClosedJaxpr) -> tuple[ClosedJaxpr, list[Any]]:
-    """``closed`` with its constants as leading inputs, and their values."""
-    if not closed.consts:
-        return closed, []
-    j = closed.jaxpr
-    return ClosedJaxpr(Jaxpr([], j.constvars + j.invars, j.eqns, j.outvars), []), closed.consts
-
-
 def bind_closed(closed: ClosedJaxpr, args: Sequence[Any], name: str) -> list[Any]:
     """``jit_p.bind`` of ``closed`` on ``args`` (its constants passed as leading operands)."""
     jaxpr, consts = _hoisted(closed)
@@ -124,7 +116,7 @@ def _memoize(fn: Callable) -> Callable:
 
 @_memoize
 def _hoisted(closed: ClosedJaxpr) -> tuple[ClosedJaxpr, list[Any]]:
-    return hoist(closed)
+    return pe.hoist_consts(closed)
 
 
 @_memoize
@@ -182,9 +174,7 @@ def _jit_transpose(cts, *args, jaxpr, name):
 
 @_memoize
 def _batch_jaxpr(closed: ClosedJaxpr, dims: tuple, size: int):
-    from funcgrad.custom_derivatives import batch_jaxpr
-
-    return batch_jaxpr(closed, dims, size)
+    return batching.batch_jaxpr(closed, [d is not None for d in dims], size, True)[0]
 
 
 def _jit_batch(args, dims, *, jaxpr, name):
@@ -626,7 +616,7 @@ class JitFunction:
 
         names = self._arg_names(dyn_args, dyn_kwargs)
         closed = pe.trace_to_jaxpr(flat_fun, list(avals), names)
-        jaxpr, consts = hoist(closed)
+        jaxpr, consts = pe.hoist_consts(closed)
         traced = _Traced(jaxpr, consts, out_store[0], names)
         # A function closing over values of an outer transformation (tracers) is traced
         # again next time: those values change from call to call.

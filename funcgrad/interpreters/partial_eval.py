@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from funcgrad import core
-from funcgrad.core import ShapedArray, Trace, Tracer, get_aval, new_dynamic, new_main
+from funcgrad.core import ShapedArray, Trace, Tracer, get_aval, new_dynamic, new_main, shaped_aval
 from funcgrad.ir import ClosedJaxpr, Eqn, Jaxpr, Literal, Var, dce_jaxpr, eval_jaxpr
 
 
@@ -188,15 +188,30 @@ def trace_to_jaxpr(
                 builder.new_arg(trace, a.strip(), n) for a, n in zip(in_avals, names, strict=False)
             ]
             outs = fun(*tracers_in)
-            tracers_out = [core.full_raise(trace, _as_array(x)) for x in outs]
+            tracers_out = [core.full_raise(trace, core.as_array(x)) for x in outs]
             jaxpr, consts = builder.build(tracers_in, tracers_out)
     return ClosedJaxpr(jaxpr, consts)
 
 
-def _as_array(x: Any) -> Any:
-    if isinstance(x, Tracer) or isinstance(x, (np.ndarray, np.generic)):
-        return x
-    return np.asarray(x)
+def hoist_consts(closed: ClosedJaxpr) -> tuple[ClosedJaxpr, list[Any]]:
+    """``closed`` with its constants turned into leading inputs, and their values.
+
+    Sub-jaxprs that primitives carry (``jit``, control flow, custom rules, ``checkpoint``)
+    take their constants as explicit operands this way, so transformations of the
+    enclosing function see them as ordinary operands.
+    """
+    jaxpr = closed.jaxpr
+    if not jaxpr.constvars:
+        return closed, []
+    hoisted = Jaxpr([], jaxpr.constvars + jaxpr.invars, jaxpr.eqns, jaxpr.outvars)
+    return ClosedJaxpr(hoisted, []), list(closed.consts)
+
+
+def trace_to_hoisted_jaxpr(
+    fun: Callable[..., Sequence[Any]], in_avals: Sequence[ShapedArray]
+) -> tuple[ClosedJaxpr, list[Any]]:
+    """:func:`trace_to_jaxpr`, then :func:`hoist_consts`."""
+    return hoist_consts(trace_to_jaxpr(fun, list(in_avals)))
 
 
 # ========================================================================================
@@ -281,13 +296,6 @@ class PartialEvalTracer(Tracer):
         return self
 
 
-def _shaped(x: Any) -> ShapedArray:
-    """The ShapedArray of ``x`` without building a ConcreteArray for NumPy values."""
-    if type(x) is np.ndarray or isinstance(x, np.generic):
-        return ShapedArray(x.shape, x.dtype)
-    return get_aval(x).strip()
-
-
 def _literal(val: Any, aval: ShapedArray) -> Literal:
     """A Literal with a known aval (skips recomputing it from the value)."""
     lit = Literal.__new__(Literal)
@@ -327,7 +335,7 @@ class PEBuilder:
         elif np.ndim(val) == 0:
             return Literal(val)
         else:
-            aval = _shaped(val)
+            aval = shaped_aval(val)
         var = Var(aval)
         self._by_id[id(val)] = var
         self.residual_vars.append(var)
@@ -443,7 +451,7 @@ def partial_eval_flat(
             for p in pvals
         ]
         outs = fun(*tracers_in)
-        outs = [core.full_raise(trace, _as_array(x)) for x in outs]
+        outs = [core.full_raise(trace, core.as_array(x)) for x in outs]
         pvals_out = [
             PartialVal.known(o.const) if o.is_known else PartialVal.unknown(o.var.aval)
             for o in outs
@@ -484,7 +492,7 @@ def partial_eval_jaxpr(
                 for a, uk in zip(in_avals, unknowns, strict=False)
             ]
             outs = eval_jaxpr(closed.jaxpr, closed.consts, *tracers_in)
-            outs = [core.full_raise(trace, _as_array(x)) for x in outs]
+            outs = [core.full_raise(trace, core.as_array(x)) for x in outs]
             out_unknowns = [
                 not o.is_known or inst for o, inst in zip(outs, instantiate, strict=True)
             ]

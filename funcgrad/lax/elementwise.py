@@ -44,6 +44,7 @@ from typing import Any
 
 import numpy as np
 
+from funcgrad import lax
 from funcgrad.core import Primitive, ShapedArray, Tracer, get_aval, shaped_aval
 from funcgrad.interpreters import ad, ad_templates, batching
 from funcgrad.interpreters.ad import defjvp, defjvp2, defjvp_zero
@@ -74,26 +75,21 @@ def unbroadcast(x: Any, shape: tuple[int, ...]) -> Any:
     xshape = get_aval(x).shape
     if xshape == shape:
         return x
-    from funcgrad.lax.reductions import reduce_sum
-    from funcgrad.lax.shape import reshape
-
     lead = len(xshape) - len(shape)
     axes = tuple(range(lead)) + tuple(
         lead + i for i, d in enumerate(shape) if d == 1 and xshape[lead + i] != 1
     )
     if axes:
-        x = reduce_sum(x, axes)
+        x = lax.reduce_sum(x, axes)
     if get_aval(x).shape != shape:
-        x = reshape(x, shape)
+        x = lax.reshape(x, shape)
     return x
 
 
 def _bcast_to(g: Any, ans_like: Any) -> Any:
     """Broadcast a tangent of one operand to the output's shape."""
-    from funcgrad.lax.shape import broadcast_to
-
     shape = get_aval(ans_like).shape
-    return g if get_aval(g).shape == shape else broadcast_to(g, shape)
+    return g if get_aval(g).shape == shape else lax.broadcast_to(g, shape)
 
 
 # ========================================================================================

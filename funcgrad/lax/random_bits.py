@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from funcgrad import lax
 from funcgrad.core import Primitive, ShapedArray, get_aval
 from funcgrad.interpreters import ad, batching
 from funcgrad.lax._base import broadcast_shapes, shape_str
@@ -160,8 +161,6 @@ def _threefry2x32_impl(k1, k2, x1, x2):
 
 
 def _threefry2x32_batch(args, dims):
-    from funcgrad import lax
-
     # As batching.defbroadcasting, for two results: batch axes first, ranks lined up with
     # size-1 axes after the batch axis; unbatched operands broadcast as they are.
     rank = max(get_aval(x).ndim - (d is not None) for x, d in zip(args, dims, strict=True))
