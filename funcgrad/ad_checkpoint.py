@@ -38,7 +38,7 @@ from funcgrad.ir import ClosedJaxpr, Eqn, Jaxpr, Literal, Var, dce_jaxpr, eval_j
 __all__ = ["checkpoint", "checkpoint_policies", "remat"]
 
 
-class checkpoint_policies:  # noqa: N801 - JAX's name
+class checkpoint_policies:
     """Which intermediate values a checkpointed function may save (``policy(prim, params)
     -> bool``); everything else is recomputed. ``None`` is ``nothing_saveable``."""
 

@@ -13,7 +13,7 @@ from funcgrad.api_util import arg_names, flatten_fun, fun_name
 from funcgrad.core import ShapedArray, Tracer, as_array, get_aval, shaped_aval
 from funcgrad.interpreters import ad, tape
 from funcgrad.interpreters.batching import vmap_flat
-from funcgrad.interpreters.jit import jit as jit  # noqa: F401 - public here, as API.md
+from funcgrad.interpreters.jit import jit as jit
 from funcgrad.interpreters.partial_eval import trace_to_jaxpr
 from funcgrad.ir import ClosedJaxpr
 

@@ -49,7 +49,7 @@ class Eqn:
     __slots__ = ("primitive", "inputs", "params", "outvars")
 
     def __init__(
-        self, primitive: Primitive, inputs: list[Atom], params: dict, outvars: list[Var]
+        self, primitive: Primitive, inputs: Sequence[Atom], params: dict, outvars: list[Var]
     ) -> None:
         self.primitive = primitive
         self.inputs = inputs
@@ -136,7 +136,7 @@ class ClosedJaxpr:
 
 def eval_jaxpr(jaxpr: Jaxpr, consts: Sequence[Any], *args: Any) -> list[Any]:
     """Run a jaxpr by binding each equation in order (so it can be traced again)."""
-    env: dict[Var, Any] = {}
+    env: dict[Any, Any] = {}  # Var -> value (read with atoms: literals checked first)
     for v, x in zip(jaxpr.constvars, consts, strict=True):
         env[v] = x
     for v, x in zip(jaxpr.invars, args, strict=True):

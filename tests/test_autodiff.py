@@ -440,7 +440,7 @@ def test_error_missing_transpose_rule_names_primitive():
 
 
 def test_nan_safe_where_sqrt():
-    f = lambda x: fnp.where(x > 0, fnp.sqrt(x), 0.0)  # noqa: E731
+    f = lambda x: fnp.where(x > 0, fnp.sqrt(x), 0.0)
     assert fg.grad(f)(0.0) == 0.0
     assert fg.grad(f)(4.0) == pytest.approx(0.25)
     np.testing.assert_array_equal(
@@ -451,14 +451,14 @@ def test_nan_safe_where_sqrt():
 
 
 def test_nan_safe_where_sinc():
-    f = lambda x: fnp.where(x != 0, fnp.sin(x) / x, 1.0)  # noqa: E731
+    f = lambda x: fnp.where(x != 0, fnp.sin(x) / x, 1.0)
     assert fg.grad(f)(0.0) == 0.0
     x = 0.7
     assert fg.grad(f)(x) == pytest.approx((np.cos(x) * x - np.sin(x)) / x**2)
 
 
 def test_nan_safe_where_in_staged_jaxpr_and_vmap():
-    f = lambda x: fnp.sum(fnp.where(x > 0, fnp.sqrt(x), 0.0))  # noqa: E731
+    f = lambda x: fnp.sum(fnp.where(x > 0, fnp.sqrt(x), 0.0))
     x = np.array([0.0, 4.0])
     jaxpr = fg.make_jaxpr(fg.grad(f))(x)
     np.testing.assert_array_equal(jaxpr(x)[0], [0.0, 0.25])
@@ -484,7 +484,7 @@ def test_zero_absorbing_products():
 
 
 def test_stop_gradient():
-    f = lambda x: x**2 + fg.stop_gradient(x**3)  # noqa: E731
+    f = lambda x: x**2 + fg.stop_gradient(x**3)
     assert f(2.0) == pytest.approx(12.0)
     assert fg.grad(f)(2.0) == pytest.approx(4.0)
     assert fg.lax.stop_gradient is fg.stop_gradient
@@ -622,7 +622,7 @@ clip_gradient.defvjp(_clip_fwd, _clip_bwd)
 
 
 def test_custom_vjp_is_used_in_reverse_mode():
-    f = lambda x: fnp.sum(clip_gradient(x, -1.0, 1.0) * 5.0)  # noqa: E731
+    f = lambda x: fnp.sum(clip_gradient(x, -1.0, 1.0) * 5.0)
     np.testing.assert_allclose(fg.grad(f)(np.ones(3)), [1.0, 1.0, 1.0])
     np.testing.assert_allclose(
         fg.jacrev(lambda x: clip_gradient(x, -1.0, 1.0) * 5.0)(np.ones(2)), np.eye(2)
@@ -893,7 +893,7 @@ def test_grad_composes_with_jit():
     np.testing.assert_allclose(
         fg.jit(fg.grad(lambda x: fnp.sum(clip_gradient(x, -0.5, 0.5) * 3.0)))(x), 0.5
     )
-    g = lambda x: fnp.sum(fnp.where(x > 0, fnp.sqrt(x), 0.0))  # noqa: E731
+    g = lambda x: fnp.sum(fnp.where(x > 0, fnp.sqrt(x), 0.0))
     np.testing.assert_array_equal(fg.jit(fg.grad(g))(np.array([0.0, 4.0])), [0.0, 0.25])
 
 
@@ -956,7 +956,7 @@ def test_tape_is_used_eagerly_and_only_eagerly(monkeypatch):
         return real(*args, **kwargs)
 
     monkeypatch.setattr(tape, "vjp_flat", spy)
-    f = lambda x: fnp.sum(fnp.sin(x) * x)  # noqa: E731
+    f = lambda x: fnp.sum(fnp.sin(x) * x)
     x = rand(3)
     fg.grad(f)(x)
     assert len(seen) == 1

@@ -1312,7 +1312,7 @@ INDICES = [
 def test_getitem_static(idx):
     x = A345
     expected = x[idx]
-    check(lambda x: fnp.getitem(x, idx), x, ref=lambda x: np.array(x[idx]))
+    check(lambda x: fnp._getitem(x, idx), x, ref=lambda x: np.array(x[idx]))
     (t,) = traced(lambda x: x[idx], x)
     assert_same(t, expected)
 
@@ -1357,19 +1357,19 @@ def test_getitem_traced_out_of_bounds_clamps():
 def test_getitem_errors():
     x = A345
     with pytest.raises(IndexError, match="out of bounds"):
-        fnp.getitem(x, 3)
+        fnp._getitem(x, 3)
     with pytest.raises(IndexError, match="out of bounds"):
-        fnp.getitem(x, (0, [0, 4]))
+        fnp._getitem(x, (0, [0, 4]))
     with pytest.raises(IndexError, match="too many indices"):
-        fnp.getitem(x, (0, 0, 0, 0))
+        fnp._getitem(x, (0, 0, 0, 0))
     with pytest.raises(IndexError, match="single ellipsis"):
-        fnp.getitem(x, (Ellipsis, Ellipsis))
+        fnp._getitem(x, (Ellipsis, Ellipsis))
     with pytest.raises(IndexError, match="valid indices"):
-        fnp.getitem(x, 1.5)
+        fnp._getitem(x, 1.5)
     with pytest.raises(IndexError, match="boolean index did not match"):
-        fnp.getitem(x, np.array([True, False]))
+        fnp._getitem(x, np.array([True, False]))
     with pytest.raises(IndexError, match="could not be broadcast"):
-        fnp.getitem(x, ([0, 1], [0, 1, 2]))
+        fnp._getitem(x, ([0, 1], [0, 1, 2]))
     with pytest.raises(fnp.NonConcreteBooleanIndexError, match="fnp.where"):
         fg.make_jaxpr(lambda x: x[x > 3])(x)
     with pytest.raises(IndexError):  # also an IndexError, as JAX's
@@ -1635,8 +1635,8 @@ def test_results_never_alias_inputs():
         fnp.sum(x, axis=()),
         fnp.diff(x, 0),
         fnp.rot90(x, 0),
-        fnp.getitem(x, ...),
-        fnp.getitem(x, slice(None)),
+        fnp._getitem(x, ...),
+        fnp._getitem(x, slice(None)),
         fnp.at(x)[...].get(),
         fnp.at(x)[:].set(x),
         fnp.where(True, x, x),

@@ -215,7 +215,7 @@ class JVPTracer(Tracer):
         self._trace = trace
         self.primal = primal
         self.tangent = tangent
-        self._aval = None
+        self._aval: ShapedArray | None = None
 
     @property
     def aval(self) -> ShapedArray:
@@ -405,7 +405,7 @@ def backward_pass(
     invar: a :class:`Zero` for linear inputs nothing flowed to, None for the others.
     """
     # A variable is linear exactly when it has no primal value.
-    primal_env: dict[Var, Any] = dict(zip(jaxpr.constvars, consts, strict=False))
+    primal_env: dict[Any, Any] = dict(zip(jaxpr.constvars, consts, strict=False))
     for v, a in zip(jaxpr.invars, args, strict=True):
         if type(a) is not UndefPrimal:
             primal_env[v] = a
@@ -426,12 +426,14 @@ def backward_pass(
                 primal_env[eqn.outvars[0]] = outs
 
     add = _lax().add
-    ct_env: dict[Var, Any] = {}
-    for v, ct in zip(jaxpr.outvars, cts_out, strict=True):
-        if ct is None or type(ct) is Zero or type(v) is not Var or v in primal_env:
+    ct_env: dict[Any, Any] = {}
+    for outvar, ct_out in zip(jaxpr.outvars, cts_out, strict=True):
+        if ct_out is None or type(ct_out) is Zero:
             continue
-        old = ct_env.get(v)
-        ct_env[v] = ct if old is None else add(old, ct)
+        if type(outvar) is not Var or outvar in primal_env:
+            continue
+        old = ct_env.get(outvar)
+        ct_env[outvar] = ct_out if old is None else add(old, ct_out)
 
     for eqn in reversed(linear_eqns):
         prim = eqn.primitive

@@ -117,7 +117,7 @@ def lookup(
         avals = [ShapedArray(v.shape, v.dtype) for v in vals]
         try:
             template = build_template(primitive, params, avals, list(nonzeros))
-        except Exception:  # e.g. a rule that needs concrete values
+        except Exception:  # noqa: BLE001 - e.g. a rule that needs concrete values
             template = NO_TEMPLATE
         _cache(templates, key_t, template)
     return None if template is NO_TEMPLATE else template
@@ -165,7 +165,8 @@ class Program:
         if any(np.size(c) > MAX_TEMPLATE_CONST for c in self.consts):
             # A cached program must not keep big arrays alive: run the rule instead.
             raise ValueError("template constant too large")
-        self.run = None if as_atoms else self.compile()
+        # None for a program of atoms (copied onto a tape, never run)
+        self.run: Callable[..., list] = None if as_atoms else self.compile()  # type: ignore[assignment]
 
     def _fuse_absorbing(self) -> list[tuple]:
         """The steps, with each zero-absorbing product fused into one call.
@@ -239,7 +240,7 @@ class Program:
                 lines.append(f"    v{outs[0]} = f{k}({args})")
         lines.append(f"    return [{', '.join(f'v{i}' for i in self.out_slots)}]")
         code = compile("\n".join(lines), "<funcgrad replay>", "exec")
-        exec(code, env)  # noqa: S102 - our own source, built above
+        exec(code, env)
         return env["run"]
 
 
@@ -414,7 +415,7 @@ def transpose(primitive: Primitive, params: dict, ct: Any, invals: Sequence[Any]
             template = build_transpose_template(
                 primitive, params, ShapedArray(ct.shape, ct.dtype), in_specs
             )
-        except Exception:  # e.g. a rule that needs concrete values
+        except Exception:  # noqa: BLE001 - e.g. a rule that needs concrete values
             template = NO_TEMPLATE
         _cache(transpose_templates, key, template)
     if template is NO_TEMPLATE:
@@ -448,6 +449,6 @@ def template_vjp(template: Template) -> Any:
         vjp_closed = pe.trace_to_jaxpr(fun, [jaxpr.outvars[0].aval, *res_avals])
         prog = Program(vjp_closed.jaxpr, vjp_closed.consts, as_atoms=False)
         template.vjp = (prog.run, None if all(pattern) else pattern)
-    except Exception:  # e.g. a transpose rule that needs concrete values
+    except Exception:  # noqa: BLE001 - e.g. a transpose rule that needs concrete values
         template.vjp = NO_TEMPLATE
     return template.vjp

@@ -379,7 +379,7 @@ def _canonical(x: Any) -> Any:
         return np.asarray(x)
     try:
         arr = np.asarray(x)
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         raise TypeError(f"jit: argument of type {type(x).__name__} is not an array: {e}") from e
     if arr.dtype == object:
         raise TypeError(

@@ -261,6 +261,9 @@ class PartialEvalTracer(Tracer):
     """Known (``var is None``: ``const`` holds the value) or unknown (a jaxpr variable)."""
 
     __slots__ = ("const", "var")
+    # ``var`` (the jaxpr variable) hides ``Tracer.var`` (NumPy's variance): user code never
+    # holds these tracers, only the JVP tracers around them.
+    var: Var | None  # type: ignore[assignment]
 
     def __init__(self, trace: PartialEvalTrace, const: Any, var: Var | None) -> None:
         self._trace = trace

@@ -73,6 +73,8 @@ class _Node:
     """
 
     __slots__ = ("parents", "n_out")
+    parents: Sequence[Any]
+    n_out: int
 
     def vjp(self, ct: Any) -> Sequence[Any]:
         raise NotImplementedError
@@ -167,7 +169,7 @@ class TapeTracer(Tracer):
         self._trace = trace
         self.val = val
         self.ref = ref
-        self._aval = None
+        self._aval: ShapedArray | None = None
 
     @property
     def aval(self) -> ShapedArray:

@@ -121,7 +121,7 @@ defjvp_zero(sign_p)
 abs_p = standard_unop("abs", np.abs, NUMBER)
 
 
-def abs(x: Any) -> Any:  # noqa: A001 - JAX's name
+def abs(x: Any) -> Any:
     """Elementwise absolute value."""
     return abs_p.bind(*promote_scalars(x))
 
@@ -183,9 +183,7 @@ round_p = standard_unop("round", _round_impl)
 round_p.def_abstract_eval(_round_abstract_eval)
 
 
-def round(  # noqa: A001 - JAX's name
-    x: Any, rounding_method: int = RoundingMethod.TO_NEAREST_EVEN
-) -> Any:
+def round(x: Any, rounding_method: int = RoundingMethod.TO_NEAREST_EVEN) -> Any:
     """Elementwise round to an integer value; ties to even by default (as ``numpy.round``;
     JAX's default is ``RoundingMethod.AWAY_FROM_ZERO``)."""
     return round_p.bind(*promote_scalars(x), rounding_method=int(rounding_method))
@@ -736,7 +734,7 @@ defjvp2(
 pow_p = standard_naryop("pow", np.power, FLOAT)
 
 
-def pow(x: Any, y: Any) -> Any:  # noqa: A001 - JAX's name
+def pow(x: Any, y: Any) -> Any:
     """Elementwise ``x**y`` for a float base and exponent of one dtype."""
     return pow_p.bind(*promote_scalars(x, y))
 
@@ -770,7 +768,7 @@ def _tie_split(x: Any, y: Any, wins: Callable) -> Any:
 max_p = standard_naryop("max", np.maximum, ANY)
 
 
-def max(x: Any, y: Any) -> Any:  # noqa: A001 - JAX's name
+def max(x: Any, y: Any) -> Any:
     """Elementwise maximum; NaN if either is NaN."""
     return max_p.bind(*promote_scalars(x, y))
 
@@ -785,7 +783,7 @@ defjvp(
 min_p = standard_naryop("min", np.minimum, ANY)
 
 
-def min(x: Any, y: Any) -> Any:  # noqa: A001 - JAX's name
+def min(x: Any, y: Any) -> Any:
     """Elementwise minimum; NaN if either is NaN."""
     return min_p.bind(*promote_scalars(x, y))
 
@@ -836,7 +834,7 @@ def _clamp_impl(lo, x, hi):
 clamp_p = standard_naryop("clamp", _clamp_impl, ANY)
 
 
-def clamp(min: Any, x: Any, max: Any) -> Any:  # noqa: A002 - JAX's signature
+def clamp(min: Any, x: Any, max: Any) -> Any:
     """Elementwise ``x`` clipped to ``[min, max]`` (``min(max(x, min), max)``); all three
     broadcast."""
     x, lo, hi = promote_scalars(x, min, max)

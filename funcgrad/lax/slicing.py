@@ -44,7 +44,7 @@ from funcgrad.lax.shape import (
 slice_p = Primitive("slice")
 
 
-def slice(  # noqa: A001 - JAX's name
+def slice(
     operand: Any,
     start_indices: Sequence[int],
     limit_indices: Sequence[int],

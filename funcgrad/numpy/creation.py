@@ -68,7 +68,7 @@ def _build(obj: Any, dtype: np.dtype) -> Any:
 
 def array(
     object: Any, dtype: Any = None, copy: bool = True, order: Any = None, ndmin: int = 0
-) -> Any:  # noqa: A002
+) -> Any:
     """An array from ``object`` (always a copy); nested sequences of tracers are stacked."""
     dtype = util.canonical_dtype(dtype, "array")
     if isinstance(object, Tracer):
@@ -301,7 +301,7 @@ def logspace(
     return out if dtype is None else util.convert(out, np.dtype(dtype))
 
 
-def eye(N: int, M: int | None = None, k: int = 0, dtype: Any = None, order: Any = None) -> Any:  # noqa: N803
+def eye(N: int, M: int | None = None, k: int = 0, dtype: Any = None, order: Any = None) -> Any:
     """A 2-d array with ones on the ``k``-th diagonal (float64 by default)."""
     n = util.static_int(N, "eye", "N")
     m = n if M is None else util.static_int(M, "eye", "M")
@@ -324,7 +324,7 @@ def tri_mask(n: int, m: int, k: int, cmp: Any) -> Any:
     return cmp(lax.sub(cols, rows), np.int64(k))
 
 
-def tri(N: int, M: int | None = None, k: int = 0, dtype: Any = None) -> Any:  # noqa: N803
+def tri(N: int, M: int | None = None, k: int = 0, dtype: Any = None) -> Any:
     """Ones at and below the ``k``-th diagonal, zeros above (float64 by default)."""
     n = util.static_int(N, "tri", "N")
     m = n if M is None else util.static_int(M, "tri", "M")

@@ -45,7 +45,7 @@ def _sum(x: Any, axes: tuple[int, ...]) -> Any:
     return lax.reduce_sum(x, axes)
 
 
-def _vector_norm(x: Any, ord: Any, axes: tuple[int, ...]) -> Any:  # noqa: A002
+def _vector_norm(x: Any, ord: Any, axes: tuple[int, ...]) -> Any:
     if isinstance(ord, str):
         raise ValueError(f"fnp.linalg.norm: invalid norm order {ord!r} for vectors")
     dtype = util.dtype_of(x)
@@ -64,7 +64,7 @@ def _vector_norm(x: Any, ord: Any, axes: tuple[int, ...]) -> Any:  # noqa: A002
     return lax.pow(s, lax.div(np.ones((), dtype)[()], p))
 
 
-def _matrix_norm(x: Any, ord: Any, row: int, col: int) -> Any:  # noqa: A002
+def _matrix_norm(x: Any, ord: Any, row: int, col: int) -> Any:
     if ord is None or ord == "fro":
         return lax.sqrt(_sum(lax.mul(x, x), (row, col)))
     if ord in (2, -2, "nuc"):
@@ -83,7 +83,7 @@ def _matrix_norm(x: Any, ord: Any, row: int, col: int) -> Any:  # noqa: A002
     raise ValueError(f"fnp.linalg.norm: invalid norm order {ord!r} for matrices")
 
 
-def norm(x: Any, ord: Any = None, axis: Any = None, keepdims: bool = False) -> Any:  # noqa: A002
+def norm(x: Any, ord: Any = None, axis: Any = None, keepdims: bool = False) -> Any:
     """Vector or matrix norm (NumPy's ``linalg.norm``)."""
     x = to_operand(x, "fnp.linalg.norm")
     dtype = util.dtype_of(x)
@@ -121,7 +121,7 @@ def norm(x: Any, ord: Any = None, axis: Any = None, keepdims: bool = False) -> A
     )
 
 
-def vector_norm(x: Any, /, *, axis: Any = None, keepdims: bool = False, ord: Any = 2) -> Any:  # noqa: A002
+def vector_norm(x: Any, /, *, axis: Any = None, keepdims: bool = False, ord: Any = 2) -> Any:
     """Vector norm over ``axis`` (all axes, flattened, when None)."""
     x = to_operand(x, "fnp.linalg.vector_norm")
     if util.dtype_of(x).kind not in "fc":
@@ -135,6 +135,6 @@ def vector_norm(x: Any, /, *, axis: Any = None, keepdims: bool = False, ord: Any
     return _keep(_vector_norm(x, ord, axes), s, axes, keepdims)
 
 
-def matrix_norm(x: Any, /, *, keepdims: bool = False, ord: Any = "fro") -> Any:  # noqa: A002
+def matrix_norm(x: Any, /, *, keepdims: bool = False, ord: Any = "fro") -> Any:
     """Matrix norm over the last two axes."""
     return norm(x, ord=ord, axis=(-2, -1), keepdims=keepdims)

@@ -71,7 +71,7 @@ def _mask(x: Any, where: Any, fill: Any, name: str) -> Any:
     return out if shape_of(out) == shape_of(x) else lax.broadcast_to(out, shape_of(x))
 
 
-def sum(  # noqa: A001 - NumPy's name
+def sum(
     a: Any,
     axis: Any = None,
     dtype: Any = None,
@@ -154,7 +154,7 @@ def _extremum(
     return _keep(r, s, axes, keepdims)
 
 
-def max(  # noqa: A001 - NumPy's name
+def max(
     a: Any,
     axis: Any = None,
     out: Any = None,
@@ -166,7 +166,7 @@ def max(  # noqa: A001 - NumPy's name
     return _extremum("max", lax.reduce_max, lax.max, a, axis, out, keepdims, initial, where)
 
 
-def min(  # noqa: A001 - NumPy's name
+def min(
     a: Any,
     axis: Any = None,
     out: Any = None,
@@ -222,7 +222,7 @@ def truth(a: Any) -> Any:
     return lax.ne(a, np.zeros((), dtype)[()])
 
 
-def all(  # noqa: A001 - NumPy's name
+def all(
     a: Any, axis: Any = None, out: Any = None, keepdims: bool = False, *, where: Any = None
 ) -> Any:
     """Whether all elements along ``axis`` are true (nonzero)."""
@@ -232,7 +232,7 @@ def all(  # noqa: A001 - NumPy's name
     return _keep(lax.reduce_and(x, axes), s, axes, keepdims)
 
 
-def any(  # noqa: A001 - NumPy's name
+def any(
     a: Any, axis: Any = None, out: Any = None, keepdims: bool = False, *, where: Any = None
 ) -> Any:
     """Whether any element along ``axis`` is true (nonzero)."""

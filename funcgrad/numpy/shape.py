@@ -460,7 +460,7 @@ def dsplit(ary: Any, indices_or_sections: Any) -> list[Any]:
 # Tiling, repeating, flipping, rolling
 
 
-def tile(A: Any, reps: Any) -> Any:  # noqa: N803 - NumPy's name
+def tile(A: Any, reps: Any) -> Any:
     """``A`` repeated ``reps`` times along each axis."""
     a = _op(A, "tile")
     reps = (reps,) if isinstance(reps, (int, np.integer)) else tuple(reps)

@@ -93,7 +93,7 @@ def absolute(x: Any, /) -> Any:
     return lax.abs(x)
 
 
-abs = absolute  # noqa: A001 - NumPy's name
+abs = absolute
 
 
 def fabs(x: Any, /) -> Any:
@@ -211,7 +211,7 @@ def rint(x: Any, /) -> Any:
     return lax.round(x, lax.RoundingMethod.TO_NEAREST_EVEN)
 
 
-def round(a: Any, decimals: int = 0, out: Any = None) -> Any:  # noqa: A001 - NumPy's name
+def round(a: Any, decimals: int = 0, out: Any = None) -> Any:
     """Round to ``decimals`` decimal places (ties to even, as NumPy)."""
     util.check_no_out("round", out)
     a = util.to_operand(a, "fnp.round")
@@ -437,7 +437,7 @@ def fmod(x1: Any, x2: Any, /) -> Any:
     return _call("fmod", lax.rem, a, b)
 
 
-def divmod(x1: Any, x2: Any, /) -> tuple[Any, Any]:  # noqa: A001 - NumPy's name
+def divmod(x1: Any, x2: Any, /) -> tuple[Any, Any]:
     """``(floor_divide(x1, x2), remainder(x1, x2))``."""
     (a, b), loop = ufunc_args(np.divmod, "divmod", x1, x2)
     _call("divmod", _check_shapes, a, b)
@@ -665,8 +665,8 @@ def clip(
     a_max: Any = None,
     out: Any = None,
     *,
-    min: Any = None,  # noqa: A002 - NumPy's name
-    max: Any = None,  # noqa: A002 - NumPy's name
+    min: Any = None,
+    max: Any = None,
 ) -> Any:
     """Limit values to ``[a_min, a_max]`` (``minimum(maximum(a, a_min), a_max)``)."""
     util.check_no_out("clip", out)
@@ -750,7 +750,7 @@ def array_equiv(a1: Any, a2: Any) -> Any:
     return builtins.bool(out) if not isinstance(out, Tracer) else out
 
 
-pow = power  # noqa: A001 - NumPy 2's name
+pow = power
 
 
 def copysign(x1: Any, x2: Any, /) -> Any:
