@@ -30,7 +30,7 @@ from funcgrad.api import vjp as vjp
 from funcgrad.api import vmap as vmap
 from funcgrad.custom_derivatives import custom_jvp as custom_jvp
 from funcgrad.custom_derivatives import custom_vjp as custom_vjp
-from funcgrad.lax.ad_util import stop_gradient as stop_gradient
+from funcgrad.lax.stop_gradient import stop_gradient as stop_gradient
 
 #: The one place the version is written: pyproject.toml reads it (``dynamic``), and the
 #: kernel cache fingerprint includes it.

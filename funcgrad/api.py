@@ -344,7 +344,7 @@ def _value_and_grad(
     out = outs[0]
     out_aval = lin.out_avals[0]
     cts = lin.transpose([np.ones((), out_aval.dtype)])
-    grads = [_fix_cotangent(c, a) for c, a in zip(cts, lin.in_avals, strict=False)]
+    grads = [_fix_cotangent(c, a) for c, a in zip(cts, lin.in_avals, strict=True)]
     g = tree_util.tree_unflatten(in_tree, grads)
     if isinstance(argnums, int):
         g = g[0]
@@ -430,7 +430,7 @@ def jvp(
     flat_p = [as_array(x) for x in flat_p]
     flat_t = [
         _check_tangent(f"jvp({fname})", t, get_aval(p).strip(), f"tangent of primal leaf {i}")
-        for i, (p, t) in enumerate(zip(flat_p, flat_t, strict=False))
+        for i, (p, t) in enumerate(zip(flat_p, flat_t, strict=True))
     ]
     outputs = _Outputs(
         lambda *xs: fun(*tree_util.tree_unflatten(tree_p, xs)), has_aux, "jvp", fname
@@ -474,7 +474,7 @@ def linearize(fun: Callable, *primals: Any, has_aux: bool = False) -> tuple[Any,
         _check_same_structure("linearize", fname, tree_t, in_tree, "tangents", "primals")
         flat_t = [
             _check_tangent(f"linearize({fname})", t, a, f"tangent {i}")
-            for i, (t, a) in enumerate(zip(flat_t, lin.in_avals, strict=False))
+            for i, (t, a) in enumerate(zip(flat_t, lin.in_avals, strict=True))
         ]
         return tree_util.tree_unflatten(out_tree, lin.jvp(flat_t))
 
@@ -492,10 +492,10 @@ def vjp(fun: Callable, *primals: Any, has_aux: bool = False) -> tuple[Any, ...]:
         _check_same_structure("vjp", fname, ct_tree, out_tree, "cotangents", "outputs")
         flat_ct = [
             _check_tangent(f"vjp({fname})", c, a, f"cotangent of output leaf {i}")
-            for i, (c, a) in enumerate(zip(flat_ct, lin.out_avals, strict=False))
+            for i, (c, a) in enumerate(zip(flat_ct, lin.out_avals, strict=True))
         ]
         cts = lin.transpose(flat_ct)
-        grads = [_fix_cotangent(c, a) for c, a in zip(cts, lin.in_avals, strict=False)]
+        grads = [_fix_cotangent(c, a) for c, a in zip(cts, lin.in_avals, strict=True)]
         return tuple(tree_util.tree_unflatten(in_tree, grads))
 
     return (out, vjp_fun, aux) if has_aux else (out, vjp_fun)
@@ -545,7 +545,7 @@ def jacfwd(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = Fals
             n = outputs.num_out
             touts = [
                 _fix_cotangent(t, get_aval(o).strip())
-                for t, o in zip(touts[:n], outs, strict=False)
+                for t, o in zip(touts[:n], outs[:n], strict=True)
             ]
             return touts, outs[n:]
 
@@ -595,7 +595,7 @@ def jacrev(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = Fals
             def pullback(ct: Any, j: int = j) -> list[Any]:
                 cts = [ct if k == j else ad.Zero(a) for k, a in enumerate(lin.out_avals)]
                 res = lin.transpose(cts)
-                return [_fix_cotangent(c, a) for c, a in zip(res, lin.in_avals, strict=False)]
+                return [_fix_cotangent(c, a) for c, a in zip(res, lin.in_avals, strict=True)]
 
             if m == 0:
                 per_input = [np.zeros((*out_aval.shape, *a.shape), a.dtype) for a in lin.in_avals]
@@ -604,7 +604,7 @@ def jacrev(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = Fals
                 rows = vmap(pullback)(basis)
                 per_input = [
                     _reshape_to(r, (*out_aval.shape, *a.shape))
-                    for r, a in zip(rows, lin.in_avals, strict=False)
+                    for r, a in zip(rows, lin.in_avals, strict=True)
                 ]
             tree_in = tree_util.tree_unflatten(in_tree, per_input)
             jac_leaves.append(tree_in[0] if isinstance(argnums, int) else tree_in)

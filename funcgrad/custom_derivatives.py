@@ -74,7 +74,7 @@ def _split_nondiff(args: tuple, nondiff_argnums: tuple[int, ...]) -> tuple[list,
 def _merge_nondiff(nondiff: list, dyn: Sequence[Any], nondiff_argnums: tuple[int, ...]) -> list:
     n = len(nondiff) + len(dyn)
     it_nd, it_d = iter(nondiff), iter(dyn)
-    positions = dict(zip(nondiff_argnums, range(len(nondiff)), strict=False))
+    positions = dict(zip(nondiff_argnums, range(len(nondiff)), strict=True))
     return [next(it_nd) if i in positions else next(it_d) for i in range(n)]
 
 
@@ -189,7 +189,7 @@ def _bind_custom_jvp(fun: Callable, jvp: Callable, args: list, name: str) -> lis
             return _bind_custom_jvp(fun, jvp, primals, name)
         outs, t_outs = _custom_jvp_rule_call(jvp, primals, tangents)
         return [
-            core.full_lower(ad.JVPTracer(trace, o, t)) for o, t in zip(outs, t_outs, strict=False)
+            core.full_lower(ad.JVPTracer(trace, o, t)) for o, t in zip(outs, t_outs, strict=True)
         ]
     call_jaxpr, consts = pe.trace_to_hoisted_jaxpr(fun, [get_aval(a).strip() for a in args])
     return custom_jvp_call_p.bind(

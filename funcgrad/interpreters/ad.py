@@ -284,7 +284,7 @@ class JVPTrace(Trace):
             )
         primal_out, tangent_out = rule(primals, tangents, **params)
         if primitive.multiple_results:
-            return [JVPTracer(self, x, t) for x, t in zip(primal_out, tangent_out, strict=False)]
+            return [JVPTracer(self, x, t) for x, t in zip(primal_out, tangent_out, strict=True)]
         return JVPTracer(self, primal_out, tangent_out)
 
 
@@ -292,7 +292,7 @@ def jvp_flat(fun: Callable, primals: list, tangents: list) -> tuple[list, list]:
     """Forward mode on flat lists: ``(fun(*primals), J @ tangents)``; tangents may be Zero."""
     with core.new_main(JVPTrace) as main:
         trace = main.trace
-        tracers_in = [JVPTracer(trace, x, t) for x, t in zip(primals, tangents, strict=False)]
+        tracers_in = [JVPTracer(trace, x, t) for x, t in zip(primals, tangents, strict=True)]
         outs = fun(*tracers_in)
         tracers_out = [core.full_raise(trace, x) for x in outs]
         primals_out = [t.primal for t in tracers_out]
@@ -339,7 +339,7 @@ class LinearFun:
         outs = iter(eval_jaxpr(self.jaxpr, self.consts, *tangents))
         return [
             next(outs) if nz else zeros_like_aval(a)
-            for a, nz in zip(self.out_avals, self.out_nonzero, strict=False)
+            for a, nz in zip(self.out_avals, self.out_nonzero, strict=True)
         ]
 
     def transpose(self, cts: Sequence[Any]) -> list[Any]:
@@ -364,9 +364,7 @@ def linearize_flat(
         tangents_in = [pe_trace.new_arg(a) for a in in_avals]
         with core.new_main(JVPTrace) as main:
             trace = main.trace
-            tracers_in = [
-                JVPTracer(trace, x, t) for x, t in zip(primals, tangents_in, strict=False)
-            ]
+            tracers_in = [JVPTracer(trace, x, t) for x, t in zip(primals, tangents_in, strict=True)]
             result = fun(*tracers_in)
             outs, aux = result if has_aux else (result, ())
             tracers_out = [core.full_raise(trace, x) for x in outs]
@@ -376,7 +374,7 @@ def linearize_flat(
         out_nonzero = [type(t) is not Zero for t in tangents_out]
         jaxpr, consts = builder.build(
             [t.var for t in tangents_in],
-            [t for t, nz in zip(tangents_out, out_nonzero, strict=False) if nz],
+            [t for t, nz in zip(tangents_out, out_nonzero, strict=True) if nz],
             dce=False,
         )
     out_avals = [shaped_aval(p) for p in primals_out]
@@ -405,7 +403,7 @@ def backward_pass(
     invar: a :class:`Zero` for linear inputs nothing flowed to, None for the others.
     """
     # A variable is linear exactly when it has no primal value.
-    primal_env: dict[Any, Any] = dict(zip(jaxpr.constvars, consts, strict=False))
+    primal_env: dict[Any, Any] = dict(zip(jaxpr.constvars, consts, strict=True))
     for v, a in zip(jaxpr.invars, args, strict=True):
         if type(a) is not UndefPrimal:
             primal_env[v] = a
@@ -421,7 +419,7 @@ def backward_pass(
             ins = [x.val if type(x) is Literal else primal_env[x] for x in eqn.inputs]
             outs = eqn.primitive.bind(*ins, **eqn.params)
             if eqn.primitive.multiple_results:
-                primal_env.update(zip(eqn.outvars, outs, strict=False))
+                primal_env.update(zip(eqn.outvars, outs, strict=True))
             else:
                 primal_env[eqn.outvars[0]] = outs
 
@@ -444,7 +442,7 @@ def backward_pass(
                 continue
             ct: Any = [
                 zeros_like_aval(v.aval) if c is None else c
-                for c, v in zip(cts, outvars, strict=False)
+                for c, v in zip(cts, outvars, strict=True)
             ]
         else:
             ct = ct_env.pop(outvars[0], None)
@@ -476,7 +474,7 @@ def backward_pass(
 
     return [
         ct_env.get(v, Zero(v.aval)) if type(a) is UndefPrimal else None
-        for v, a in zip(jaxpr.invars, args, strict=False)
+        for v, a in zip(jaxpr.invars, args, strict=True)
     ]
 
 
@@ -506,13 +504,13 @@ def jvp_jaxpr(
     def fun(*args: Any) -> list[Any]:
         primals = args[: len(in_avals)]
         it = iter(args[len(in_avals) :])
-        tangents = [next(it) if nz else Zero(a) for a, nz in zip(in_avals, nonzeros, strict=False)]
+        tangents = [next(it) if nz else Zero(a) for a, nz in zip(in_avals, nonzeros, strict=True)]
         outs, touts = jvp_flat(
             lambda *xs: eval_jaxpr(closed.jaxpr, closed.consts, *xs), list(primals), tangents
         )
-        out_nz = [type(t) is not Zero or inst for t, inst in zip(touts, instantiate, strict=False)]
+        out_nz = [type(t) is not Zero or inst for t, inst in zip(touts, instantiate, strict=True)]
         out_nz_box.append(out_nz)
-        return outs + [instantiate_zeros(t) for t, nz in zip(touts, out_nz, strict=False) if nz]
+        return outs + [instantiate_zeros(t) for t, nz in zip(touts, out_nz, strict=True) if nz]
 
     jaxpr = pe.trace_to_jaxpr(fun, list(in_avals) + tangent_avals)
     return jaxpr, out_nz_box[0]
@@ -534,9 +532,9 @@ def transpose_jaxpr(closed: ClosedJaxpr, linear: Sequence[bool]) -> ClosedJaxpr:
         res, cts = args[: len(res_avals)], args[len(res_avals) :]
         it = iter(res)
         full = [
-            UndefPrimal(a) if lin else next(it) for a, lin in zip(in_avals, linear, strict=False)
+            UndefPrimal(a) if lin else next(it) for a, lin in zip(in_avals, linear, strict=True)
         ]
         cts_in = backward_pass(closed.jaxpr, closed.consts, full, list(cts))
-        return [instantiate_zeros(c) for c, lin in zip(cts_in, linear, strict=False) if lin]
+        return [instantiate_zeros(c) for c, lin in zip(cts_in, linear, strict=True) if lin]
 
     return pe.trace_to_jaxpr(fun, res_avals + list(ct_avals))

@@ -132,12 +132,12 @@ def _is_literalable(val: Any) -> bool:
 def _inline_literals(jaxpr: Jaxpr, consts: list[Any]) -> tuple[Jaxpr, list[Any]]:
     """Replace 0-d concrete constants by literals, as JAX prints ``mul b 2.0:f32[]``."""
     lits = {
-        v: Literal(c) for v, c in zip(jaxpr.constvars, consts, strict=False) if _is_literalable(c)
+        v: Literal(c) for v, c in zip(jaxpr.constvars, consts, strict=True) if _is_literalable(c)
     }
     if not lits:
         return jaxpr, consts
     constvars = [v for v in jaxpr.constvars if v not in lits]
-    consts = [c for v, c in zip(jaxpr.constvars, consts, strict=False) if v not in lits]
+    consts = [c for v, c in zip(jaxpr.constvars, consts, strict=True) if v not in lits]
 
     def sub(x: Any) -> Any:
         return lits.get(x, x) if isinstance(x, Var) else x
@@ -185,7 +185,7 @@ def trace_to_jaxpr(
         with new_dynamic(main):
             trace = main.trace
             tracers_in = [
-                builder.new_arg(trace, a.strip(), n) for a, n in zip(in_avals, names, strict=False)
+                builder.new_arg(trace, a.strip(), n) for a, n in zip(in_avals, names, strict=True)
             ]
             outs = fun(*tracers_in)
             tracers_out = [core.full_raise(trace, core.as_array(x)) for x in outs]
@@ -361,7 +361,7 @@ class PEBuilder:
         if dce:
             jaxpr, _ = dce_jaxpr(jaxpr)
             kept = set(jaxpr.constvars)
-            consts = [c for v, c in zip(self.residual_vars, consts, strict=False) if v in kept]
+            consts = [c for v, c in zip(self.residual_vars, consts, strict=True) if v in kept]
         return jaxpr, consts
 
 
@@ -492,28 +492,28 @@ def partial_eval_jaxpr(
             it = iter(known_args)
             tracers_in = [
                 trace.new_arg(a) if uk else PartialEvalTracer(trace, next(it), None)
-                for a, uk in zip(in_avals, unknowns, strict=False)
+                for a, uk in zip(in_avals, unknowns, strict=True)
             ]
             outs = eval_jaxpr(closed.jaxpr, closed.consts, *tracers_in)
             outs = [core.full_raise(trace, core.as_array(x)) for x in outs]
             out_unknowns = [
                 not o.is_known or inst for o, inst in zip(outs, instantiate, strict=True)
             ]
-            known_outs = [o.const for o, uk in zip(outs, out_unknowns, strict=False) if not uk]
-            unknown_outs = [o for o, uk in zip(outs, out_unknowns, strict=False) if uk]
+            known_outs = [o.const for o, uk in zip(outs, out_unknowns, strict=True) if not uk]
+            unknown_outs = [o for o, uk in zip(outs, out_unknowns, strict=True) if uk]
             invars = [t.var for t in tracers_in if t.var is not None]
             jaxpr, consts = builder.build(invars, unknown_outs)
         # Residuals computed by the known side become its outputs; concrete ones (constants
         # of ``closed``) stay constants of the unknown jaxpr.
         staged = [isinstance(c, Tracer) for c in consts]
-        res_vars = [v for v, s in zip(jaxpr.constvars, staged, strict=False) if s]
-        const_vars = [v for v, s in zip(jaxpr.constvars, staged, strict=False) if not s]
+        res_vars = [v for v, s in zip(jaxpr.constvars, staged, strict=True) if s]
+        const_vars = [v for v, s in zip(jaxpr.constvars, staged, strict=True) if not s]
         jaxpr_unknown = Jaxpr(const_vars, res_vars + jaxpr.invars, jaxpr.eqns, jaxpr.outvars)
         result["unknown"] = ClosedJaxpr(
-            jaxpr_unknown, [c for c, s in zip(consts, staged, strict=False) if not s]
+            jaxpr_unknown, [c for c, s in zip(consts, staged, strict=True) if not s]
         )
         result["out_unknowns"] = out_unknowns
-        residuals = [c for c, s in zip(consts, staged, strict=False) if s]
+        residuals = [c for c, s in zip(consts, staged, strict=True) if s]
         result["num_res"] = len(residuals)
         return known_outs + residuals
 

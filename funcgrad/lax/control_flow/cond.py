@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from funcgrad import core, tree_util
+from funcgrad import core, lax, tree_util
 from funcgrad.core import Primitive, ShapedArray, Tracer, get_aval
 from funcgrad.interpreters import ad, batching
 from funcgrad.interpreters import partial_eval as pe
@@ -65,8 +65,8 @@ def cond(pred: Any, true_fun: Callable, false_fun: Callable, *operands: Any) -> 
                 f"cond: the predicate must be a bool or integer scalar, got "
                 f"{aval.str_short()}; compare it first (e.g. `x > 0`)"
             )
-        pred = _lax().ne(pred, np.zeros((), aval.dtype)[()])
-    index = _lax().convert_element_type(pred, np.int32)
+        pred = lax.ne(pred, np.zeros((), aval.dtype)[()])
+    index = lax.convert_element_type(pred, np.int32)
     return _bind_cond(index, (false_fun, true_fun), operands, ("false_fun", "true_fun"), "cond")
 
 
@@ -88,7 +88,6 @@ def switch(index: Any, branches: Sequence[Callable], *operands: Any) -> Any:
             f"switch: the branch index must be an integer, got {aval.str_short()}; convert it "
             "with `.astype(int32)`"
         )
-    lax = _lax()
     index = lax.convert_element_type(index, np.int32)
     if len(branches) == 1:
         return branches[0](*operands)
@@ -96,12 +95,6 @@ def switch(index: Any, branches: Sequence[Callable], *operands: Any) -> Any:
     index = lax.clamp(np.int32(0), index, hi)
     names = tuple(f"branches[{k}]" for k in range(len(branches)))
     return _bind_cond(index, branches, operands, names, "switch")
-
-
-def _lax() -> Any:
-    from funcgrad import lax
-
-    return lax
 
 
 def _bind_cond(
@@ -286,7 +279,7 @@ def _with_zero_residuals(jk: ClosedJaxpr, i: int, res_avals: list[list[ShapedArr
             if j == i:
                 result += outs[n_known:]
             else:
-                result += [_lax().full(a.shape, 0, a.dtype) for a in avals]
+                result += [lax.full(a.shape, 0, a.dtype) for a in avals]
         return result
 
     return fun
@@ -338,7 +331,6 @@ def _cond_batch(args, dims, *, branches):
         for b in branches:
             jaxpr, consts, _ = common.batch_hoisted(b, ops_b, size, [True] * n_out)
             branch_outs.append(eval_jaxpr(jaxpr.jaxpr, jaxpr.consts, *consts, *ops))
-        lax = _lax()
         outs = []
         for k in range(n_out):
             shape = get_aval(branch_outs[0][k]).shape

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from funcgrad import core, dtypes, tree_util
+from funcgrad import core, dtypes, lax, tree_util
 from funcgrad.core import ConcreteArray, Primitive, Tracer, get_aval
 from funcgrad.interpreters import ad, batching
 from funcgrad.interpreters import partial_eval as pe
@@ -132,7 +132,6 @@ def fori_loop(lower: Any, upper: Any, body_fun: Callable, init_val: Any) -> Any:
             _FORI_HINT,
         )
         return result
-    lax = _lax()
     lower = lax.convert_element_type(core.as_array(lower), index_dtype)
     upper = lax.convert_element_type(core.as_array(upper), index_dtype)
 
@@ -153,12 +152,6 @@ _FORI_HINT = (
     "array, and NumPy's promotion makes `float32_value + i` float64: write "
     "`val + i.astype(val.dtype)`, or convert the result with `.astype`."
 )
-
-
-def _lax() -> Any:
-    from funcgrad import lax
-
-    return lax
 
 
 # ----------------------------------------------------------------------------------------
@@ -334,7 +327,6 @@ def _while_batch(args, dims, *, cond_jaxpr, cond_nconsts, body_jaxpr, body_ncons
     # Per-example predicates: loop while any example runs; finished ones keep their carry.
     n_cc = len(cond_consts) + len(cc)
     n_bc = len(body_consts) + len(bc)
-    lax = _lax()
     cc_avals = [aval_of(x) for x in [*cond_consts, *cc]]
     bc_avals = [aval_of(x) for x in [*body_consts, *bc]]
     carry_avals = [aval_of(x) for x in init]
