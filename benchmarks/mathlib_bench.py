@@ -30,12 +30,12 @@ import time
 
 os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 
-import numpy as np  # noqa: E402
-from numba import njit  # noqa: E402
+import numpy as np
+from numba import njit
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from funcgrad.backend.numba import mathlib  # noqa: E402
+from funcgrad.backend.numba import mathlib
 
 try:
     import scipy.special as _sc

@@ -173,7 +173,7 @@ def run(args: argparse.Namespace) -> int:
     }
     torch = sys.modules.get("torch")
     try:
-        import torch  # noqa: F811 - pin its pool too, when installed
+        import torch
     except ImportError:
         torch = None
     if torch is not None:

@@ -1,18 +1,20 @@
-"""funcgrad: JAX-like composable transformations (grad, vmap, jit) on NumPy and numba."""
+"""funcgrad: JAX-like composable transformations (grad, vmap, jit) on NumPy and numba.
+
+The transformations and ``lax`` load with the package; the libraries built on them
+(``numpy``, ``nn``, ``random``, ``optim``, ``train``, ...) load on first attribute access
+(``fg.numpy``) or import, so ``import funcgrad.lax`` does not pull them in.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 from funcgrad import debug as debug
 from funcgrad import distributed as distributed
 from funcgrad import errors as errors
 from funcgrad import export as export
 from funcgrad import lax as lax
-from funcgrad import losses as losses
-from funcgrad import metrics as metrics
-from funcgrad import nn as nn
-from funcgrad import numpy as numpy
-from funcgrad import optim as optim
-from funcgrad import random as random
-from funcgrad import serialization as serialization
-from funcgrad import train as train
 from funcgrad import tree_util as tree_util
 from funcgrad.abstract import ShapeDtypeStruct as ShapeDtypeStruct
 from funcgrad.abstract import eval_shape as eval_shape
@@ -33,6 +35,23 @@ from funcgrad.api import vjp as vjp
 from funcgrad.api import vmap as vmap
 from funcgrad.custom_derivatives import custom_jvp as custom_jvp
 from funcgrad.custom_derivatives import custom_vjp as custom_vjp
-from funcgrad.lax.ad_util import stop_gradient as stop_gradient
+from funcgrad.lax.stop_gradient import stop_gradient as stop_gradient
 
+#: The one place the version is written: pyproject.toml reads it (``dynamic``), and the
+#: kernel cache fingerprint includes it.
 __version__ = "0.1.0"
+
+#: Subpackages loaded on first use (PEP 562).
+_LAZY_SUBMODULES = frozenset(
+    {"losses", "metrics", "nn", "numpy", "optim", "random", "serialization", "train"}
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY_SUBMODULES:
+        return importlib.import_module(f"funcgrad.{name}")
+    raise AttributeError(f"module 'funcgrad' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | _LAZY_SUBMODULES)

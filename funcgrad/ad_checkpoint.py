@@ -32,7 +32,6 @@ from funcgrad import core, tree_util
 from funcgrad.api_util import flatten_fun
 from funcgrad.backend.passes import inline_calls
 from funcgrad.core import Primitive
-from funcgrad.custom_derivatives import _as_input, _front, _hoisted_jaxpr, batch_jaxpr
 from funcgrad.interpreters import ad, batching
 from funcgrad.interpreters import partial_eval as pe
 from funcgrad.ir import ClosedJaxpr, Eqn, Jaxpr, Literal, Var, dce_jaxpr, eval_jaxpr
@@ -40,7 +39,7 @@ from funcgrad.ir import ClosedJaxpr, Eqn, Jaxpr, Literal, Var, dce_jaxpr, eval_j
 __all__ = ["checkpoint", "checkpoint_policies", "remat"]
 
 
-class checkpoint_policies:  # noqa: N801 - JAX's name
+class checkpoint_policies:
     """Which intermediate values a checkpointed function may save (``policy(prim, params)
     -> bool``); everything else is recomputed. ``None`` is ``nothing_saveable``."""
 
@@ -116,10 +115,10 @@ def _checkpoint_transpose(cts, *args, jaxpr, prevent_cse, differentiated, policy
 
 def _checkpoint_batch(args, dims, *, jaxpr, prevent_cse, differentiated, policy):
     size = batching.axis_size_of(args, dims)
-    args, dims = _front(args, dims)
+    args, dims = batching.batch_axes_to_front(args, dims)
     outs = checkpoint_p.bind(
         *args,
-        jaxpr=batch_jaxpr(jaxpr, dims, size),
+        jaxpr=batching.batch_jaxpr(jaxpr, [d is not None for d in dims], size, True)[0],
         prevent_cse=prevent_cse,
         differentiated=differentiated,
         policy=policy,
@@ -286,9 +285,9 @@ def checkpoint(
             return fun(*[args[i] if i in static else next(it) for i in range(len(args))], **kw)
 
         flat, in_tree = tree_util.tree_flatten((dyn, kwargs))
-        flat = [_as_input(x) for x in flat]
+        flat = [core.as_array(x) for x in flat]
         flat_fun, out_tree = flatten_fun(with_statics, in_tree)
-        closed, consts = _hoisted_jaxpr(flat_fun, flat)
+        closed, consts = pe.trace_to_hoisted_jaxpr(flat_fun, [core.shaped_aval(x) for x in flat])
         outs = checkpoint_p.bind(
             *consts,
             *flat,

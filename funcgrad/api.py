@@ -8,12 +8,13 @@ from typing import Any
 
 import numpy as np
 
-from funcgrad import dtypes, tree_util
+from funcgrad import dtypes, lax, tree_util
 from funcgrad.api_util import arg_names, flatten_fun, fun_name
-from funcgrad.core import ShapedArray, Tracer, get_aval, shaped_aval
+from funcgrad.core import ShapedArray, Tracer, as_array, get_aval, shaped_aval
 from funcgrad.hints import list_arguments, vmap_axis_hint
 from funcgrad.interpreters import ad, tape
-from funcgrad.interpreters.jit import jit as jit  # noqa: F401 - public here, as API.md
+from funcgrad.interpreters.batching import vmap_flat
+from funcgrad.interpreters.jit import jit as jit
 from funcgrad.interpreters.partial_eval import trace_to_jaxpr
 from funcgrad.ir import ClosedJaxpr
 
@@ -102,9 +103,6 @@ def vmap(
     hashable, e.g. ``"batch"``) names the mapped axis for collectives inside ``fun``
     (``lax.psum(x, "batch")``, ``lax.axis_index("batch")``; see ``funcgrad.lax.parallel``).
     """
-    from funcgrad.core import get_aval
-    from funcgrad.interpreters.batching import vmap_flat
-
     if isinstance(in_axes, list):
         in_axes = tuple(in_axes)
     if axis_name is not None:
@@ -182,15 +180,6 @@ def vmap(
 # Automatic differentiation: jvp, linearize, vjp, grad, value_and_grad, jacobians
 
 
-def _as_input(x: Any) -> Any:
-    """An argument leaf as an array (Python numbers and lists become NumPy arrays)."""
-    if isinstance(x, (np.ndarray, np.generic, Tracer)):
-        return x
-    if dtypes.is_python_scalar(x):
-        return np.asarray(x, dtypes.dtype_of(x))
-    return np.asarray(x)
-
-
 def _normalize_argnums(argnums: int | Sequence[int], nargs: int, fname: str) -> tuple[int, ...]:
     nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
     if not nums or any(not isinstance(i, int) or isinstance(i, bool) for i in nums):
@@ -215,7 +204,7 @@ def _dyn_args(
     """Flatten the differentiated arguments; a function of their leaves; a thunk giving the
     leaves' names (for error messages only: computing them is slow)."""
     flat, in_tree = tree_util.tree_flatten(tuple(args[i] for i in argnums))
-    flat = [_as_input(x) for x in flat]
+    flat = [as_array(x) for x in flat]
 
     def call(*dyn_flat: Any) -> Any:
         dyn_args = tree_util.tree_unflatten(in_tree, dyn_flat)
@@ -259,10 +248,60 @@ def _fix_cotangent(ct: Any, aval: ShapedArray) -> Any:
     if type(ct) is ad.Zero:
         return ad.zeros_like_aval(aval)
     if dtypes.dtype_of(ct) != aval.dtype:
-        from funcgrad.lax import convert_element_type
-
-        ct = convert_element_type(ct, aval.dtype)
+        ct = lax.convert_element_type(ct, aval.dtype)
     return ct
+
+
+class _Outputs:
+    """The flat-function form of what a differentiated function returns: the leaves of its
+    output as arrays and, with ``has_aux``, the leaves of the aux pytree (kept as values).
+    Records both structures when called. ``check`` may validate (and convert) the output
+    before it is flattened (``grad`` wants one scalar)."""
+
+    __slots__ = ("fun", "has_aux", "what", "fname", "check", "out_tree", "aux_tree", "num_out")
+
+    def __init__(
+        self,
+        fun: Callable,
+        has_aux: bool,
+        what: str,
+        fname: str,
+        check: Callable[[Any], Any] | None = None,
+    ) -> None:
+        self.fun = fun
+        self.has_aux = has_aux
+        self.what = what
+        self.fname = fname
+        self.check = check
+        self.out_tree: Any = None
+        self.aux_tree: Any = None
+        self.num_out = 0
+
+    def __call__(self, *xs: Any) -> tuple[list[Any], list[Any]]:
+        out = self.fun(*xs)
+        aux_leaves: list[Any] = []
+        if self.has_aux:
+            if not (isinstance(out, tuple | list) and len(out) == 2):
+                raise TypeError(
+                    f"{self.what}({self.fname}, has_aux=True): the function must return a pair "
+                    f"(output, aux), got {type(out).__name__}"
+                )
+            out, aux = out
+            aux_leaves, self.aux_tree = tree_util.tree_flatten(aux)
+        if self.check is not None:
+            out = self.check(out)
+        leaves, self.out_tree = tree_util.tree_flatten(out)
+        self.num_out = len(leaves)
+        return [as_array(x) for x in leaves], aux_leaves
+
+    def concatenated(self, *xs: Any) -> list[Any]:
+        """The output leaves followed by the aux leaves, as one list (for ``jvp_flat``)."""
+        outs, aux_leaves = self(*xs)
+        return outs + aux_leaves
+
+    def aux(self, aux_leaves: list[Any]) -> Any:
+        """The aux pytree (None without ``has_aux``)."""
+        return tree_util.tree_unflatten(self.aux_tree, aux_leaves) if self.has_aux else None
 
 
 def _reverse_flat(fun: Callable, flat: list[Any]) -> tuple[list[Any], Any, list[Any]]:
@@ -287,29 +326,17 @@ def _value_and_grad(
     nums = _normalize_argnums(argnums, len(args), fname)
     flat, in_tree, call, names = _dyn_args(fun, args, kwargs, nums)
     _check_float_inputs(flat, names, fname, what)
-    aux_tree: list[Any] = []
 
-    def flat_fun(*dyn_flat: Any) -> tuple[list[Any], list[Any]]:
-        out = call(*dyn_flat)
-        aux_leaves: list[Any] = []
-        if has_aux:
-            if not (isinstance(out, (tuple, list)) and len(out) == 2):
-                raise TypeError(
-                    f"{what}({fname}, has_aux=True): the function must return a pair "
-                    f"(output, aux), got {type(out).__name__}"
-                )
-            out, aux = out
-            aux_leaves, tree = tree_util.tree_flatten(aux)
-            aux_tree.append(tree)
+    def scalar_output(out: Any) -> Any:
         leaves = tree_util.tree_leaves(out)
-        if len(leaves) != 1 or not isinstance(out, (np.ndarray, np.generic, Tracer, float, int)):
+        if len(leaves) != 1 or not isinstance(out, np.ndarray | np.generic | Tracer | float | int):
             raise TypeError(
                 f"{what}({fname}) needs a function that returns one scalar array, but it "
                 f"returned {type(out).__name__} ({len(leaves)} leaves); reduce the output to "
                 "a scalar (e.g. `loss.sum()`), return extra values with has_aux=True, or use "
                 "vjp/jacrev for structured outputs"
             )
-        out = _as_input(out)
+        out = as_array(out)
         aval = get_aval(out)
         if aval.shape != ():
             raise TypeError(
@@ -322,18 +349,18 @@ def _value_and_grad(
                 f"{what}({fname}) needs a floating-point output, but the function returned "
                 f"{aval.str_short()}; compute the output from floats"
             )
-        return [out], aux_leaves
+        return out
 
+    flat_fun = _Outputs(call, has_aux, what, fname, scalar_output)
     outs, lin, aux_leaves = _reverse_flat(flat_fun, flat)
     out = outs[0]
     out_aval = lin.out_avals[0]
     cts = lin.transpose([np.ones((), out_aval.dtype)])
-    grads = [_fix_cotangent(c, a) for c, a in zip(cts, lin.in_avals, strict=False)]
+    grads = [_fix_cotangent(c, a) for c, a in zip(cts, lin.in_avals, strict=True)]
     g = tree_util.tree_unflatten(in_tree, grads)
     if isinstance(argnums, int):
         g = g[0]
-    aux = tree_util.tree_unflatten(aux_tree[0], aux_leaves) if has_aux else None
-    return out, g, aux
+    return out, g, flat_fun.aux(aux_leaves)
 
 
 def grad(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False) -> Callable:
@@ -385,7 +412,7 @@ def _check_same_structure(
 def _check_tangent(what: str, t: Any, aval: ShapedArray, name: str) -> Any:
     if dtypes.is_python_scalar(t):
         t = np.asarray(t, aval.dtype)
-    t = _as_input(t)
+    t = as_array(t)
     t_aval = get_aval(t)
     if t_aval.shape != aval.shape or t_aval.dtype != aval.dtype:
         raise ValueError(
@@ -414,30 +441,21 @@ def jvp(
     flat_p, tree_p = tree_util.tree_flatten(tuple(primals))
     flat_t, tree_t = tree_util.tree_flatten(tuple(tangents))
     _check_same_structure("jvp", fname, tree_t, tree_p, "tangents", "primals")
-    flat_p = [_as_input(x) for x in flat_p]
+    flat_p = [as_array(x) for x in flat_p]
     flat_t = [
         _check_tangent(f"jvp({fname})", t, get_aval(p).strip(), f"tangent of primal leaf {i}")
-        for i, (p, t) in enumerate(zip(flat_p, flat_t, strict=False))
+        for i, (p, t) in enumerate(zip(flat_p, flat_t, strict=True))
     ]
-    store: dict[str, Any] = {}
-
-    def flat_fun(*xs: Any) -> list[Any]:
-        out = fun(*tree_util.tree_unflatten(tree_p, xs))
-        aux_leaves: list[Any] = []
-        if has_aux:
-            out, aux = out
-            aux_leaves, store["aux"] = tree_util.tree_flatten(aux)
-        leaves, store["out"] = tree_util.tree_flatten(out)
-        store["n"] = len(leaves)
-        return [_as_input(x) for x in leaves] + aux_leaves
-
-    outs, touts = ad.jvp_flat(flat_fun, flat_p, flat_t)
-    n = store["n"]
-    touts = [_fix_cotangent(t, shaped_aval(o)) for t, o in zip(touts[:n], outs[:n], strict=False)]
-    out = tree_util.tree_unflatten(store["out"], outs[:n])
-    t_out = tree_util.tree_unflatten(store["out"], touts)
+    outputs = _Outputs(
+        lambda *xs: fun(*tree_util.tree_unflatten(tree_p, xs)), has_aux, "jvp", fname
+    )
+    outs, touts = ad.jvp_flat(outputs.concatenated, flat_p, flat_t)
+    n = outputs.num_out
+    touts = [_fix_cotangent(t, shaped_aval(o)) for t, o in zip(touts[:n], outs[:n], strict=True)]
+    out = tree_util.tree_unflatten(outputs.out_tree, outs[:n])
+    t_out = tree_util.tree_unflatten(outputs.out_tree, touts)
     if has_aux:
-        return out, t_out, tree_util.tree_unflatten(store["aux"], outs[n:])
+        return out, t_out, outputs.aux(outs[n:])
     return out, t_out
 
 
@@ -446,30 +464,17 @@ def _linearize(
 ) -> tuple[Any, Any, Any, Any, Any]:
     fname = fun_name(fun)
     flat_p, in_tree = tree_util.tree_flatten(primals)
-    flat_p = [_as_input(x) for x in flat_p]
-    store: dict[str, Any] = {}
-
-    def flat_fun(*xs: Any) -> tuple[list[Any], list[Any]]:
-        out = fun(*tree_util.tree_unflatten(in_tree, xs))
-        aux_leaves: list[Any] = []
-        if has_aux:
-            if not (isinstance(out, (tuple, list)) and len(out) == 2):
-                raise TypeError(
-                    f"{what}({fname}, has_aux=True): the function must return a pair "
-                    f"(output, aux), got {type(out).__name__}"
-                )
-            out, aux = out
-            aux_leaves, store["aux"] = tree_util.tree_flatten(aux)
-        leaves, store["out"] = tree_util.tree_flatten(out)
-        return [_as_input(x) for x in leaves], aux_leaves
+    flat_p = [as_array(x) for x in flat_p]
+    flat_fun = _Outputs(
+        lambda *xs: fun(*tree_util.tree_unflatten(in_tree, xs)), has_aux, what, fname
+    )
 
     if what == "linearize":
         outs, lin, aux_leaves = ad.linearize_flat(flat_fun, flat_p, has_aux=True)
     else:
         outs, lin, aux_leaves = _reverse_flat(flat_fun, flat_p)
-    out = tree_util.tree_unflatten(store["out"], outs)
-    aux = tree_util.tree_unflatten(store["aux"], aux_leaves) if has_aux else None
-    return out, lin, aux, in_tree, store["out"]
+    out = tree_util.tree_unflatten(flat_fun.out_tree, outs)
+    return out, lin, flat_fun.aux(aux_leaves), in_tree, flat_fun.out_tree
 
 
 def linearize(fun: Callable, *primals: Any, has_aux: bool = False) -> tuple[Any, ...]:
@@ -483,7 +488,7 @@ def linearize(fun: Callable, *primals: Any, has_aux: bool = False) -> tuple[Any,
         _check_same_structure("linearize", fname, tree_t, in_tree, "tangents", "primals")
         flat_t = [
             _check_tangent(f"linearize({fname})", t, a, f"tangent {i}")
-            for i, (t, a) in enumerate(zip(flat_t, lin.in_avals, strict=False))
+            for i, (t, a) in enumerate(zip(flat_t, lin.in_avals, strict=True))
         ]
         return tree_util.tree_unflatten(out_tree, lin.jvp(flat_t))
 
@@ -501,10 +506,10 @@ def vjp(fun: Callable, *primals: Any, has_aux: bool = False) -> tuple[Any, ...]:
         _check_same_structure("vjp", fname, ct_tree, out_tree, "cotangents", "outputs")
         flat_ct = [
             _check_tangent(f"vjp({fname})", c, a, f"cotangent of output leaf {i}")
-            for i, (c, a) in enumerate(zip(flat_ct, lin.out_avals, strict=False))
+            for i, (c, a) in enumerate(zip(flat_ct, lin.out_avals, strict=True))
         ]
         cts = lin.transpose(flat_ct)
-        grads = [_fix_cotangent(c, a) for c, a in zip(cts, lin.in_avals, strict=False)]
+        grads = [_fix_cotangent(c, a) for c, a in zip(cts, lin.in_avals, strict=True)]
         return tuple(tree_util.tree_unflatten(in_tree, grads))
 
     return (out, vjp_fun, aux) if has_aux else (out, vjp_fun)
@@ -525,8 +530,6 @@ def _std_basis(avals: Sequence[ShapedArray]) -> list[np.ndarray]:
 
 def _move_first_axis_to(x: Any, shape: tuple[int, ...], lead: tuple[int, ...]) -> Any:
     """``x`` of shape ``(n, *lead)`` reshaped to ``(*lead, *shape)`` with n = prod(shape)."""
-    from funcgrad import lax
-
     ndim = get_aval(x).ndim
     if ndim > 1:
         x = lax.transpose(x, tuple(range(1, ndim)) + (0,))
@@ -540,7 +543,6 @@ def jacfwd(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = Fals
     when ``argnums`` is a tuple) with leaves of shape ``out_shape + in_shape``. Best when
     inputs are smaller than outputs. With ``has_aux`` returns ``(jacobian, aux)``.
     """
-    from funcgrad.lax import slice_in_dim
 
     @functools.wraps(fun)
     def jacfun(*args: Any, **kwargs: Any) -> Any:
@@ -549,31 +551,22 @@ def jacfwd(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = Fals
         flat, in_tree, call, names = _dyn_args(fun, args, kwargs, nums)
         _check_float_inputs(flat, names, fname, "jacfwd")
         avals = [get_aval(x).strip() for x in flat]
-        store: dict[str, Any] = {}
-
-        def flat_call(*xs: Any) -> list[Any]:
-            out = call(*xs)
-            aux_leaves: list[Any] = []
-            if has_aux:
-                out, aux = out
-                aux_leaves, store["aux"] = tree_util.tree_flatten(aux)
-            leaves, store["out"] = tree_util.tree_flatten(out)
-            store["n"] = len(leaves)
-            return [_as_input(x) for x in leaves] + aux_leaves
+        outputs = _Outputs(call, has_aux, "jacfwd", fname)
+        flat_call = outputs.concatenated
 
         def pushfwd(*basis: Any) -> tuple[list[Any], list[Any]]:
             outs, touts = ad.jvp_flat(flat_call, flat, list(basis))
-            n = store["n"]
+            n = outputs.num_out
             touts = [
                 _fix_cotangent(t, get_aval(o).strip())
-                for t, o in zip(touts[:n], outs, strict=False)
+                for t, o in zip(touts[:n], outs[:n], strict=True)
             ]
             return touts, outs[n:]
 
         total = sum(a.size for a in avals)
         if total == 0:  # nothing to differentiate with respect to: empty Jacobians
             outs = flat_call(*flat)
-            n = store["n"]
+            n = outputs.num_out
             touts = [np.zeros((0, *np.shape(o)), get_aval(o).dtype) for o in outs[:n]]
             aux_leaves = outs[n:]
         else:
@@ -584,14 +577,14 @@ def jacfwd(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = Fals
             per_input = []
             offset = 0
             for a in avals:
-                piece = t if len(avals) == 1 else slice_in_dim(t, offset, offset + a.size)
+                piece = t if len(avals) == 1 else lax.slice_in_dim(t, offset, offset + a.size)
                 offset += a.size
                 per_input.append(_move_first_axis_to(piece, a.shape, t_shape))
             tree_in = tree_util.tree_unflatten(in_tree, per_input)
             jac_leaves.append(tree_in[0] if isinstance(argnums, int) else tree_in)
-        jac = tree_util.tree_unflatten(store["out"], jac_leaves)
+        jac = tree_util.tree_unflatten(outputs.out_tree, jac_leaves)
         if has_aux:
-            return jac, tree_util.tree_unflatten(store["aux"], aux_leaves)
+            return jac, outputs.aux(aux_leaves)
         return jac
 
     return jacfun
@@ -607,18 +600,8 @@ def jacrev(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = Fals
         nums = _normalize_argnums(argnums, len(args), fname)
         flat, in_tree, call, names = _dyn_args(fun, args, kwargs, nums)
         _check_float_inputs(flat, names, fname, "jacrev")
-        store: dict[str, Any] = {}
-
-        def flat_call(*xs: Any) -> tuple[list[Any], list[Any]]:
-            out = call(*xs)
-            aux_leaves: list[Any] = []
-            if has_aux:
-                out, aux = out
-                aux_leaves, store["aux"] = tree_util.tree_flatten(aux)
-            leaves, store["out"] = tree_util.tree_flatten(out)
-            return [_as_input(x) for x in leaves], aux_leaves
-
-        outs, lin, aux_leaves = _reverse_flat(flat_call, flat)
+        outputs = _Outputs(call, has_aux, "jacrev", fname)
+        outs, lin, aux_leaves = _reverse_flat(outputs, flat)
         jac_leaves = []
         for j, out_aval in enumerate(lin.out_avals):
             m = out_aval.size
@@ -626,7 +609,7 @@ def jacrev(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = Fals
             def pullback(ct: Any, j: int = j) -> list[Any]:
                 cts = [ct if k == j else ad.Zero(a) for k, a in enumerate(lin.out_avals)]
                 res = lin.transpose(cts)
-                return [_fix_cotangent(c, a) for c, a in zip(res, lin.in_avals, strict=False)]
+                return [_fix_cotangent(c, a) for c, a in zip(res, lin.in_avals, strict=True)]
 
             if m == 0:
                 per_input = [np.zeros((*out_aval.shape, *a.shape), a.dtype) for a in lin.in_avals]
@@ -635,21 +618,19 @@ def jacrev(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = Fals
                 rows = vmap(pullback)(basis)
                 per_input = [
                     _reshape_to(r, (*out_aval.shape, *a.shape))
-                    for r, a in zip(rows, lin.in_avals, strict=False)
+                    for r, a in zip(rows, lin.in_avals, strict=True)
                 ]
             tree_in = tree_util.tree_unflatten(in_tree, per_input)
             jac_leaves.append(tree_in[0] if isinstance(argnums, int) else tree_in)
-        jac = tree_util.tree_unflatten(store["out"], jac_leaves)
+        jac = tree_util.tree_unflatten(outputs.out_tree, jac_leaves)
         if has_aux:
-            return jac, tree_util.tree_unflatten(store["aux"], aux_leaves)
+            return jac, outputs.aux(aux_leaves)
         return jac
 
     return jacfun
 
 
 def _reshape_to(x: Any, shape: tuple[int, ...]) -> Any:
-    from funcgrad import lax
-
     return x if get_aval(x).shape == shape else lax.reshape(x, shape)
 
 

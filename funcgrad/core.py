@@ -127,7 +127,7 @@ def get_aval(x: Any) -> ShapedArray:
         return ConcreteArray(np.asarray(x, dtypes.dtype_of(x)), weak_type=True)
     try:
         arr = np.asarray(x)
-    except Exception as e:  # noqa: BLE001 - turn any conversion failure into a clear error
+    except Exception as e:
         raise TypeError(f"{type(x).__name__} is not a valid funcgrad array type: {e}") from e
     if arr.dtype == object:
         raise TypeError(
@@ -142,6 +142,18 @@ def shaped_aval(x: Any) -> ShapedArray:
     if type(x) is np.ndarray or isinstance(x, np.generic):
         return ShapedArray(x.shape, x.dtype)
     return get_aval(x).strip()
+
+
+def as_array(x: Any) -> Any:
+    """A pytree leaf as an array: tracers and NumPy values as they are, Python numbers with
+    funcgrad's dtypes (``float`` -> float64, ``int`` -> int64), anything else through NumPy
+    (a clear TypeError for what is not array-like). The one conversion of leaves that the
+    transformations, control flow and custom rules apply."""
+    if isinstance(x, Tracer) or isinstance(x, np.ndarray | np.generic):
+        return x
+    if dtypes.is_python_scalar(x):
+        return np.asarray(x, dtypes.dtype_of(x))
+    return get_aval(x).val  # type: ignore[attr-defined]  # a ConcreteArray
 
 
 # ----------------------------------------------------------------------------------------
@@ -168,11 +180,12 @@ class Primitive:
             raise ValueError(f"a primitive named {name!r} already exists")
         self.name = name
         self.multiple_results = multiple_results
-        self.impl: Callable | None = None
+        # None until registered; typed as set, since every primitive registers both.
+        self.impl: Callable = None  # type: ignore[assignment]
         #: The impl without its input validation, for callers that already checked the
         #: types (programs replayed by eager ``grad``); ``impl`` unless set after ``def_impl``.
-        self.unchecked_impl: Callable | None = None
-        self.abstract_eval: Callable | None = None
+        self.unchecked_impl: Callable = None  # type: ignore[assignment]
+        self.abstract_eval: Callable = None  # type: ignore[assignment]
         primitives[name] = self
 
     def __repr__(self) -> str:
@@ -210,7 +223,7 @@ class Primitive:
                 raise e
         if trace.raw_args:
             # The eager reverse-mode tape unboxes its own tracers and boxes its own results.
-            return trace.process_primitive(self, args, params)
+            return trace.process_primitive(self, args, params)  # type: ignore[arg-type]
         tracers = [full_raise(trace, a) for a in args]
         outs = trace.process_primitive(self, tracers, params)
         if self.multiple_results:
@@ -252,7 +265,7 @@ class Trace:
     def pure(self, val: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__}.pure")
 
-    def lift(self, tracer: Tracer) -> Any:
+    def lift(self, val: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__}.lift")
 
     def process_primitive(self, primitive: Primitive, tracers: list, params: dict) -> Any:
@@ -452,6 +465,7 @@ class Tracer:
     """A traced value: the payload of one transformation plus array behaviour via its aval."""
 
     __slots__ = ("_trace",)
+    _trace: Trace
     __array_priority__ = 1000
     #: Whether this value promotes like a Python scalar (only staged values can be weak).
     _weak = False

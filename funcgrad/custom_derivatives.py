@@ -33,12 +33,12 @@ from typing import Any
 
 import numpy as np
 
-from funcgrad import core, tree_util
+from funcgrad import core, lax, tree_util
 from funcgrad.api_util import fun_name
-from funcgrad.core import Primitive, Tracer, get_aval
+from funcgrad.core import Primitive, get_aval
 from funcgrad.interpreters import ad, batching, tape
 from funcgrad.interpreters import partial_eval as pe
-from funcgrad.ir import ClosedJaxpr, Jaxpr, eval_jaxpr
+from funcgrad.ir import ClosedJaxpr, eval_jaxpr
 from funcgrad.util import HashableFunction
 
 __all__ = ["custom_jvp", "custom_vjp"]
@@ -46,12 +46,6 @@ __all__ = ["custom_jvp", "custom_vjp"]
 
 # ----------------------------------------------------------------------------------------
 # Shared helpers
-
-
-def _as_input(x: Any) -> Any:
-    if isinstance(x, (np.ndarray, np.generic, Tracer)):
-        return x
-    return np.asarray(x)
 
 
 def _resolve_args(fun: Callable, args: tuple, kwargs: dict, what: str) -> tuple:
@@ -80,16 +74,8 @@ def _split_nondiff(args: tuple, nondiff_argnums: tuple[int, ...]) -> tuple[list,
 def _merge_nondiff(nondiff: list, dyn: Sequence[Any], nondiff_argnums: tuple[int, ...]) -> list:
     n = len(nondiff) + len(dyn)
     it_nd, it_d = iter(nondiff), iter(dyn)
-    positions = dict(zip(nondiff_argnums, range(len(nondiff)), strict=False))
+    positions = dict(zip(nondiff_argnums, range(len(nondiff)), strict=True))
     return [next(it_nd) if i in positions else next(it_d) for i in range(n)]
-
-
-def _hoisted_jaxpr(fun: Callable, args: Sequence[Any]) -> tuple[ClosedJaxpr, list[Any]]:
-    """Trace ``fun`` (flat in, flat out); its constants become leading inputs."""
-    closed = pe.trace_to_jaxpr(fun, [get_aval(a).strip() for a in args])
-    jaxpr = closed.jaxpr
-    hoisted = Jaxpr([], jaxpr.constvars + jaxpr.invars, jaxpr.eqns, jaxpr.outvars)
-    return ClosedJaxpr(hoisted, []), list(closed.consts)
 
 
 def _vmap_all0(fun: Callable, in_dims: Sequence[int | None], size: int, args: Sequence[Any]):
@@ -104,28 +90,9 @@ def _vmap_all0(fun: Callable, in_dims: Sequence[int | None], size: int, args: Se
     return batching.vmap_flat(counted, list(in_dims), lambda: [0] * n_out[-1], size, list(args))
 
 
-def batch_jaxpr(closed: ClosedJaxpr, in_dims: Sequence[int | None], size: int) -> ClosedJaxpr:
-    """``closed`` vectorized: inputs batched along axis 0 where ``in_dims`` is 0 (None:
-    unbatched); every output batched along axis 0."""
-    avals = [
-        a if d is None else core.ShapedArray((size, *a.shape), a.dtype)
-        for a, d in zip(closed.in_avals, in_dims, strict=True)
-    ]
-
-    def fun(*args: Any) -> list[Any]:
-        return _vmap_all0(
-            lambda *xs: eval_jaxpr(closed.jaxpr, closed.consts, *xs), in_dims, size, args
-        )
-
-    return pe.trace_to_jaxpr(fun, avals)
-
-
-def _front(args: Sequence[Any], dims: Sequence[int | None]) -> tuple[list[Any], list[int | None]]:
-    """Batched arguments with their batch axis moved to the front."""
-    moved = [
-        x if d is None else batching.moveaxis(x, d, 0) for x, d in zip(args, dims, strict=False)
-    ]
-    return moved, [None if d is None else 0 for d in dims]
+def _batched(closed: ClosedJaxpr, dims: Sequence[int | None], size: int) -> ClosedJaxpr:
+    """``closed`` batched along axis 0 of the inputs where ``dims`` is 0, every output too."""
+    return batching.batch_jaxpr(closed, [d is not None for d in dims], size, True)[0]
 
 
 def _inline_partial_eval(trace: pe.PartialEvalTrace, tracers: list, *, call_jaxpr, **_: Any):
@@ -171,7 +138,7 @@ def _custom_jvp_call_jvp(primals, tangents, *, call_jaxpr, jvp, num_consts, symb
 
 def _custom_jvp_call_batch(args, dims, *, call_jaxpr, jvp, num_consts, symbolic_zeros, name):
     size = batching.axis_size_of(args, dims)
-    args, dims = _front(args, dims)
+    args, dims = batching.batch_axes_to_front(args, dims)
     n_out = len(call_jaxpr.out_avals)
     rule_dims = dims[num_consts:]
 
@@ -186,7 +153,7 @@ def _custom_jvp_call_batch(args, dims, *, call_jaxpr, jvp, num_consts, symbolic_
 
     outs = custom_jvp_call_p.bind(
         *args,
-        call_jaxpr=batch_jaxpr(call_jaxpr, dims, size),
+        call_jaxpr=_batched(call_jaxpr, dims, size),
         jvp=HashableFunction(batched_jvp),
         num_consts=num_consts,
         symbolic_zeros=symbolic_zeros,
@@ -222,9 +189,9 @@ def _bind_custom_jvp(fun: Callable, jvp: Callable, args: list, name: str) -> lis
             return _bind_custom_jvp(fun, jvp, primals, name)
         outs, t_outs = _custom_jvp_rule_call(jvp, primals, tangents)
         return [
-            core.full_lower(ad.JVPTracer(trace, o, t)) for o, t in zip(outs, t_outs, strict=False)
+            core.full_lower(ad.JVPTracer(trace, o, t)) for o, t in zip(outs, t_outs, strict=True)
         ]
-    call_jaxpr, consts = _hoisted_jaxpr(fun, args)
+    call_jaxpr, consts = pe.trace_to_hoisted_jaxpr(fun, [get_aval(a).strip() for a in args])
     return custom_jvp_call_p.bind(
         *consts,
         *args,
@@ -306,7 +273,7 @@ class custom_jvp:
             return self.fun(*args)
         nondiff, dyn = _split_nondiff(args, self.nondiff_argnums)
         flat, in_tree = tree_util.tree_flatten(tuple(dyn))
-        flat = [_as_input(x) for x in flat]
+        flat = [core.as_array(x) for x in flat]
         out_tree: list[Any] = []
         nums = self.nondiff_argnums
         user_fun, user_jvp = self.fun, self.jvp
@@ -340,7 +307,7 @@ class custom_jvp:
                 for p, t in zip(p_leaves, t_leaves, strict=False)
             ]
             out_tree.append(p_tree)
-            return [_as_input(x) for x in p_leaves], t_leaves
+            return [core.as_array(x) for x in p_leaves], t_leaves
 
         outs = _bind_custom_jvp(flat_fun, flat_jvp, flat, name)
         return tree_util.tree_unflatten(out_tree[-1], outs)
@@ -366,9 +333,7 @@ def _check_leaf(rule_name: str, name: str, primal: Any, t: Any, what: str) -> An
                 f"The custom rule {rule_name} of {name} returned a {what} of dtype "
                 f"{t_aval.dtype.name} for an output of dtype {p_aval.dtype.name}"
             )
-        from funcgrad.lax import convert_element_type
-
-        t = convert_element_type(t, p_aval.dtype)
+        t = lax.convert_element_type(t, p_aval.dtype)
     return t
 
 
@@ -462,7 +427,7 @@ def _custom_vjp_call_jvp(
 
 def _custom_vjp_call_batch(args, dims, *, call_jaxpr, fwd, bwd, num_consts, symbolic_zeros, name):
     size = batching.axis_size_of(args, dims)
-    args, dims = _front(args, dims)
+    args, dims = batching.batch_axes_to_front(args, dims)
     n_out = len(call_jaxpr.out_avals)
     rule_dims = dims[num_consts:]
 
@@ -479,17 +444,15 @@ def _custom_vjp_call_batch(args, dims, *, call_jaxpr, fwd, bwd, num_consts, symb
             size,
             list(res) + list(cts),
         )
-        from funcgrad.lax import reduce_sum
-
         # An unbatched argument was shared by the whole batch: its cotangent is the sum.
         return [
-            c if d is not None else reduce_sum(c, (0,))
+            c if d is not None else lax.reduce_sum(c, (0,))
             for c, d in zip(cts_in, rule_dims, strict=False)
         ]
 
     outs = custom_vjp_call_p.bind(
         *args,
-        call_jaxpr=batch_jaxpr(call_jaxpr, dims, size),
+        call_jaxpr=_batched(call_jaxpr, dims, size),
         fwd=HashableFunction(batched_fwd),
         bwd=HashableFunction(batched_bwd),
         num_consts=num_consts,
@@ -524,7 +487,7 @@ def _bind_custom_vjp(fun: Callable, fwd: Callable, bwd: Callable, args: list, na
         return [
             core.full_lower(ad.JVPTracer(trace, o, t)) for o, t in zip(outs, t_outs, strict=False)
         ]
-    call_jaxpr, consts = _hoisted_jaxpr(fun, args)
+    call_jaxpr, consts = pe.trace_to_hoisted_jaxpr(fun, [get_aval(a).strip() for a in args])
     return custom_vjp_call_p.bind(
         *consts,
         *args,
@@ -582,7 +545,7 @@ class custom_vjp:
         nums = self.nondiff_argnums
         nondiff, dyn = _split_nondiff(args, nums)
         flat, in_tree = tree_util.tree_flatten(tuple(dyn))
-        flat = [_as_input(x) for x in flat]
+        flat = [core.as_array(x) for x in flat]
         user_fun, user_fwd, user_bwd = self.fun, self.fwd, self.bwd
         fwd_name, bwd_name = fun_name(user_fwd), fun_name(user_bwd)
         out_tree: list[Any] = []
@@ -607,7 +570,7 @@ class custom_vjp:
             out_tree.append(tree)
             res_leaves, rtree = tree_util.tree_flatten(res)
             res_tree.append(rtree)
-            return [_as_input(x) for x in out_leaves], [_as_input(x) for x in res_leaves]
+            return [core.as_array(x) for x in out_leaves], [core.as_array(x) for x in res_leaves]
 
         def flat_bwd(res: list, cts: list) -> list:
             res_val = tree_util.tree_unflatten(res_tree[-1], res)
@@ -668,8 +631,6 @@ def _check_bwd_output(result: Any, in_tree: Any, primals: list, name: str, bwd_n
                     f"{expected})"
                 )
             if c_aval.dtype != x_aval.dtype:
-                from funcgrad.lax import convert_element_type
-
-                c = convert_element_type(_as_input(c), x_aval.dtype)
-            leaves.append(_as_input(c))
+                c = lax.convert_element_type(core.as_array(c), x_aval.dtype)
+            leaves.append(core.as_array(c))
     return leaves

@@ -145,7 +145,7 @@ def callback(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
     debug_callback_p.bind(*[leaves[i] for i in where], callback=_Callback(run, name))
 
 
-def print(fmt: str, *args: Any, **kwargs: Any) -> None:  # noqa: A001 - jax.debug.print
+def print(fmt: str, *args: Any, **kwargs: Any) -> None:
     """``print(fmt.format(*args, **kwargs))`` with the concrete values of traced arrays,
     every time the function runs (see the module docstring)."""
     if not isinstance(fmt, str):

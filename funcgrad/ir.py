@@ -7,7 +7,7 @@ evaluating a jaxpr can itself be traced: that is how every IR-to-IR transformati
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -49,7 +49,7 @@ class Eqn:
     __slots__ = ("primitive", "inputs", "params", "outvars")
 
     def __init__(
-        self, primitive: Primitive, inputs: list[Atom], params: dict, outvars: list[Var]
+        self, primitive: Primitive, inputs: Sequence[Atom], params: dict, outvars: list[Var]
     ) -> None:
         self.primitive = primitive
         self.inputs = inputs
@@ -146,7 +146,7 @@ class ClosedJaxpr:
 
 def eval_jaxpr(jaxpr: Jaxpr, consts: Sequence[Any], *args: Any) -> list[Any]:
     """Run a jaxpr by binding each equation in order (so it can be traced again)."""
-    env: dict[Var, Any] = {}
+    env: dict[Any, Any] = {}  # Var -> value (read with atoms: literals checked first)
     for v, x in zip(jaxpr.constvars, consts, strict=True):
         env[v] = x
     for v, x in zip(jaxpr.invars, args, strict=True):
@@ -160,15 +160,6 @@ def eval_jaxpr(jaxpr: Jaxpr, consts: Sequence[Any], *args: Any) -> list[Any]:
         else:
             env[eqn.outvars[0]] = outs
     return [x.val if type(x) is Literal else env[x] for x in jaxpr.outvars]
-
-
-def jaxpr_as_fun(closed: ClosedJaxpr) -> Callable[..., list[Any]]:
-    """A Python function that evaluates ``closed`` (for re-tracing under a transformation)."""
-
-    def fun(*args: Any) -> list[Any]:
-        return eval_jaxpr(closed.jaxpr, closed.consts, *args)
-
-    return fun
 
 
 class JaxprTypeError(TypeError):
@@ -272,11 +263,3 @@ def dce_jaxpr(jaxpr: Jaxpr, used_outputs: Sequence[bool] | None = None) -> tuple
     constvars = [v for v, u in zip(jaxpr.constvars, used_consts, strict=True) if u]
     new = Jaxpr(constvars, jaxpr.invars, new_eqns, outvars)
     return new, used_inputs
-
-
-def dce_closed_jaxpr(closed: ClosedJaxpr) -> ClosedJaxpr:
-    """DCE that also drops constants that are no longer used."""
-    jaxpr, _ = dce_jaxpr(closed.jaxpr)
-    kept = set(jaxpr.constvars)
-    consts = [c for v, c in zip(closed.jaxpr.constvars, closed.consts, strict=True) if v in kept]
-    return ClosedJaxpr(jaxpr, consts)

@@ -47,7 +47,7 @@ their float64 intermediate steps make the numba backend's FMA contraction and li
 ``log`` invisible). float64 samples agree to 2 ulp of their scale, except where a backend
 lowering is less accurate than SciPy (``erf_inv`` near +-1, used by float64 ``normal``).
 Eagerly, large draws from ``bits``, ``uniform`` (float32/float64) and ``normal`` (float32)
-run a fused numba kernel (``funcgrad/lax/_random_kernels.py``) that computes the same
+run a fused numba kernel (``funcgrad/backend/numba/random_kernels.py``) that computes the same
 numbers as the composition of ``lax`` operations used under transformations.
 
 Default dtypes: float32 for floats (as ``jax.random``), int32 for ``randint``,
@@ -65,6 +65,7 @@ import numpy as np
 
 from funcgrad import core, lax
 from funcgrad.core import Tracer, get_aval
+from funcgrad.lax import random_bits
 from funcgrad.lax.indexing import GatherDimensionNumbers
 from funcgrad.lax.sort import sort_key_val
 
@@ -131,9 +132,13 @@ _GILES_TAIL = (
 
 
 def _kernels() -> Any:
-    from funcgrad.lax import _random_kernels
+    """The numba kernels of the eager fast paths (numba is imported on the first large draw)."""
+    from funcgrad.backend.numba import random_kernels
 
-    return _random_kernels
+    return random_kernels
+
+
+random_bits.kernel_loader = _kernels  # lax's threefry2x32 uses them for large eager calls
 
 
 def _concrete(*xs: Any) -> bool:

@@ -1034,7 +1034,7 @@ def _up_to(node: tuple | None, x: Any, out: list[Any]) -> None:
 def _differs(a: Any, b: Any) -> bool:
     try:
         return bool(a != b)
-    except Exception:  # e.g. arrays in aux data: fall back to identity
+    except Exception:  # noqa: BLE001 - e.g. arrays in aux data: fall back to identity
         return a is not b
 
 

@@ -1,35 +1,9 @@
-"""Small list helpers shared by the interpreters (as in Autodidax and JAX's ``util``)."""
+"""Small helpers shared across funcgrad: list splitting, axis checks, hashable callables."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
-
-
-def safe_map(f: Callable, *args: Sequence) -> list:
-    """``map`` that insists on equal lengths, so a mismatched list is a loud bug."""
-    n = len(args[0])
-    for arg in args[1:]:
-        if len(arg) != n:
-            raise AssertionError(f"safe_map: length mismatch {[len(a) for a in args]}")
-    return list(map(f, *args))
-
-
-def safe_zip(*args: Sequence) -> list:
-    """``zip`` that insists on equal lengths."""
-    n = len(args[0])
-    for arg in args[1:]:
-        if len(arg) != n:
-            raise AssertionError(f"safe_zip: length mismatch {[len(a) for a in args]}")
-    return list(zip(*args, strict=True))
-
-
-def unzip2(pairs: Iterable) -> tuple[list, list]:
-    xs, ys = [], []
-    for x, y in pairs:
-        xs.append(x)
-        ys.append(y)
-    return xs, ys
 
 
 def split_list(lst: Sequence, ns: Sequence[int]) -> list[list]:
@@ -40,23 +14,6 @@ def split_list(lst: Sequence, ns: Sequence[int]) -> list[list]:
         out.append(lst[:n])
         lst = lst[n:]
     out.append(lst)
-    return out
-
-
-def partition_list(bs: Sequence[bool], lst: Sequence) -> tuple[list, list]:
-    """Split ``lst`` by the booleans ``bs``: (those with False, those with True)."""
-    lists: tuple[list, list] = ([], [])
-    for b, x in safe_zip(bs, lst):
-        lists[b].append(x)
-    return lists
-
-
-def merge_lists(bs: Sequence[bool], l0: Sequence, l1: Sequence) -> list:
-    """Inverse of :func:`partition_list`."""
-    i0, i1 = iter(l0), iter(l1)
-    out = [next(i1) if b else next(i0) for b in bs]
-    sentinel = object()
-    assert next(i0, sentinel) is sentinel and next(i1, sentinel) is sentinel
     return out
 
 

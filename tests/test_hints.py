@@ -22,7 +22,7 @@ def test_traced_shape_suggests_static_argnums():
 
 @pytest.mark.parametrize("transform", ["grad", "value_and_grad", "jit"])
 def test_python_list_says_pass_an_array(transform):
-    f = lambda x: fnp.sum(x**2)  # noqa: E731
+    f = lambda x: fnp.sum(x**2)
     t = getattr(fg, transform)
     with pytest.raises(TypeError, match=r"got 'x' as a Python list.*np\.array") as info:
         t(f)([1.0, 2.0])

@@ -251,7 +251,7 @@ def test_staged_jit_prints_as_equation():
 
 def test_float32_stays_float32():
     x = np.random.default_rng(1).standard_normal(8).astype(np.float32)
-    f = lambda x: fnp.exp(-x * x) * 2.0 + fnp.sum(fnp.tanh(x))  # noqa: E731
+    f = lambda x: fnp.exp(-x * x) * 2.0 + fnp.sum(fnp.tanh(x))
     out = fg.jit(f)(x)
     assert out.dtype == np.float32
     # (the sum accumulates in float64 in the kernel: an ulp of it is the absolute floor)
@@ -293,7 +293,7 @@ def test_reduction_fuses_with_producers():
 
 def test_views_are_read_in_place():
     # transpose, broadcasting, slicing and reversal are index maps, not copies.
-    f = lambda x, y: x.T * y[None, ::-1] + x.T[:, :1]  # noqa: E731
+    f = lambda x, y: x.T * y[None, ::-1] + x.T[:, :1]
     x, y = np.ones((3, 4)), np.arange(3.0)
     lowered = fg.jit(f).lower(x, y)
     assert len(lowered.plan.steps) == 1 and lowered.plan.temporaries == []

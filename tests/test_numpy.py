@@ -1790,12 +1790,12 @@ def test_jit_vmap_grad_compose(name, rng):
 
 def test_eager_fast_path_overhead_is_small():
     """Not a timing assertion: the hot path does no conversions for same-dtype arrays."""
-    from funcgrad.numpy import _util
+    from funcgrad.numpy import util
 
     x = np.ones(3, np.float32)
-    ops, loop = _util.ufunc_args(np.add, "add", x, x)
+    ops, loop = util.ufunc_args(np.add, "add", x, x)
     assert ops[0] is x and ops[1] is x and loop[0] == np.float32
-    ops, _ = _util.ufunc_args(np.multiply, "multiply", x, 2.0)
+    ops, _ = util.ufunc_args(np.multiply, "multiply", x, 2.0)
     assert ops[0] is x and type(ops[1]) is np.float32
 
 

@@ -14,7 +14,7 @@ import pkgutil
 import numpy as np
 import pytest
 
-import funcgrad  # noqa: F401  (registers every primitive)
+import funcgrad
 import funcgrad.lax  # noqa: F401
 from funcgrad import core
 from funcgrad.core import shaped_aval

@@ -103,5 +103,5 @@ def test_arithmetic_on_weak_scalars_stays_weak(f, x, s):
 
 def test_weak_scalar_with_a_strong_array_is_strong():
     # A traced Python float meeting a float64 array gives float64, as eagerly.
-    f = lambda s: np.ones(2) * (s * 2)  # noqa: E731
+    f = lambda s: np.ones(2) * (s * 2)
     assert fg.jit(f)(0.5).dtype == np.float64

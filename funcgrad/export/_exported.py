@@ -599,7 +599,7 @@ def export(fun: Callable) -> Callable[..., Exported]:
                 avals.append(ShapedArray(tuple(dims), dtype))
             try:
                 traces.append(_trace(fun, in_tree, avals))
-            except Exception as e:  # noqa: BLE001 - re-raised with the trial sizes named
+            except Exception as e:
                 sizes = ", ".join(f"{k}={v}" for k, v in env.items())
                 raise ExportError(
                     f"export: tracing at the trial sizes {sizes} for the symbolic dimensions "

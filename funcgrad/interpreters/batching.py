@@ -25,6 +25,8 @@ import numpy as np
 
 from funcgrad import core
 from funcgrad.core import Primitive, ShapedArray, Trace, Tracer, get_aval
+from funcgrad.interpreters import partial_eval as pe
+from funcgrad.ir import ClosedJaxpr, eval_jaxpr
 
 not_mapped = None
 
@@ -259,3 +261,56 @@ def vmap_flat(
     # An input returned as it is (``vmap(lambda v: v)``) is copied: results never alias inputs.
     ids = {id(x) for x in args if isinstance(x, np.ndarray)}
     return [np.array(r) if type(r) is np.ndarray and id(r) in ids else r for r in results]
+
+
+def batch_axes_to_front(
+    args: Sequence[Any], dims: Sequence[int | None]
+) -> tuple[list[Any], list[int | None]]:
+    """Batched arguments with their batch axis moved to the front (unbatched ones as they
+    are), and the new dims (0 or None)."""
+    moved = [x if d is None else moveaxis(x, d, 0) for x, d in zip(args, dims, strict=True)]
+    return moved, [None if d is None else 0 for d in dims]
+
+
+# ----------------------------------------------------------------------------------------
+# The jaxpr-to-jaxpr transformation (for primitives that carry jaxprs)
+
+
+def batch_jaxpr(
+    closed: ClosedJaxpr,
+    in_batched: Sequence[bool],
+    size: int,
+    instantiate: bool | Sequence[bool],
+) -> tuple[ClosedJaxpr, list[bool]]:
+    """``closed`` vectorized over a leading axis of size ``size``.
+
+    Inputs marked in ``in_batched`` get the batch axis first; outputs are batched along
+    axis 0 when they depend on a batched input or ``instantiate`` asks for it (an unbatched
+    output is broadcast then). Returns the jaxpr and which outputs are batched.
+    """
+    if isinstance(instantiate, bool):
+        instantiate = [instantiate] * len(closed.out_avals)
+    avals = [
+        ShapedArray((size, *a.shape), a.dtype) if b else a
+        for a, b in zip(closed.in_avals, in_batched, strict=True)
+    ]
+    box: list[list[bool]] = []
+
+    def fun(*args: Any) -> list[Any]:
+        with core.new_main(BatchTrace, size) as main:
+            trace = main.trace
+            tracers = [
+                BatchTracer(trace, x, 0) if b else x for x, b in zip(args, in_batched, strict=True)
+            ]
+            outs = eval_jaxpr(closed.jaxpr, closed.consts, *tracers)
+            outs = [core.full_raise(trace, core.as_array(o)) for o in outs]
+            vals = [o.val for o in outs]
+            dims = [o.batch_dim for o in outs]
+        out_b = [d is not None or inst for d, inst in zip(dims, instantiate, strict=True)]
+        box.append(out_b)
+        return [
+            move_batch_axis(v, d, 0, size) if b else v
+            for v, d, b in zip(vals, dims, out_b, strict=True)
+        ]
+
+    return pe.trace_to_jaxpr(fun, avals), box[0]

@@ -51,7 +51,7 @@ from funcgrad.core import Primitive, ShapedArray, Tracer
 from funcgrad.hints import list_arguments
 from funcgrad.interpreters import ad, batching
 from funcgrad.interpreters import partial_eval as pe
-from funcgrad.ir import ClosedJaxpr, Jaxpr
+from funcgrad.ir import ClosedJaxpr
 
 log = logging.getLogger("funcgrad.jit")
 
@@ -93,14 +93,6 @@ def _jit_impl(*args, jaxpr, name):
     return _executable(jaxpr, name).call_flat(args)
 
 
-def hoist(closed: ClosedJaxpr) -> tuple[ClosedJaxpr, list[Any]]:
-    """``closed`` with its constants as leading inputs, and their values."""
-    if not closed.consts:
-        return closed, []
-    j = closed.jaxpr
-    return ClosedJaxpr(Jaxpr([], j.constvars + j.invars, j.eqns, j.outvars), []), closed.consts
-
-
 def bind_closed(closed: ClosedJaxpr, args: Sequence[Any], name: str) -> list[Any]:
     """``jit_p.bind`` of ``closed`` on ``args`` (its constants passed as leading operands)."""
     jaxpr, consts = _hoisted(closed)
@@ -125,7 +117,7 @@ def _memoize(fn: Callable) -> Callable:
 
 @_memoize
 def _hoisted(closed: ClosedJaxpr) -> tuple[ClosedJaxpr, list[Any]]:
-    return hoist(closed)
+    return pe.hoist_consts(closed)
 
 
 @_memoize
@@ -184,9 +176,7 @@ def _jit_transpose(cts, *args, jaxpr, name):
 @_memoize
 def _batch_jaxpr(closed: ClosedJaxpr, dims: tuple, size: int, axis_name: Any = None):
     # axis_name: part of the memo key (collectives inside batch differently per axis name).
-    from funcgrad.custom_derivatives import batch_jaxpr
-
-    return batch_jaxpr(closed, dims, size)
+    return batching.batch_jaxpr(closed, [d is not None for d in dims], size, True)[0]
 
 
 def _jit_batch(args, dims, *, jaxpr, name):
@@ -392,7 +382,7 @@ def _canonical(x: Any) -> Any:
         return np.asarray(x)
     try:
         arr = np.asarray(x)
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         raise TypeError(f"jit: argument of type {type(x).__name__} is not an array: {e}") from e
     if arr.dtype == object:
         raise TypeError(
@@ -630,7 +620,7 @@ class JitFunction:
         names = self._arg_names(dyn_args, dyn_kwargs)
         with list_arguments("jit", self._fun, dyn_args):
             closed = pe.trace_to_jaxpr(flat_fun, list(avals), names)
-        jaxpr, consts = hoist(closed)
+        jaxpr, consts = pe.hoist_consts(closed)
         traced = _Traced(jaxpr, consts, out_store[0], names)
         # A function closing over values of an outer transformation (tracers) is traced
         # again next time: those values change from call to call.

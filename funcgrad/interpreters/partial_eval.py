@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from funcgrad import core
-from funcgrad.core import ShapedArray, Trace, Tracer, get_aval, new_dynamic, new_main
+from funcgrad.core import ShapedArray, Trace, Tracer, get_aval, new_dynamic, new_main, shaped_aval
 from funcgrad.ir import ClosedJaxpr, Eqn, Jaxpr, Literal, Var, dce_jaxpr, eval_jaxpr
 
 
@@ -132,12 +132,12 @@ def _is_literalable(val: Any) -> bool:
 def _inline_literals(jaxpr: Jaxpr, consts: list[Any]) -> tuple[Jaxpr, list[Any]]:
     """Replace 0-d concrete constants by literals, as JAX prints ``mul b 2.0:f32[]``."""
     lits = {
-        v: Literal(c) for v, c in zip(jaxpr.constvars, consts, strict=False) if _is_literalable(c)
+        v: Literal(c) for v, c in zip(jaxpr.constvars, consts, strict=True) if _is_literalable(c)
     }
     if not lits:
         return jaxpr, consts
     constvars = [v for v in jaxpr.constvars if v not in lits]
-    consts = [c for v, c in zip(jaxpr.constvars, consts, strict=False) if v not in lits]
+    consts = [c for v, c in zip(jaxpr.constvars, consts, strict=True) if v not in lits]
 
     def sub(x: Any) -> Any:
         return lits.get(x, x) if isinstance(x, Var) else x
@@ -185,18 +185,33 @@ def trace_to_jaxpr(
         with new_dynamic(main):
             trace = main.trace
             tracers_in = [
-                builder.new_arg(trace, a.strip(), n) for a, n in zip(in_avals, names, strict=False)
+                builder.new_arg(trace, a.strip(), n) for a, n in zip(in_avals, names, strict=True)
             ]
             outs = fun(*tracers_in)
-            tracers_out = [core.full_raise(trace, _as_array(x)) for x in outs]
+            tracers_out = [core.full_raise(trace, core.as_array(x)) for x in outs]
             jaxpr, consts = builder.build(tracers_in, tracers_out)
     return ClosedJaxpr(jaxpr, consts)
 
 
-def _as_array(x: Any) -> Any:
-    if isinstance(x, Tracer) or isinstance(x, (np.ndarray, np.generic)):
-        return x
-    return np.asarray(x)
+def hoist_consts(closed: ClosedJaxpr) -> tuple[ClosedJaxpr, list[Any]]:
+    """``closed`` with its constants turned into leading inputs, and their values.
+
+    Sub-jaxprs that primitives carry (``jit``, control flow, custom rules, ``checkpoint``)
+    take their constants as explicit operands this way, so transformations of the
+    enclosing function see them as ordinary operands.
+    """
+    jaxpr = closed.jaxpr
+    if not jaxpr.constvars:
+        return closed, []
+    hoisted = Jaxpr([], jaxpr.constvars + jaxpr.invars, jaxpr.eqns, jaxpr.outvars)
+    return ClosedJaxpr(hoisted, []), list(closed.consts)
+
+
+def trace_to_hoisted_jaxpr(
+    fun: Callable[..., Sequence[Any]], in_avals: Sequence[ShapedArray]
+) -> tuple[ClosedJaxpr, list[Any]]:
+    """:func:`trace_to_jaxpr`, then :func:`hoist_consts`."""
+    return hoist_consts(trace_to_jaxpr(fun, list(in_avals)))
 
 
 # ========================================================================================
@@ -246,6 +261,9 @@ class PartialEvalTracer(Tracer):
     """Known (``var is None``: ``const`` holds the value) or unknown (a jaxpr variable)."""
 
     __slots__ = ("const", "var")
+    # ``var`` (the jaxpr variable) hides ``Tracer.var`` (NumPy's variance): user code never
+    # holds these tracers, only the JVP tracers around them.
+    var: Var | None  # type: ignore[assignment]
 
     def __init__(self, trace: PartialEvalTrace, const: Any, var: Var | None) -> None:
         self._trace = trace
@@ -279,13 +297,6 @@ class PartialEvalTracer(Tracer):
         if self.var is None:
             return core.full_lower(self.const)
         return self
-
-
-def _shaped(x: Any) -> ShapedArray:
-    """The ShapedArray of ``x`` without building a ConcreteArray for NumPy values."""
-    if type(x) is np.ndarray or isinstance(x, np.generic):
-        return ShapedArray(x.shape, x.dtype)
-    return get_aval(x).strip()
 
 
 def _literal(val: Any, aval: ShapedArray) -> Literal:
@@ -327,7 +338,7 @@ class PEBuilder:
         elif np.ndim(val) == 0:
             return Literal(val)
         else:
-            aval = _shaped(val)
+            aval = shaped_aval(val)
         var = Var(aval)
         self._by_id[id(val)] = var
         self.residual_vars.append(var)
@@ -350,7 +361,7 @@ class PEBuilder:
         if dce:
             jaxpr, _ = dce_jaxpr(jaxpr)
             kept = set(jaxpr.constvars)
-            consts = [c for v, c in zip(self.residual_vars, consts, strict=False) if v in kept]
+            consts = [c for v, c in zip(self.residual_vars, consts, strict=True) if v in kept]
         return jaxpr, consts
 
 
@@ -443,7 +454,7 @@ def partial_eval_flat(
             for p in pvals
         ]
         outs = fun(*tracers_in)
-        outs = [core.full_raise(trace, _as_array(x)) for x in outs]
+        outs = [core.full_raise(trace, core.as_array(x)) for x in outs]
         pvals_out = [
             PartialVal.known(o.const) if o.is_known else PartialVal.unknown(o.var.aval)
             for o in outs
@@ -481,28 +492,28 @@ def partial_eval_jaxpr(
             it = iter(known_args)
             tracers_in = [
                 trace.new_arg(a) if uk else PartialEvalTracer(trace, next(it), None)
-                for a, uk in zip(in_avals, unknowns, strict=False)
+                for a, uk in zip(in_avals, unknowns, strict=True)
             ]
             outs = eval_jaxpr(closed.jaxpr, closed.consts, *tracers_in)
-            outs = [core.full_raise(trace, _as_array(x)) for x in outs]
+            outs = [core.full_raise(trace, core.as_array(x)) for x in outs]
             out_unknowns = [
                 not o.is_known or inst for o, inst in zip(outs, instantiate, strict=True)
             ]
-            known_outs = [o.const for o, uk in zip(outs, out_unknowns, strict=False) if not uk]
-            unknown_outs = [o for o, uk in zip(outs, out_unknowns, strict=False) if uk]
+            known_outs = [o.const for o, uk in zip(outs, out_unknowns, strict=True) if not uk]
+            unknown_outs = [o for o, uk in zip(outs, out_unknowns, strict=True) if uk]
             invars = [t.var for t in tracers_in if t.var is not None]
             jaxpr, consts = builder.build(invars, unknown_outs)
         # Residuals computed by the known side become its outputs; concrete ones (constants
         # of ``closed``) stay constants of the unknown jaxpr.
         staged = [isinstance(c, Tracer) for c in consts]
-        res_vars = [v for v, s in zip(jaxpr.constvars, staged, strict=False) if s]
-        const_vars = [v for v, s in zip(jaxpr.constvars, staged, strict=False) if not s]
+        res_vars = [v for v, s in zip(jaxpr.constvars, staged, strict=True) if s]
+        const_vars = [v for v, s in zip(jaxpr.constvars, staged, strict=True) if not s]
         jaxpr_unknown = Jaxpr(const_vars, res_vars + jaxpr.invars, jaxpr.eqns, jaxpr.outvars)
         result["unknown"] = ClosedJaxpr(
-            jaxpr_unknown, [c for c, s in zip(consts, staged, strict=False) if not s]
+            jaxpr_unknown, [c for c, s in zip(consts, staged, strict=True) if not s]
         )
         result["out_unknowns"] = out_unknowns
-        residuals = [c for c, s in zip(consts, staged, strict=False) if s]
+        residuals = [c for c, s in zip(consts, staged, strict=True) if s]
         result["num_res"] = len(residuals)
         return known_outs + residuals
 

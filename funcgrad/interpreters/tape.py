@@ -12,11 +12,12 @@ pass that walks the nodes in reverse creation order calling each node's VJP.
 The VJPs come from the same rules as everywhere else, so the results are those of the
 general path:
 
-- First-order primitives use the cached linearization templates of ``ad.py`` (the jvp rule
+- First-order primitives use the cached linearization templates of ``ad_templates.py`` (the jvp rule
   traced once per primitive, parameters, input types and differentiated inputs, split by
   partial evaluation): the forward runs the template's *known* program (primal output and
   residuals) on the NumPy values; the node keeps the residuals. Its VJP is the transpose of
-  the template's *linear* program, itself traced once into a program (``_template_vjp``)
+  the template's *linear* program, itself traced once into a program
+  (``ad_templates.template_vjp``)
   and replayed on NumPy values; under a transformation (``vmap`` of a ``vjp`` function,
   say) the linear program is transposed by ``ad.backward_pass`` instead.
 - Everything else (primitives carrying jaxprs or functions: control flow, ``checkpoint``,
@@ -42,9 +43,8 @@ from typing import Any
 import numpy as np
 
 from funcgrad import core
-from funcgrad.core import ConcreteArray, Primitive, ShapedArray, Trace, Tracer
-from funcgrad.interpreters import ad
-from funcgrad.interpreters import partial_eval as pe
+from funcgrad.core import ConcreteArray, Primitive, ShapedArray, Trace, Tracer, shaped_aval
+from funcgrad.interpreters import ad, ad_templates
 from funcgrad.interpreters.ad import UndefPrimal, Zero
 
 
@@ -73,6 +73,8 @@ class _Node:
     """
 
     __slots__ = ("parents", "n_out")
+    parents: Sequence[Any]
+    n_out: int
 
     def vjp(self, ct: Any) -> Sequence[Any]:
         raise NotImplementedError
@@ -114,8 +116,8 @@ class _TemplateNode(_Node):
         if core.is_eager():
             vjp = template.vjp
             if vjp is None:
-                vjp = template.vjp = _template_vjp(template)
-            if vjp is not _NO_TEMPLATE:
+                vjp = ad_templates.template_vjp(template)
+            if vjp is not ad_templates.NO_TEMPLATE:
                 run, pattern = vjp
                 outs = run(ct, *self.residuals)
                 if pattern is None:
@@ -129,31 +131,6 @@ class _TemplateNode(_Node):
         args = self.residuals + [UndefPrimal(v.aval) for v in jaxpr.invars[num_res:]]
         cts = ad.backward_pass(jaxpr, closed.consts, args, [ct], all_linear=True)
         return [None if type(c) is Zero else c for c in cts[num_res:]]
-
-
-def _template_vjp(template: Any) -> Any:
-    """The transpose of a template's linear program as a replayable program: ``(ct,
-    *residuals) -> cotangents`` of the differentiated inputs that receive one, with the
-    pattern saying which. ``_NO_TEMPLATE`` when it cannot be traced abstractly."""
-    closed = template.unknown_jaxpr
-    jaxpr = closed.jaxpr
-    num_res = template.num_res
-    res_avals = [v.aval for v in jaxpr.invars[:num_res]]
-    lin_avals = [v.aval for v in jaxpr.invars[num_res:]]
-    pattern: list[bool] = []
-
-    def fun(ct: Any, *res: Any) -> list[Any]:
-        args = [*res, *(UndefPrimal(a) for a in lin_avals)]
-        cts = ad.backward_pass(jaxpr, closed.consts, args, [ct], all_linear=True)[num_res:]
-        pattern[:] = [type(c) is not Zero for c in cts]
-        return [c for c in cts if type(c) is not Zero]
-
-    try:
-        vjp_closed = pe.trace_to_jaxpr(fun, [jaxpr.outvars[0].aval, *res_avals])
-        prog = ad._Program(vjp_closed.jaxpr, vjp_closed.consts, as_atoms=False)
-    except Exception:  # noqa: BLE001 - e.g. a transpose rule that needs concrete values
-        return _NO_TEMPLATE
-    return prog.run, None if all(pattern) else pattern
 
 
 class _CallNode(_Node):
@@ -182,9 +159,6 @@ class _CallNode(_Node):
 # The tracer and the trace
 
 
-_NO_TEMPLATE = ad._NO_TEMPLATE
-
-
 class TapeTracer(Tracer):
     """A value on the tape: its NumPy value and where its cotangent goes (``ref``: a node,
     an :class:`_Out`, or None for a constant that carries no derivative)."""
@@ -195,7 +169,7 @@ class TapeTracer(Tracer):
         self._trace = trace
         self.val = val
         self.ref = ref
-        self._aval = None
+        self._aval: ShapedArray | None = None
 
     @property
     def aval(self) -> ShapedArray:
@@ -229,42 +203,21 @@ class TapeTrace(Trace):
     def process_primitive(self, primitive: Primitive, args: Sequence[Any], params: dict) -> Any:
         vals = []
         refs = []
-        # The template key (``ad._templates``), built in the same pass: the primitive, then
-        # per operand its shape, dtype and whether it is differentiated, then the parameters.
-        key: list[Any] | None = [primitive] if ad._is_first_order(primitive, params) else None
-        try:
-            for a in args:
-                if type(a) is TapeTracer:
-                    v = a.val
-                    ref = a.ref
-                    if ref is not None:
-                        refs.append(ref)
-                    if key is not None:
-                        key += (v.shape, v.dtype, ref is not None)
-                else:
-                    v = a
-                    if key is not None:
-                        key += (v.shape, v.dtype, False)
-                vals.append(v)
-        except AttributeError:  # not a NumPy value (a direct bind with a Python scalar, say)
-            key = None
-            vals = [a.val if type(a) is TapeTracer else a for a in args]
-            refs = [a.ref for a in args if type(a) is TapeTracer and a.ref is not None]
+        nonzeros = []
+        for a in args:
+            if type(a) is TapeTracer:
+                vals.append(a.val)
+                ref = a.ref
+                nonzeros.append(ref is not None)
+                if ref is not None:
+                    refs.append(ref)
+            else:
+                vals.append(a)
+                nonzeros.append(False)
         if not refs:
             return primitive.bind(*vals, **params)
-        template = None
-        if key is not None:
-            if params:
-                key.append(tuple(params.items()))
-            try:
-                key_t = tuple(key)
-                template = ad._templates.get(key_t)
-            except TypeError:  # an unhashable parameter
-                key_t = None
-            if template is None and key_t is not None:
-                nonzeros = [type(a) is TapeTracer and a.ref is not None for a in args]
-                template = ad._get_template(key_t, primitive, params, vals, nonzeros)
-        if template is not None and template is not _NO_TEMPLATE:
+        template = ad_templates.lookup(primitive, params, vals, nonzeros)
+        if template is not None:
             outs = template.known.run(*vals)
             if template.tangent_kind != "unknown":
                 # A zero tangent (comparisons, integer results): no derivative to record.
@@ -331,7 +284,7 @@ class TapeTrace(Trace):
 def _add(x: Any, y: Any) -> Any:
     if type(x) is np.ndarray and type(y) is np.ndarray and x.dtype == y.dtype:
         return np.add(x, y)  # the eager case: skip lax.add's dispatch
-    return ad._lax().add(x, y)
+    return ad.add_tangents(x, y)
 
 
 def _accumulate(env: dict, ref: Any, ct: Any) -> None:
@@ -415,6 +368,6 @@ def vjp_flat(
                 out_vals.append(o)
                 out_refs.append(None)
         aux = [a.val if type(a) is TapeTracer and a._trace is trace else a for a in aux]
-    in_avals = [ad._shaped(p) for p in primals]
-    out_avals = [ad._shaped(o) for o in out_vals]
+    in_avals = [shaped_aval(p) for p in primals]
+    out_avals = [shaped_aval(o) for o in out_vals]
     return out_vals, TapeVJP(tape, leaves, out_refs, in_avals, out_avals), aux

@@ -267,12 +267,12 @@ class Activation(Module):
         return fnp.array(x) if fn is None else fn(x)
 
 
-def ReLU(name: str | None = None) -> Activation:  # noqa: N802 - Keras's name
+def ReLU(name: str | None = None) -> Activation:
     """``Activation("relu")``."""
     return Activation("relu", name=name)
 
 
-def Softmax(name: str | None = None) -> Activation:  # noqa: N802 - Keras's name
+def Softmax(name: str | None = None) -> Activation:
     """``Activation("softmax")`` over the last axis."""
     return Activation("softmax", name=name)
 
@@ -311,7 +311,7 @@ class InputLayer(Module):
         return fnp.asarray(x)
 
 
-def Input(shape: Any, name: str | None = None) -> InputLayer:  # noqa: N802 - Keras's name
+def Input(shape: Any, name: str | None = None) -> InputLayer:
     """``keras.Input(shape=(features,))``: the first entry of a Sequential model."""
     return InputLayer(shape, name=name)
 

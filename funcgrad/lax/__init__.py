@@ -1,6 +1,5 @@
 """funcgrad.lax: the primitives' own functions, under JAX's ``lax`` names."""
 
-from funcgrad.lax.ad_util import stop_gradient as stop_gradient
 from funcgrad.lax.control_flow import cond as cond
 from funcgrad.lax.control_flow import fori_loop as fori_loop
 from funcgrad.lax.control_flow import scan as scan
@@ -128,4 +127,5 @@ from funcgrad.lax.sort import argsort as argsort
 from funcgrad.lax.sort import sort as sort
 from funcgrad.lax.sort import sort_key_val as sort_key_val
 from funcgrad.lax.sort import top_k as top_k
-from funcgrad.nn.conv import reduce_window as reduce_window
+from funcgrad.lax.stop_gradient import stop_gradient as stop_gradient
+from funcgrad.lax.windowed import reduce_window as reduce_window

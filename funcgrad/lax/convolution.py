@@ -43,6 +43,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from funcgrad import lax
 from funcgrad.core import Primitive, ShapedArray, get_aval
 from funcgrad.interpreters import ad, batching
 from funcgrad.lax._base import NUMBER, as_dtype, check_dtype
@@ -377,9 +378,7 @@ def _swap01(spec: tuple[int, ...]) -> tuple[int, ...]:
 
 
 def _as_dtype(x: Any, dtype: np.dtype) -> Any:
-    from funcgrad.lax.elementwise import convert_element_type
-
-    return x if get_aval(x).dtype == dtype else convert_element_type(x, dtype)
+    return x if get_aval(x).dtype == dtype else lax.convert_element_type(x, dtype)
 
 
 def _pet(ct: Any, other: Any) -> np.dtype | None:

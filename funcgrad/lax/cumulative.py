@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from funcgrad import lax
 from funcgrad.core import Primitive, ShapedArray, get_aval
 from funcgrad.interpreters import ad, batching
 from funcgrad.lax._base import FLOAT, NUMBER, check_dtype
@@ -34,21 +35,15 @@ ORDERED = "fiub"
 
 def _slice(x: Any, start: int, stop: int, axis: int) -> Any:
     """``x[..., start:stop, ...]`` along ``axis`` with one ``slice``."""
-    from funcgrad.lax.slicing import slice_in_dim
-
-    return slice_in_dim(x, start, stop, 1, axis)
+    return lax.slice_in_dim(x, start, stop, 1, axis)
 
 
 def _concatenate(xs: list, axis: int) -> Any:
-    from funcgrad.lax.shape import concatenate
-
-    return concatenate(xs, axis)
+    return lax.concatenate(xs, axis)
 
 
 def _fill_block(x: Any, axis: int, fill: Any) -> Any:
     """An array like ``x`` but of size 1 along ``axis``, filled with ``fill``."""
-    from funcgrad import lax
-
     shape = list(x.shape)
     shape[axis] = 1
     return lax.full(tuple(shape), fill, x.dtype)
@@ -84,8 +79,6 @@ def _linear_scan(r: Any, b: Any, axis: int, reverse: bool) -> Any:
     """Solve ``y_i = r_i * y_{i-1} + b_i`` (nothing before the first element) along
     ``axis``, in scan order, by composing the affine maps ``y -> r*y + b`` in
     ``ceil(log2 n)`` doubling steps. ``r`` of the first element is never used."""
-    from funcgrad import lax
-
     n = b.shape[axis]
     k = 1
     while k < n:
@@ -171,8 +164,6 @@ def cumprod(operand: Any, axis: int = 0, reverse: bool = False) -> Any:
 
 
 def _cumprod_jvp(primals, tangents, *, axis, reverse):
-    from funcgrad import lax
-
     (x,), (g,) = primals, tangents
     x, g = as_array(x), as_array(g)
     ans = cumprod(x, axis=axis, reverse=reverse)
@@ -188,8 +179,6 @@ def _cumchooser_jvp(prim: Primitive, compare: str):
     """jvp of cummax (``compare="gt"``) or cummin (``"lt"``)."""
 
     def jvp(primals, tangents, *, axis, reverse):
-        from funcgrad import lax
-
         (x,), (g,) = primals, tangents
         x, g = as_array(x), as_array(g)
         ans = prim.bind(x, axis=axis, reverse=reverse)
@@ -238,8 +227,6 @@ def cumlogsumexp(operand: Any, axis: int = 0, reverse: bool = False) -> Any:
 
 
 def _cumlogsumexp_jvp(primals, tangents, *, axis, reverse):
-    from funcgrad import lax
-
     (x,), (g,) = primals, tangents
     x, g = as_array(x), as_array(g)
     ans = cumlogsumexp(x, axis=axis, reverse=reverse)

@@ -44,8 +44,9 @@ from typing import Any
 
 import numpy as np
 
-from funcgrad.core import Primitive, ShapedArray, get_aval, shaped_aval
-from funcgrad.interpreters import ad, batching
+from funcgrad import lax
+from funcgrad.core import Primitive, ShapedArray, Tracer, get_aval, shaped_aval
+from funcgrad.interpreters import ad, ad_templates, batching
 from funcgrad.interpreters.ad import defjvp, defjvp2, defjvp_zero
 from funcgrad.lax._base import (
     ANY,
@@ -74,26 +75,21 @@ def unbroadcast(x: Any, shape: tuple[int, ...]) -> Any:
     xshape = get_aval(x).shape
     if xshape == shape:
         return x
-    from funcgrad.lax.reductions import reduce_sum
-    from funcgrad.lax.shape import reshape
-
     lead = len(xshape) - len(shape)
     axes = tuple(range(lead)) + tuple(
         lead + i for i, d in enumerate(shape) if d == 1 and xshape[lead + i] != 1
     )
     if axes:
-        x = reduce_sum(x, axes)
+        x = lax.reduce_sum(x, axes)
     if get_aval(x).shape != shape:
-        x = reshape(x, shape)
+        x = lax.reshape(x, shape)
     return x
 
 
 def _bcast_to(g: Any, ans_like: Any) -> Any:
     """Broadcast a tangent of one operand to the output's shape."""
-    from funcgrad.lax.shape import broadcast_to
-
     shape = get_aval(ans_like).shape
-    return g if get_aval(g).shape == shape else broadcast_to(g, shape)
+    return g if get_aval(g).shape == shape else lax.broadcast_to(g, shape)
 
 
 # ========================================================================================
@@ -125,7 +121,7 @@ defjvp_zero(sign_p)
 abs_p = standard_unop("abs", np.abs, NUMBER)
 
 
-def abs(x: Any) -> Any:  # noqa: A001 - JAX's name
+def abs(x: Any) -> Any:
     """Elementwise absolute value."""
     return abs_p.bind(*promote_scalars(x))
 
@@ -187,9 +183,7 @@ round_p = standard_unop("round", _round_impl)
 round_p.def_abstract_eval(_round_abstract_eval)
 
 
-def round(  # noqa: A001 - JAX's name
-    x: Any, rounding_method: int = RoundingMethod.AWAY_FROM_ZERO
-) -> Any:
+def round(x: Any, rounding_method: int = RoundingMethod.AWAY_FROM_ZERO) -> Any:
     """Elementwise round to an integer value; ties away from zero by default, as JAX's
     ``lax.round`` (``RoundingMethod.TO_NEAREST_EVEN`` rounds as ``numpy.round`` does)."""
     return round_p.bind(*promote_scalars(x), rounding_method=int(rounding_method))
@@ -610,10 +604,10 @@ def mul(x: Any, y: Any) -> Any:
 
 
 def _mul_transpose(ct, x, y):
-    # Zero-absorbing (0 * inf = 0): NaN-safe `where`, see funcgrad/interpreters/ad.py.
+    # Zero-absorbing (0 * inf = 0): NaN-safe `where`, see zero_absorbing_mul below.
     if ad.is_undefined_primal(x):
-        return [unbroadcast(ad.zero_absorbing_mul(ct, y), x.aval.shape), None]
-    return [None, unbroadcast(ad.zero_absorbing_mul(ct, x), y.aval.shape)]
+        return [unbroadcast(zero_absorbing_mul(ct, y), x.aval.shape), None]
+    return [None, unbroadcast(zero_absorbing_mul(ct, x), y.aval.shape)]
 
 
 defjvp(mul_p, lambda g, x, y: mul(g, y), lambda g, x, y: mul(x, g))
@@ -640,8 +634,8 @@ def div(x: Any, y: Any) -> Any:
 def _div_transpose(ct, x, y):
     if ad.is_undefined_primal(y):
         raise ValueError("div: transpose with respect to the divisor (it is not linear)")
-    # Zero-absorbing (0 / 0 = 0): NaN-safe `where`, see funcgrad/interpreters/ad.py.
-    return [unbroadcast(ad.zero_absorbing_div(ct, y), x.aval.shape), None]
+    # Zero-absorbing (0 / 0 = 0): NaN-safe `where`, see zero_absorbing_mul below.
+    return [unbroadcast(zero_absorbing_div(ct, y), x.aval.shape), None]
 
 
 defjvp2(
@@ -650,6 +644,71 @@ defjvp2(
     lambda g, ans, x, y: neg(mul(g, div(ans, y))),
 )
 ad.primitive_transposes[div_p] = _div_transpose
+
+# -- zero-absorbing products: the transposes of mul and div (NaN-safe ``where``; the
+# decision is explained in funcgrad/interpreters/ad.py's docstring)
+
+
+def _has_zero(x: Any) -> bool:
+    return not np.all(np.asarray(x) != 0)
+
+
+def _all_finite(x: Any) -> bool:
+    return bool(np.all(np.isfinite(x)))
+
+
+def _absorbing_np(np_op: Callable, ct: Any, y: Any) -> Any:
+    """The zero-absorbing product of NumPy values: the product, then a select only if it
+    produced a NaN. One reduction finds out: a sum is NaN when a term is NaN (or when it
+    meets both infinities, and then the select is merely unnecessary)."""
+    out = np_op(ct, y)  # FP warnings are filtered for funcgrad's modules (lax/_base.py)
+    if out.dtype.kind in "fc" and np.isnan(np.add.reduce(out, axis=None)):
+        out = np.where(np.asarray(ct) == 0, np.zeros((), out.dtype), out)
+    return out
+
+
+def absorbing_mul_np(ct: Any, y: Any) -> Any:
+    """:func:`zero_absorbing_mul` of NumPy values."""
+    return _absorbing_np(np.multiply, ct, y)
+
+
+def absorbing_div_np(ct: Any, y: Any) -> Any:
+    """:func:`zero_absorbing_div` of NumPy values."""
+    return _absorbing_np(np.true_divide, ct, y)
+
+
+def _absorbing(op: Callable, np_op: Callable, ct: Any, y: Any) -> Any:
+    ct_traced = isinstance(ct, Tracer)
+    y_traced = isinstance(y, Tracer)
+    if not ct_traced and not y_traced:
+        return _absorbing_np(np_op, ct, y)
+    if not ct_traced and not _has_zero(ct):
+        return op(ct, y)
+    if not y_traced and _all_finite(y):
+        return op(ct, y)
+    out = op(ct, y)
+    zero = np.zeros((), get_aval(out).dtype)[()]
+    return select_n(eq(ct, zero), out, zero)
+
+
+def zero_absorbing_mul(ct: Any, y: Any) -> Any:
+    """``ct * y``, but 0 wherever ``ct == 0`` (even where ``y`` is inf or NaN).
+
+    For the transposes of ``mul`` (and any rule that scales a cotangent by a residual): a
+    zero cotangent means "this path does not matter", so it must not turn into NaN.
+    """
+    return _absorbing(mul, np.multiply, ct, y)
+
+
+def zero_absorbing_div(ct: Any, y: Any) -> Any:
+    """``ct / y``, but 0 wherever ``ct == 0`` (even where ``y`` is 0, inf or NaN)."""
+    return _absorbing(div, np.true_divide, ct, y)
+
+
+# Eager replay fuses the traced form (product, eq, select_n) into these (ad_templates.py).
+ad_templates.eager_products["mul"] = absorbing_mul_np
+ad_templates.eager_products["div"] = absorbing_div_np
+
 
 # -- rem
 rem_p = standard_naryop("rem", np.fmod)
@@ -675,7 +734,7 @@ defjvp2(
 pow_p = standard_naryop("pow", np.power, FLOAT)
 
 
-def pow(x: Any, y: Any) -> Any:  # noqa: A001 - JAX's name
+def pow(x: Any, y: Any) -> Any:
     """Elementwise ``x**y`` for a float base and exponent of one dtype."""
     return pow_p.bind(*promote_scalars(x, y))
 
@@ -709,7 +768,7 @@ def _tie_split(x: Any, y: Any, wins: Callable) -> Any:
 max_p = standard_naryop("max", np.maximum, ANY)
 
 
-def max(x: Any, y: Any) -> Any:  # noqa: A001 - JAX's name
+def max(x: Any, y: Any) -> Any:
     """Elementwise maximum; NaN if either is NaN."""
     return max_p.bind(*promote_scalars(x, y))
 
@@ -724,7 +783,7 @@ defjvp(
 min_p = standard_naryop("min", np.minimum, ANY)
 
 
-def min(x: Any, y: Any) -> Any:  # noqa: A001 - JAX's name
+def min(x: Any, y: Any) -> Any:
     """Elementwise minimum; NaN if either is NaN."""
     return min_p.bind(*promote_scalars(x, y))
 
@@ -775,7 +834,7 @@ def _clamp_impl(lo, x, hi):
 clamp_p = standard_naryop("clamp", _clamp_impl, ANY)
 
 
-def clamp(min: Any, x: Any, max: Any) -> Any:  # noqa: A002 - JAX's signature
+def clamp(min: Any, x: Any, max: Any) -> Any:
     """Elementwise ``x`` clipped to ``[min, max]`` (``min(max(x, min), max)``); all three
     broadcast."""
     x, lo, hi = promote_scalars(x, min, max)

@@ -65,6 +65,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from funcgrad import lax
 from funcgrad.core import Primitive, ShapedArray, get_aval
 from funcgrad.interpreters import ad, batching
 from funcgrad.lax._base import ANY, check_dtype
@@ -555,8 +556,6 @@ def _gather_transpose(
     mode,
     fill_value,
 ):
-    from funcgrad import lax
-
     if ad.is_undefined_primal(indices):
         raise NotImplementedError("gather is not linear in its indices")
     aval = operand.aval
@@ -803,8 +802,6 @@ def _batch_axis_at(x: Any, bdim: int | None, pos: int, size: int) -> Any:
     """``x`` with its batch axis at ``pos``; an unbatched ``x`` is broadcast straight there."""
     if bdim is not None:
         return batching.moveaxis(x, bdim, pos)
-    from funcgrad import lax
-
     aval = get_aval(x)
     shape = aval.shape[:pos] + (size,) + aval.shape[pos:]
     dims = tuple(d + (d >= pos) for d in range(aval.ndim))
@@ -882,8 +879,6 @@ def _scatter_bind(
 
 
 def _zeros(aval: ShapedArray) -> Any:
-    from funcgrad import lax
-
     return lax.full(aval.shape, 0, aval.dtype)
 
 
@@ -910,8 +905,6 @@ def _aval_of(x: Any) -> ShapedArray:
 
 
 def _select(pred: Any, on_true: Any, on_false: Any) -> Any:
-    from funcgrad import lax
-
     if hasattr(lax, "select"):
         return lax.select(pred, on_true, on_false)
     return lax.select_n(pred, on_false, on_true)
@@ -959,8 +952,6 @@ def _scatter_jvp(primals, tangents, **params):
 
 
 def _scatter_transpose(ct, x, indices, u, **params):
-    from funcgrad import lax
-
     if ad.is_undefined_primal(indices):
         raise NotImplementedError("scatter is not linear in its indices")
     u_aval = _aval_of(u)
@@ -1066,8 +1057,6 @@ def scatter_mul(
 
 
 def _scatter_mul_jvp(primals, tangents, **params):
-    from funcgrad import lax
-
     x, indices, u = primals
     tx, _, tu = tangents
     out = scatter_mul_p.bind(x, indices, u, **params)
@@ -1120,8 +1109,6 @@ ad.primitive_transposes[scatter_mul_p] = _scatter_mul_transpose
 
 # -- scatter-min / scatter-max
 def _scatter_extremum_jvp(prim, primals, tangents, **params):
-    from funcgrad import lax
-
     x, indices, u = primals
     tx, _, tu = tangents
     out = prim.bind(x, indices, u, **params)

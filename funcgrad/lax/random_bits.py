@@ -15,17 +15,21 @@ sampler on it, so one primitive carries all of funcgrad's randomness.
 - jvp: zero (integer outputs). Not linear: no transpose.
 - impl: Python integers for a handful of elements (``_PYTHON_MAX_SIZE``: key splits and
   ``fold_in``), vectorized NumPy uint32 arithmetic up to ``_NUMBA_MIN_SIZE`` elements, and
-  from there a numba kernel (``funcgrad/lax/_random_kernels.py``, compiled on first use and
-  cached on disk): about 25x faster, bit-identical.
+  from there a numba kernel (``funcgrad/backend/numba/random_kernels.py``, compiled on first
+  use and cached on disk): about 25x faster, bit-identical. lax never imports a backend: the
+  kernels arrive through :data:`kernel_loader`, which ``funcgrad.random`` sets when it is
+  imported (until then large calls take the NumPy path, with the same bits).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from funcgrad import lax
 from funcgrad.core import Primitive, ShapedArray, get_aval
 from funcgrad.interpreters import ad, batching
 from funcgrad.lax._base import broadcast_shapes, shape_str
@@ -116,8 +120,13 @@ def _threefry2x32_python(k1, k2, x1, x2, shape):
     return np.array(y1, _U32).reshape(shape), np.array(y2, _U32).reshape(shape)
 
 
+#: Returns the module of fused kernels for large eager calls (``threefry_scalar_key``,
+#: ``threefry_arrays``); set by ``funcgrad.random``, None until then.
+kernel_loader: Callable[[], Any] | None = None
+
+
 def _threefry2x32_numba(k1, k2, x1, x2, shape):
-    from funcgrad.lax import _random_kernels as kernels
+    kernels = kernel_loader()
 
     n = math.prod(shape)
     a = np.empty(n, _U32)
@@ -142,7 +151,7 @@ def _threefry2x32_impl(k1, k2, x1, x2):
         raise TypeError("threefry2x32 operands must be uint32")  # bind reports abstract eval's
     shape = np.broadcast_shapes(*(np.shape(a) for a in args))
     size = math.prod(shape)
-    if size >= _NUMBA_MIN_SIZE:
+    if size >= _NUMBA_MIN_SIZE and kernel_loader is not None:
         y1, y2 = _threefry2x32_numba(k1, k2, x1, x2, shape)
     elif size <= _PYTHON_MAX_SIZE:
         y1, y2 = _threefry2x32_python(k1, k2, x1, x2, shape)
@@ -152,8 +161,6 @@ def _threefry2x32_impl(k1, k2, x1, x2):
 
 
 def _threefry2x32_batch(args, dims):
-    from funcgrad import lax
-
     # As batching.defbroadcasting, for two results: batch axes first, ranks lined up with
     # size-1 axes after the batch axis; unbatched operands broadcast as they are.
     rank = max(get_aval(x).ndim - (d is not None) for x, d in zip(args, dims, strict=True))

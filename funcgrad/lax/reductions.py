@@ -16,18 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from funcgrad.core import Primitive, ShapedArray, Tracer
+from funcgrad import lax
+from funcgrad.core import Primitive, ShapedArray, as_array
 from funcgrad.interpreters import ad, batching
 from funcgrad.lax._base import INT_OR_BOOL, NUMBER, as_dtype, check_dtype
 
 #: Dtypes that have an order (reduce_max/min, argmax/argmin): numbers and bool, no complex.
 ORDERED = "fiub"
-
-
-def as_array(x: Any) -> Any:
-    """``x`` with ``.shape``/``.dtype``: tracers and NumPy values as they are, anything
-    else (a Python number, a list) through ``np.asarray``. For primals in jvp rules."""
-    return x if isinstance(x, (Tracer, np.ndarray, np.generic)) else np.asarray(x)
 
 
 def _check_axes(name: str, x: ShapedArray, axes: tuple[int, ...]) -> None:
@@ -109,10 +104,8 @@ def reduce_sum(operand: Any, axes: tuple[int, ...]) -> Any:
 
 
 def _reduce_sum_transpose(ct, x, *, axes):
-    from funcgrad.lax.shape import broadcast_in_dim
-
     shape = x.aval.shape
-    return [broadcast_in_dim(ct, shape, _kept_dims(len(shape), axes))]
+    return [lax.broadcast_in_dim(ct, shape, _kept_dims(len(shape), axes))]
 
 
 ad.deflinear(reduce_sum_p, _reduce_sum_transpose)
@@ -134,8 +127,6 @@ def _chooser_impl(np_fn, float_identity):
 def _chooser_jvp(g, ans, x, *, axes):
     """Tangent of max/min: the average of ``g`` over the positions that attain ``ans``
     (as JAX). An empty reduction (a constant +-inf) has a zero tangent."""
-    from funcgrad import lax
-
     x, g = as_array(x), as_array(g)
     shape = x.shape
     if any(shape[a] == 0 for a in axes):
@@ -189,9 +180,6 @@ def _reduce_prod_jvp(g, x, *, axes):
     """``sum_i g_i * prod_{j != i} x_j`` with the product of the others computed as the
     product of exclusive cumulative products from both sides: exact with zeros, and
     differentiable again (cumprod's jvp is exact too)."""
-    from funcgrad import lax
-    from funcgrad.lax.cumulative import cumprod, shift
-
     x, g = as_array(x), as_array(g)
     shape = x.shape
     kept = _kept_dims(len(shape), axes)
@@ -205,8 +193,9 @@ def _reduce_prod_jvp(g, x, *, axes):
     perm = tuple(axes) + kept
     x2 = lax.reshape(lax.transpose(x, perm), (n, *out_shape))
     g2 = lax.reshape(lax.transpose(g, perm), (n, *out_shape))
-    left = shift(cumprod(x2, axis=0), axis=0, fill=1)
-    right = shift(cumprod(x2, axis=0, reverse=True), axis=0, fill=1, reverse=True)
+    shift = lax.cumulative.shift
+    left = shift(lax.cumprod(x2, axis=0), axis=0, fill=1)
+    right = shift(lax.cumprod(x2, axis=0, reverse=True), axis=0, fill=1, reverse=True)
     others = lax.mul(left, right)
     return reduce_sum(lax.mul(g2, others), (0,))
 

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from funcgrad import lax
 from funcgrad.core import Primitive, ShapedArray, get_aval, shaped_aval
 from funcgrad.interpreters import ad, batching
 from funcgrad.lax._base import as_dtype
@@ -73,15 +74,13 @@ def _broadcast_in_dim_impl(x, *, shape, broadcast_dimensions):
 
 
 def _broadcast_in_dim_transpose(ct, x, *, shape, broadcast_dimensions):
-    from funcgrad.lax.reductions import reduce_sum
-
     in_shape = x.aval.shape
     new_axes = tuple(d for d in range(len(shape)) if d not in broadcast_dimensions)
     expanded_axes = tuple(
         d for i, d in enumerate(broadcast_dimensions) if in_shape[i] == 1 and shape[d] != 1
     )
     axes = tuple(sorted(new_axes + expanded_axes))
-    summed = reduce_sum(ct, axes) if axes else ct
+    summed = lax.reduce_sum(ct, axes) if axes else ct
     # Only the size-1 axes that were expanded need putting back (no no-op reshape).
     return [summed if get_aval(summed).shape == tuple(in_shape) else reshape(summed, in_shape)]
 
@@ -113,10 +112,8 @@ def full(shape: tuple[int, ...], fill_value: Any, dtype: Any = None) -> Any:
     if isinstance(fill_value, (int, float, bool, complex, np.generic)):
         fill_value = np.array(fill_value, dtype)[()]
     else:
-        from funcgrad.lax.elementwise import convert_element_type
-
         if get_aval(fill_value).dtype != dtype:
-            fill_value = convert_element_type(fill_value, dtype)
+            fill_value = lax.convert_element_type(fill_value, dtype)
     return broadcast_in_dim(fill_value, tuple(shape), ())
 
 
@@ -433,14 +430,12 @@ def _concatenate_impl(*xs, dimension):
 
 
 def _concatenate_transpose(ct, *xs, dimension):
-    from funcgrad.lax.slicing import slice_in_dim
-
     cts = []
     start = 0
     for x in xs:
         size = (x.aval if ad.is_undefined_primal(x) else get_aval(x)).shape[dimension]
         if ad.is_undefined_primal(x):
-            cts.append(slice_in_dim(ct, start, start + size, axis=dimension))
+            cts.append(lax.slice_in_dim(ct, start, start + size, axis=dimension))
         else:
             cts.append(None)
         start += size
@@ -528,22 +523,18 @@ def _pad_impl(x, padding_value, *, padding_config):
 
 
 def _pad_transpose(ct, x, padding_value, *, padding_config):
-    from funcgrad.lax.elementwise import sub
-    from funcgrad.lax.reductions import reduce_sum
-    from funcgrad.lax.slicing import slice as slice_
-
     ct_aval = get_aval(ct)
     # Undo low/high padding (re-growing what was cropped, with zeros), then drop interior.
     zero = np.zeros((), ct_aval.dtype)
     unpadded = pad(ct, zero, tuple((-lo, -hi, 0) for lo, hi, _ in padding_config))
     strides = tuple(it + 1 for _, _, it in padding_config)
     shape = get_aval(unpadded).shape
-    t_x = slice_(unpadded, (0,) * len(shape), shape, strides)
+    t_x = lax.slice(unpadded, (0,) * len(shape), shape, strides)
     ct_x = t_x if ad.is_undefined_primal(x) else None
     ct_pv = None
     if ad.is_undefined_primal(padding_value):
         every = tuple(range(ct_aval.ndim))
-        ct_pv = sub(reduce_sum(ct, every), reduce_sum(t_x, every))
+        ct_pv = lax.sub(lax.reduce_sum(ct, every), lax.reduce_sum(t_x, every))
     return [ct_x, ct_pv]
 
 
@@ -555,8 +546,6 @@ def _pad_batch(args, dims, *, padding_config):
         return pad(x, pv, tuple(config)), dx
     # A batched padding value: pad with zeros, then select the padding value where a mask
     # (the padded positions) is true.
-    from funcgrad import lax
-
     size = batching.axis_size_of(args, dims)
     x = batching.bdim_at_front(x, dx, size)
     config = ((0, 0, 0), *padding_config)

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from funcgrad import lax
 from funcgrad.core import Primitive, ShapedArray, Tracer, get_aval
 from funcgrad.interpreters import ad, batching
 from funcgrad.lax.shape import (
@@ -43,7 +44,7 @@ from funcgrad.lax.shape import (
 slice_p = Primitive("slice")
 
 
-def slice(  # noqa: A001 - JAX's name
+def slice(
     operand: Any,
     start_indices: Sequence[int],
     limit_indices: Sequence[int],
@@ -245,12 +246,8 @@ def _normalize_indices(
             out.append(np.array(v + d if wrap and v < 0 else v, dtype)[()])
             continue
         if i.dtype != dtype:
-            from funcgrad import lax
-
             i = lax.convert_element_type(i, dtype)
         if wrap:
-            from funcgrad import lax
-
             i = lax.select(lax.lt(i, np.zeros((), dtype)), lax.add(i, np.array(d, dtype)[()]), i)
         out.append(i)
     return out
@@ -337,29 +334,27 @@ def _dynamic_slice_batch(args, dims, *, slice_sizes):
         return dynamic_slice_p.bind(x, *starts, slice_sizes=tuple(sizes)), dx
     # Per-example start indices: one gather in clip mode, whose clamping is exactly
     # dynamic_slice's. A batched operand keeps its batch axis as a gather batching axis.
-    from funcgrad.lax import indexing
-
     size = batching.axis_size_of(args, dims)
     starts = _batched_starts(idx, didx, size)
     n = len(slice_sizes)
     sizes = list(slice_sizes)
     if dx is None:
-        dnums = indexing.GatherDimensionNumbers(
+        dnums = lax.indexing.GatherDimensionNumbers(
             offset_dims=tuple(range(1, n + 1)),
             collapsed_slice_dims=(),
             start_index_map=tuple(range(n)),
         )
     else:
         sizes.insert(dx, 1)
-        dnums = indexing.GatherDimensionNumbers(
+        dnums = lax.indexing.GatherDimensionNumbers(
             offset_dims=tuple(range(1, n + 1)),
             collapsed_slice_dims=(),
             start_index_map=_other_axes(n + 1, dx),
             operand_batching_dims=(dx,),
             start_indices_batching_dims=(0,),
         )
-    mode = indexing.GatherScatterMode.CLIP
-    return indexing.gather(x, starts, dnums, tuple(sizes), mode=mode), 0
+    mode = lax.indexing.GatherScatterMode.CLIP
+    return lax.indexing.gather(x, starts, dnums, tuple(sizes), mode=mode), 0
 
 
 ad.primitive_jvps[dynamic_slice_p] = _dynamic_slice_jvp
@@ -486,23 +481,21 @@ def _dynamic_update_slice_batch(args, dims):
     # Per-example start indices: one scatter in clip mode, whose clamping is exactly
     # dynamic_update_slice's. Operand and update keep their batch axes (as scatter batching
     # axes); an unbatched one is broadcast, since every example writes its own copy.
-    from funcgrad.lax import indexing
-
     starts = _batched_starts(idx, didx, size)
     if dx is None:
         x, dx = batching.bdim_at_front(x, None, size), 0
     if du is None:
         update, du = batching.bdim_at_front(update, None, size), 0
     n = len(idx)
-    dnums = indexing.ScatterDimensionNumbers(
+    dnums = lax.indexing.ScatterDimensionNumbers(
         update_window_dims=_other_axes(n + 1, du),
         inserted_window_dims=(),
         scatter_dims_to_operand_dims=_other_axes(n + 1, dx),
         operand_batching_dims=(dx,),
         scatter_indices_batching_dims=(0,),
     )
-    mode = indexing.GatherScatterMode.CLIP
-    out = indexing.scatter(x, starts, update, dnums, unique_indices=True, mode=mode)
+    mode = lax.indexing.GatherScatterMode.CLIP
+    out = lax.indexing.scatter(x, starts, update, dnums, unique_indices=True, mode=mode)
     return out, dx
 
 
@@ -539,12 +532,10 @@ def dynamic_update_index_in_dim(
 ) -> Any:
     """Replace ``operand[..., index, ...]`` along ``axis`` by ``update`` (which may lack
     that axis)."""
-    from funcgrad.lax.shape import expand_dims
-
     ndim = get_aval(operand).ndim
     axis = canonicalize_axis("dynamic_update_index_in_dim", axis, ndim)
     if get_aval(update).ndim == ndim - 1:
-        update = expand_dims(update, (axis,))
+        update = lax.expand_dims(update, (axis,))
     return dynamic_update_slice_in_dim(
         operand, update, index, axis, allow_negative_indices=allow_negative_indices
     )

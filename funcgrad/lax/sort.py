@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from funcgrad import lax
 from funcgrad.core import Primitive, ShapedArray, get_aval
 from funcgrad.interpreters import ad, batching
 from funcgrad.lax._base import as_dtype, shape_str
@@ -108,31 +109,26 @@ def _sort_impl(*operands, dimension, is_stable, num_keys):
 def _take_along_axis(x: Any, indices: Any, axis: int) -> Any:
     """``out[..., i, ...] = x[..., indices[..., i, ...], ...]`` along ``axis``: one gather
     whose other axes are batching dims shared by operand and indices (as JAX)."""
-    from funcgrad.lax.indexing import GatherDimensionNumbers, gather
-    from funcgrad.lax.shape import reshape
-
     shape = get_aval(x).shape
     others = tuple(i for i in range(len(shape)) if i != axis)
-    dnums = GatherDimensionNumbers(
+    dnums = lax.GatherDimensionNumbers(
         offset_dims=(),
         collapsed_slice_dims=(axis,),
         start_index_map=(axis,),
         operand_batching_dims=others,
         start_indices_batching_dims=others,
     )
-    indices = reshape(indices, (*shape, 1))
-    return gather(x, indices, dnums, (1,) * len(shape), indices_are_sorted=False)
+    indices = lax.reshape(indices, (*shape, 1))
+    return lax.gather(x, indices, dnums, (1,) * len(shape), indices_are_sorted=False)
 
 
 def _sort_jvp(primals, tangents, *, dimension, is_stable, num_keys):
-    from funcgrad.lax.shape import broadcasted_iota
-
     shape = get_aval(primals[0]).shape
     if 0 in shape or shape[dimension] == 1:  # nothing moves
         outs = sort_p.bind(*primals, dimension=dimension, is_stable=is_stable, num_keys=num_keys)
         return outs, list(tangents)
     index_dtype = np.int32 if shape[dimension] < np.iinfo(np.int32).max else np.int64
-    iota = broadcasted_iota(index_dtype, shape, dimension)
+    iota = lax.broadcasted_iota(index_dtype, shape, dimension)
     *outs, perm = sort_p.bind(
         *primals, iota, dimension=dimension, is_stable=is_stable, num_keys=num_keys
     )
@@ -169,13 +165,11 @@ def argsort(
 ) -> Any:
     """The indices that sort ``operand`` along ``dimension`` (stable, NaNs last): one
     ``sort`` of ``(operand, iota)`` with ``num_keys=1``."""
-    from funcgrad.lax.shape import broadcasted_iota
-
     aval = get_aval(operand)
     dimension = _canonical_dimension(dimension, aval.ndim)
     if not 0 <= dimension < aval.ndim:
         raise ValueError(f"argsort: dimension {dimension} is out of range for {aval.str_short()}")
-    iota = broadcasted_iota(as_dtype(index_dtype), aval.shape, dimension)
+    iota = lax.broadcasted_iota(as_dtype(index_dtype), aval.shape, dimension)
     _, perm = sort_p.bind(operand, iota, dimension=dimension, is_stable=bool(is_stable), num_keys=1)
     return perm
 
@@ -189,10 +183,6 @@ def top_k(operand: Any, k: int) -> tuple[Any, Any]:
     """The ``k`` largest entries along the last axis, in descending order, and their
     int32 indices; ties keep the lower index first. NaNs count as the smallest values
     (unlike JAX, where they count as the largest)."""
-    from funcgrad import lax
-    from funcgrad.lax.shape import broadcasted_iota
-    from funcgrad.lax.slicing import slice_in_dim
-
     aval = get_aval(operand)
     if aval.ndim == 0:
         raise ValueError("top_k: the operand must have at least one axis, got a 0-d array")
@@ -208,14 +198,12 @@ def top_k(operand: Any, k: int) -> tuple[Any, Any]:
     if kind == "f":
         key = lax.neg(operand)
     elif kind in "iub":
-        from funcgrad.lax.logical import bitwise_not
-
-        key = bitwise_not(operand)
+        key = lax.bitwise_not(operand)
     else:
         raise TypeError(f"top_k: expected a real or bool operand, got {aval.str_short()}")
-    iota = broadcasted_iota(np.int32, aval.shape, aval.ndim - 1)
+    iota = lax.broadcasted_iota(np.int32, aval.shape, aval.ndim - 1)
     _, values, indices = sort_p.bind(
         key, operand, iota, dimension=aval.ndim - 1, is_stable=True, num_keys=1
     )
     axis = aval.ndim - 1
-    return slice_in_dim(values, 0, k, 1, axis), slice_in_dim(indices, 0, k, 1, axis)
+    return lax.slice_in_dim(values, 0, k, 1, axis), lax.slice_in_dim(indices, 0, k, 1, axis)

@@ -28,7 +28,7 @@ import numpy as np
 from funcgrad import lax
 from funcgrad import numpy as fnp
 from funcgrad.custom_derivatives import custom_jvp
-from funcgrad.lax.ad_util import stop_gradient
+from funcgrad.lax.stop_gradient import stop_gradient
 
 __all__ = [
     "celu",

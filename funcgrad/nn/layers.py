@@ -39,7 +39,7 @@ import numpy as np
 from funcgrad import lax, random, tree_util
 from funcgrad import numpy as fnp
 from funcgrad.core import get_aval
-from funcgrad.lax.ad_util import stop_gradient
+from funcgrad.lax.stop_gradient import stop_gradient
 from funcgrad.nn import initializers
 from funcgrad.nn.conv import avg_pool, conv2d, max_pool
 

@@ -4,7 +4,7 @@ Each function is a thin layer over ``funcgrad.lax`` primitives, with NumPy's nam
 signatures, broadcasting and (NEP 50) dtype promotion, eagerly and under every
 transformation alike. Eagerly the results are fresh NumPy arrays or NumPy scalars; inside
 ``jit``/``grad``/``vmap`` they are traced values. The decisions are documented in the
-module docstrings: ``_util`` (conversion, promotion, freshness), ``ufuncs``, ``reductions``,
+module docstrings: ``util`` (conversion, promotion, freshness), ``ufuncs``, ``reductions``,
 ``shape``, ``creation``, ``indexing``, ``products``, ``sorting``, ``linalg``.
 """
 
@@ -38,10 +38,10 @@ from funcgrad.numpy.creation import triu_indices as triu_indices
 from funcgrad.numpy.creation import zeros as zeros
 from funcgrad.numpy.creation import zeros_like as zeros_like
 from funcgrad.numpy.indexing import NonConcreteBooleanIndexError as NonConcreteBooleanIndexError
-from funcgrad.numpy.indexing import _getitem as _getitem
 from funcgrad.numpy.indexing import argwhere as argwhere
 from funcgrad.numpy.indexing import at as at
 from funcgrad.numpy.indexing import flatnonzero as flatnonzero
+from funcgrad.numpy.indexing import getitem as _getitem  # noqa: F401 - Tracer.__getitem__ calls it
 from funcgrad.numpy.indexing import isin as isin
 from funcgrad.numpy.indexing import nonzero as nonzero
 from funcgrad.numpy.indexing import take as take

@@ -4,7 +4,7 @@ Decisions:
 
 - ``array`` and ``asarray`` always copy a NumPy input (a result never aliases an input).
   Inside a transformation they return a value of the innermost trace
-  (``_util.lift_to_current``), so ``fnp.asarray(table)[i]`` works with a traced ``i``.
+  (``util.lift_to_current``), so ``fnp.asarray(table)[i]`` works with a traced ``i``.
 - ``array([...])`` of tracers (or of nested lists mixing tracers and numbers) stacks the
   elements; Python numbers among them are weak, so ``array([x_f32, 1.0])`` is float32.
 - Eagerly, ``zeros``/``ones``/``full``/``eye``/``arange`` call NumPy directly (fast, fresh).
@@ -22,8 +22,9 @@ from typing import Any
 import numpy as np
 
 from funcgrad import dtypes, lax
+from funcgrad import numpy as fnp
 from funcgrad.core import Tracer
-from funcgrad.numpy import _util
+from funcgrad.numpy import util
 
 _F64 = np.dtype(np.float64)
 
@@ -40,40 +41,38 @@ def _stack_nested(obj: Any, dtype: np.dtype | None) -> Any:
     """``array(obj)`` for nested sequences holding tracers: one dtype for all leaves (Python
     numbers weak), then stacked level by level."""
     leaves = [
-        e if type(e) in (bool, int, float, complex) else _util.to_operand(e, "fnp.array")
-        for e in _util._iter_nested(obj)
+        e if type(e) in (bool, int, float, complex) else util.to_operand(e, "fnp.array")
+        for e in util._iter_nested(obj)
     ]
-    target = dtype if dtype is not None else _util.result_type("fnp.array", *leaves)
+    target = dtype if dtype is not None else util.result_type("fnp.array", *leaves)
     return _build(obj, target)
 
 
 def _build(obj: Any, dtype: np.dtype) -> Any:
-    from funcgrad.numpy.shape import stack
-
     if not isinstance(obj, (list, tuple)):
-        return _util.convert(obj, dtype)
+        return util.convert(obj, dtype)
     if not _nested_has_tracer(obj):
-        return _util.convert(_util.to_operand(obj, "fnp.array"), dtype)
+        return util.convert(util.to_operand(obj, "fnp.array"), dtype)
     elems = [_build(e, dtype) for e in obj]
     if not elems:
         return lax.full((0,), np.zeros((), dtype)[()], dtype)
-    shapes = {tuple(_util.shape_of(e)) for e in elems}
+    shapes = {tuple(util.shape_of(e)) for e in elems}
     if len(shapes) > 1:
         raise ValueError(
             f"fnp.array: the elements of a sequence have different shapes "
             f"{sorted(shapes)}; a nested sequence must be rectangular (pad or stack them "
             "yourself)"
         )
-    return stack(elems)
+    return fnp.stack(elems)
 
 
 def array(
     object: Any, dtype: Any = None, copy: bool = True, order: Any = None, ndmin: int = 0
-) -> Any:  # noqa: A002
+) -> Any:
     """An array from ``object`` (always a copy); nested sequences of tracers are stacked."""
-    dtype = _util.canonical_dtype(dtype, "array")
+    dtype = util.canonical_dtype(dtype, "array")
     if isinstance(object, Tracer):
-        out = object if dtype is None else _util.convert(object, dtype)
+        out = object if dtype is None else util.convert(object, dtype)
     elif isinstance(object, (list, tuple)) and _nested_has_tracer(object):
         out = _stack_nested(object, dtype)
     else:
@@ -86,20 +85,18 @@ def array(
                 f"fnp.array: {type(object).__name__} is not array-like (NumPy makes it an "
                 "object array); pass numbers, arrays or (nested, rectangular) lists of them"
             )
-        out = _util.lift_to_current(out)
-    ndim = len(_util.shape_of(out))
+        out = util.lift_to_current(out)
+    ndim = len(util.shape_of(out))
     if ndmin > ndim:
-        from funcgrad.numpy.shape import reshape
-
-        out = reshape(out, (1,) * (ndmin - ndim) + tuple(_util.shape_of(out)))
+        out = fnp.reshape(out, (1,) * (ndmin - ndim) + tuple(util.shape_of(out)))
     return out
 
 
 def asarray(a: Any, dtype: Any = None, order: Any = None, *, copy: Any = None) -> Any:
     """``a`` as an array of ``dtype`` (a copy of a NumPy input; tracers pass through)."""
     if isinstance(a, Tracer):
-        dtype = _util.canonical_dtype(dtype, "asarray")
-        return a if dtype is None else _util.convert(a, dtype)
+        dtype = util.canonical_dtype(dtype, "asarray")
+        return a if dtype is None else util.convert(a, dtype)
     return array(a, dtype=dtype)
 
 
@@ -119,24 +116,24 @@ def copy(a: Any, order: Any = None) -> Any:
 
 
 def _full(shape: tuple[int, ...], value: Any, dtype: np.dtype) -> Any:
-    if _util.is_eager():
+    if util.is_eager():
         return np.full(shape, value, dtype)
     return lax.full(shape, np.array(value, dtype)[()], dtype)
 
 
 def zeros(shape: Any, dtype: Any = None, order: Any = None) -> Any:
     """An array of zeros (float64 by default)."""
-    shape = _util.canonical_shape(shape, "zeros")
-    dtype = _util.canonical_dtype(dtype, "zeros") or _F64
-    if _util.is_eager():
+    shape = util.canonical_shape(shape, "zeros")
+    dtype = util.canonical_dtype(dtype, "zeros") or _F64
+    if util.is_eager():
         return np.zeros(shape, dtype)
     return lax.full(shape, np.zeros((), dtype)[()], dtype)
 
 
 def ones(shape: Any, dtype: Any = None, order: Any = None) -> Any:
     """An array of ones (float64 by default)."""
-    shape = _util.canonical_shape(shape, "ones")
-    dtype = _util.canonical_dtype(dtype, "ones") or _F64
+    shape = util.canonical_shape(shape, "ones")
+    dtype = util.canonical_dtype(dtype, "ones") or _F64
     return _full(shape, 1, dtype)
 
 
@@ -147,29 +144,29 @@ def empty(shape: Any, dtype: Any = None, order: Any = None) -> Any:
 
 def full(shape: Any, fill_value: Any, dtype: Any = None, order: Any = None) -> Any:
     """An array of ``shape`` filled with ``fill_value`` (which may be an array or traced)."""
-    shape = _util.canonical_shape(shape, "full")
-    dtype = _util.canonical_dtype(dtype, "full")
+    shape = util.canonical_shape(shape, "full")
+    dtype = util.canonical_dtype(dtype, "full")
     if type(fill_value) in (bool, int, float, complex):
         return _full(shape, fill_value, dtype or dtypes.dtype_of(fill_value))
-    fill = _util.to_operand(fill_value, "fnp.full")
-    dtype = dtype or _util.dtype_of(fill)
-    fill = _util.convert(fill, dtype)
-    fshape = _util.shape_of(fill)
+    fill = util.to_operand(fill_value, "fnp.full")
+    dtype = dtype or util.dtype_of(fill)
+    fill = util.convert(fill, dtype)
+    fshape = util.shape_of(fill)
     if len(fshape) > len(shape) or any(
         f not in (1, s) for f, s in zip(fshape[::-1], shape[::-1], strict=False)
     ):
         raise ValueError(
             f"fnp.full: fill_value of shape {fshape} does not broadcast to shape {shape}"
         )
-    if isinstance(fill, Tracer) or not _util.is_eager():
+    if isinstance(fill, Tracer) or not util.is_eager():
         return lax.broadcast_in_dim(fill, shape, tuple(range(len(shape) - len(fshape), len(shape))))
     return np.array(np.broadcast_to(fill, shape))
 
 
 def _like(a: Any, dtype: Any, shape: Any, name: str) -> tuple[tuple[int, ...], np.dtype]:
-    a = _util.to_operand(a, f"fnp.{name}")
-    dtype = _util.canonical_dtype(dtype, name) or _util.dtype_of(a)
-    shape = _util.shape_of(a) if shape is None else _util.canonical_shape(shape, name)
+    a = util.to_operand(a, f"fnp.{name}")
+    dtype = util.canonical_dtype(dtype, name) or util.dtype_of(a)
+    shape = util.shape_of(a) if shape is None else util.canonical_shape(shape, name)
     return tuple(shape), dtype
 
 
@@ -218,8 +215,8 @@ def arange(start: Any, stop: Any = None, step: Any = None, dtype: Any = None) ->
         "the length of the result would depend on it; pass Python numbers (or mark them "
         "static in jit)"
     )
-    args = [_util.concrete(v, "arange", "start/stop/step", fix) for v in (start, stop, step)]
-    dtype = _util.canonical_dtype(dtype, "arange")
+    args = [util.concrete(v, "arange", "start/stop/step", fix) for v in (start, stop, step)]
+    dtype = util.canonical_dtype(dtype, "arange")
     try:
         if args[1] is None and args[2] is None:
             ref = np.arange(args[0], dtype=dtype)
@@ -230,7 +227,7 @@ def arange(start: Any, stop: Any = None, step: Any = None, dtype: Any = None) ->
             )
     except (TypeError, ValueError, ZeroDivisionError) as e:
         raise type(e)(f"fnp.arange: {e}") from None
-    if _util.is_eager():
+    if util.is_eager():
         return ref
     if ref.dtype.kind in "iu":
         begin = args[0] if args[1] is not None else 0
@@ -241,7 +238,7 @@ def arange(start: Any, stop: Any = None, step: Any = None, dtype: Any = None) ->
         if begin != 0:
             out = lax.add(out, np.array(begin, ref.dtype)[()])
         return out
-    return _util.lift_to_current(ref)
+    return util.lift_to_current(ref)
 
 
 def linspace(
@@ -254,45 +251,38 @@ def linspace(
     axis: int = 0,
 ) -> Any:
     """``num`` evenly spaced values from ``start`` to ``stop`` (which may be traced)."""
-    num = _util.static_int(num, "linspace", "num")
+    num = util.static_int(num, "linspace", "num")
     if num < 0:
         raise ValueError(f"fnp.linspace: num must be non-negative, got {num}")
-    dtype = _util.canonical_dtype(dtype, "linspace")
+    dtype = util.canonical_dtype(dtype, "linspace")
     if not isinstance(start, Tracer) and not isinstance(stop, Tracer):
         out = np.linspace(
             start, stop, num, endpoint=endpoint, retstep=retstep, dtype=dtype, axis=axis
         )
         if retstep:
-            return _util.lift_to_current(out[0]), out[1]
-        return _util.lift_to_current(out)
-    from funcgrad.numpy import ufuncs
-    from funcgrad.numpy.shape import moveaxis, reshape
-
-    start, stop = _util.promote_args_inexact("fnp.linspace", start, stop)
-    comp = _util.dtype_of(start)
-    bshape = np.broadcast_shapes(_util.shape_of(start), _util.shape_of(stop))
+            return util.lift_to_current(out[0]), out[1]
+        return util.lift_to_current(out)
+    start, stop = util.promote_args_inexact("fnp.linspace", start, stop)
+    comp = util.dtype_of(start)
+    bshape = np.broadcast_shapes(util.shape_of(start), util.shape_of(stop))
     div = (num - 1) if endpoint else num
-    delta = ufuncs.subtract(stop, start)
-    steps = reshape(lax.iota(comp, num), (num,) + (1,) * len(bshape))
+    delta = fnp.ufuncs.subtract(stop, start)
+    steps = fnp.reshape(lax.iota(comp, num), (num,) + (1,) * len(bshape))
     step = (
-        ufuncs.divide(delta, np.array(div, comp)[()])
+        fnp.ufuncs.divide(delta, np.array(div, comp)[()])
         if div > 0
-        else ufuncs.multiply(delta, np.array(np.nan, comp)[()])
+        else fnp.ufuncs.multiply(delta, np.array(np.nan, comp)[()])
     )
-    out = ufuncs.add(ufuncs.multiply(steps, step), start)
+    out = fnp.ufuncs.add(fnp.ufuncs.multiply(steps, step), start)
     if endpoint and num > 1:
-        last = (
-            lax.broadcast_to(stop, (1, *bshape)) if _util.shape_of(stop) != (1, *bshape) else stop
-        )
-        from funcgrad.numpy.shape import concatenate
-
+        last = lax.broadcast_to(stop, (1, *bshape)) if util.shape_of(stop) != (1, *bshape) else stop
         body = lax.slice(out, (0,) * out.ndim, (num - 1, *bshape))
-        out = concatenate([body, reshape(last, (1, *bshape))], axis=0)
+        out = fnp.concatenate([body, fnp.reshape(last, (1, *bshape))], axis=0)
     if dtype is not None and dtype.kind in "iu":
-        out = ufuncs.floor(out)
+        out = fnp.ufuncs.floor(out)
     if dtype is not None:
-        out = _util.convert(out, dtype)
-    out = moveaxis(out, 0, axis)
+        out = util.convert(out, dtype)
+    out = fnp.moveaxis(out, 0, axis)
     return (out, step) if retstep else out
 
 
@@ -306,22 +296,20 @@ def logspace(
     axis: int = 0,
 ) -> Any:
     """``base ** linspace(start, stop, num)``."""
-    from funcgrad.numpy import ufuncs
-
     y = linspace(start, stop, num, endpoint=endpoint, axis=axis)
-    out = ufuncs.power(base, y)
-    return out if dtype is None else _util.convert(out, np.dtype(dtype))
+    out = fnp.ufuncs.power(base, y)
+    return out if dtype is None else util.convert(out, np.dtype(dtype))
 
 
-def eye(N: int, M: int | None = None, k: int = 0, dtype: Any = None, order: Any = None) -> Any:  # noqa: N803
+def eye(N: int, M: int | None = None, k: int = 0, dtype: Any = None, order: Any = None) -> Any:
     """A 2-d array with ones on the ``k``-th diagonal (float64 by default)."""
-    n = _util.static_int(N, "eye", "N")
-    m = n if M is None else _util.static_int(M, "eye", "M")
-    k = _util.static_int(k, "eye", "k")
-    dtype = _util.canonical_dtype(dtype, "eye") or _F64
-    if _util.is_eager():
+    n = util.static_int(N, "eye", "N")
+    m = n if M is None else util.static_int(M, "eye", "M")
+    k = util.static_int(k, "eye", "k")
+    dtype = util.canonical_dtype(dtype, "eye") or _F64
+    if util.is_eager():
         return np.eye(n, m, k, dtype=dtype)
-    return _util.convert(_tri_mask(n, m, k, lax.eq), dtype)
+    return util.convert(tri_mask(n, m, k, lax.eq), dtype)
 
 
 def identity(n: int, dtype: Any = None) -> Any:
@@ -329,34 +317,34 @@ def identity(n: int, dtype: Any = None) -> Any:
     return eye(n, dtype=dtype)
 
 
-def _tri_mask(n: int, m: int, k: int, cmp: Any) -> Any:
+def tri_mask(n: int, m: int, k: int, cmp: Any) -> Any:
     """``cmp(col - row, k)`` over an ``(n, m)`` grid, as a bool array."""
     rows = lax.broadcasted_iota(np.int64, (n, m), 0)
     cols = lax.broadcasted_iota(np.int64, (n, m), 1)
     return cmp(lax.sub(cols, rows), np.int64(k))
 
 
-def tri(N: int, M: int | None = None, k: int = 0, dtype: Any = None) -> Any:  # noqa: N803
+def tri(N: int, M: int | None = None, k: int = 0, dtype: Any = None) -> Any:
     """Ones at and below the ``k``-th diagonal, zeros above (float64 by default)."""
-    n = _util.static_int(N, "tri", "N")
-    m = n if M is None else _util.static_int(M, "tri", "M")
-    k = _util.static_int(k, "tri", "k")
-    dtype = _util.canonical_dtype(dtype, "tri") or _F64
-    if _util.is_eager():
+    n = util.static_int(N, "tri", "N")
+    m = n if M is None else util.static_int(M, "tri", "M")
+    k = util.static_int(k, "tri", "k")
+    dtype = util.canonical_dtype(dtype, "tri") or _F64
+    if util.is_eager():
         return np.tri(n, m, k, dtype=dtype)
-    return _util.convert(_tri_mask(n, m, k, lax.le), dtype)
+    return util.convert(tri_mask(n, m, k, lax.le), dtype)
 
 
 def _tri_select(m: Any, k: int, name: str, cmp: Any) -> Any:
-    m = _util.to_operand(m, f"fnp.{name}")
-    shape = _util.shape_of(m)
+    m = util.to_operand(m, f"fnp.{name}")
+    shape = util.shape_of(m)
     if len(shape) < 2:
         raise ValueError(
-            f"fnp.{name}: needs an array of at least 2 dimensions, got {_util.short(m)}"
+            f"fnp.{name}: needs an array of at least 2 dimensions, got {util.short(m)}"
         )
-    k = _util.static_int(k, name, "k")
-    mask = _tri_mask(shape[-2], shape[-1], k, cmp)
-    return lax.select(mask, m, np.zeros((), _util.dtype_of(m))[()])
+    k = util.static_int(k, name, "k")
+    mask = tri_mask(shape[-2], shape[-1], k, cmp)
+    return lax.select(mask, m, np.zeros((), util.dtype_of(m))[()])
 
 
 def tril(m: Any, k: int = 0) -> Any:
@@ -371,13 +359,11 @@ def triu(m: Any, k: int = 0) -> Any:
 
 def meshgrid(*xi: Any, copy: bool = True, sparse: bool = False, indexing: str = "xy") -> tuple:
     """Coordinate arrays from coordinate vectors (``indexing`` ``'xy'`` or ``'ij'``)."""
-    from funcgrad.numpy.shape import broadcast_to, ravel, reshape
-
     if indexing not in ("xy", "ij"):
         raise ValueError(f"fnp.meshgrid: indexing must be 'xy' or 'ij', got {indexing!r}")
-    xs = [ravel(_util.to_operand(x, "fnp.meshgrid")) for x in xi]
+    xs = [fnp.ravel(util.to_operand(x, "fnp.meshgrid")) for x in xi]
     n = len(xs)
-    sizes = [_util.shape_of(x)[0] for x in xs]
+    sizes = [util.shape_of(x)[0] for x in xs]
     if indexing == "xy" and n > 1:
         sizes[0], sizes[1] = sizes[1], sizes[0]
     out = []
@@ -386,18 +372,16 @@ def meshgrid(*xi: Any, copy: bool = True, sparse: bool = False, indexing: str = 
         if indexing == "xy" and n > 1 and i < 2:
             pos = 1 - i
         shape = [1] * n
-        shape[pos] = _util.shape_of(x)[0]
-        y = reshape(x, tuple(shape))
-        out.append(y if sparse else broadcast_to(y, tuple(sizes)))
+        shape[pos] = util.shape_of(x)[0]
+        y = fnp.reshape(x, tuple(shape))
+        out.append(y if sparse else fnp.broadcast_to(y, tuple(sizes)))
     return tuple(out)
 
 
 def indices(dimensions: Any, dtype: Any = int, sparse: bool = False) -> Any:
     """A grid of indices: ``out[k][i0, i1, ...] == ik``."""
-    from funcgrad.numpy.shape import stack
-
-    dims = _util.canonical_shape(dimensions, "indices")
-    dtype = _util.canonical_dtype(dtype, "indices")
+    dims = util.canonical_shape(dimensions, "indices")
+    dtype = util.canonical_dtype(dtype, "indices")
     n = len(dims)
     if sparse:
         return tuple(
@@ -406,21 +390,21 @@ def indices(dimensions: Any, dtype: Any = int, sparse: bool = False) -> Any:
         )
     if not n:
         return zeros((0,), dtype)
-    return stack([lax.broadcasted_iota(dtype, dims, i) for i in range(n)])
+    return fnp.stack([lax.broadcasted_iota(dtype, dims, i) for i in range(n)])
 
 
 def _concrete_indices(arrays: tuple) -> tuple:
-    return tuple(_util.lift_to_current(a.astype(np.int64)) for a in arrays)
+    return tuple(util.lift_to_current(a.astype(np.int64)) for a in arrays)
 
 
 def tril_indices(n: int, k: int = 0, m: int | None = None) -> tuple:
     """Row and column indices of the lower triangle of an ``(n, m)`` array."""
-    return _concrete_indices(np.tril_indices(_util.static_int(n, "tril_indices", "n"), k, m))
+    return _concrete_indices(np.tril_indices(util.static_int(n, "tril_indices", "n"), k, m))
 
 
 def triu_indices(n: int, k: int = 0, m: int | None = None) -> tuple:
     """Row and column indices of the upper triangle of an ``(n, m)`` array."""
-    return _concrete_indices(np.triu_indices(_util.static_int(n, "triu_indices", "n"), k, m))
+    return _concrete_indices(np.triu_indices(util.static_int(n, "triu_indices", "n"), k, m))
 
 
 def ix_(*args: Any) -> tuple:
@@ -428,10 +412,10 @@ def ix_(*args: Any) -> tuple:
     n = len(args)
     out = []
     for i, a in enumerate(args):
-        a = _util.to_operand(a, "fnp.ix_")
-        s = _util.shape_of(a)
+        a = util.to_operand(a, "fnp.ix_")
+        s = util.shape_of(a)
         if len(s) != 1:
-            raise ValueError(f"fnp.ix_: the inputs must be 1-d, got {_util.short(a)}")
+            raise ValueError(f"fnp.ix_: the inputs must be 1-d, got {util.short(a)}")
         shape = tuple(s[0] if j == i else 1 for j in range(n))
         if isinstance(a, Tracer):
             out.append(lax.reshape(a, shape))
@@ -439,5 +423,5 @@ def ix_(*args: Any) -> tuple:
             if a.dtype == np.bool_:
                 a = np.nonzero(a)[0]
                 shape = tuple(a.shape[0] if j == i else 1 for j in range(n))
-            out.append(_util.lift_to_current(np.array(a).reshape(shape)))
+            out.append(util.lift_to_current(np.array(a).reshape(shape)))
     return tuple(out)

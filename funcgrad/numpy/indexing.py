@@ -1,4 +1,4 @@
-"""Indexing: ``x[idx]`` (``_getitem``), ``.at[idx]`` updates, ``take``, ``take_along_axis``, ...
+"""Indexing: ``x[idx]`` (``getitem``), ``.at[idx]`` updates, ``take``, ``take_along_axis``, ...
 
 Semantics are NumPy's: ints, slices (any step, negative too), ``None``/``newaxis``,
 ``Ellipsis``, integer arrays (advanced indexing: the broadcast index shape replaces the
@@ -42,10 +42,11 @@ from typing import Any
 import numpy as np
 
 from funcgrad import lax
+from funcgrad import numpy as fnp
 from funcgrad.core import Tracer
 from funcgrad.errors import ConcretizationTypeError
-from funcgrad.numpy import _util
-from funcgrad.numpy._util import shape_of, to_operand
+from funcgrad.numpy import util
+from funcgrad.numpy.util import shape_of, to_operand
 
 _I64 = np.dtype(np.int64)
 
@@ -97,10 +98,8 @@ def _classify(e: Any) -> tuple[str, Any]:
         return "bool0", bool(e)
     if isinstance(e, (int, np.integer)):
         return "int", int(e)
-    if isinstance(e, list) and any(isinstance(v, Tracer) for v in _util._iter_nested(e)):
-        from funcgrad.numpy.creation import array
-
-        e = array(e)  # a list of traced ints: stack them into one traced index array
+    if isinstance(e, list) and any(isinstance(v, Tracer) for v in util._iter_nested(e)):
+        e = fnp.array(e)  # a list of traced ints: stack them into one traced index array
     if isinstance(e, Tracer):
         dtype = e.dtype
         if dtype == np.bool_:
@@ -245,7 +244,7 @@ def _parse(shape: tuple[int, ...], idx: Any, check: bool) -> tuple[list[_Item], 
 
 def _normalize_traced(i: Any, n: int) -> Any:
     """A traced integer index with negative values wrapped, as int64."""
-    i = _util.convert(i, _I64)
+    i = util.convert(i, _I64)
     return lax.select(lax.lt(i, np.int64(0)), lax.add(i, np.int64(n)), i)
 
 
@@ -288,7 +287,7 @@ def _apply_slices(x: Any, items: list[_Item], shape: tuple[int, ...]) -> Any:
     return x
 
 
-def _getitem(x: Any, idx: Any, mode: Any = None, fill_value: Any = None) -> Any:
+def getitem(x: Any, idx: Any, mode: Any = None, fill_value: Any = None) -> Any:
     """``x[idx]`` with NumPy's semantics (what ``Tracer.__getitem__`` calls)."""
     x = to_operand(x, "fnp indexing")
     shape = tuple(shape_of(x))
@@ -309,7 +308,7 @@ def _getitem(x: Any, idx: Any, mode: Any = None, fill_value: Any = None) -> Any:
         exp_shape = tuple(shape_of(x))
     plan = _plan(items, exp_shape)
     if plan is None:
-        return _util.fresh(x)
+        return util.fresh(x)
     indices, dnums, sizes, _ = plan
     return lax.gather(
         x, indices, lax.GatherDimensionNumbers(*dnums), sizes, mode=mode, fill_value=fill_value
@@ -336,7 +335,7 @@ def _basic_getitem(x: Any, items: list[_Item], exp_shape: tuple[int, ...]) -> An
     final_t = tuple(final)
     if tuple(shape_of(out)) != final_t:
         out = lax.reshape(out, final_t)
-    return _util.fresh(x) if out is x else out
+    return util.fresh(x) if out is x else out
 
 
 def _plan(items: list[_Item], shape: tuple[int, ...]) -> Any:
@@ -496,7 +495,7 @@ def _scatter_update(
     name = f"fnp .at[].{kind}"
     x = to_operand(x, name)
     shape = tuple(shape_of(x))
-    dtype = _util.dtype_of(x)
+    dtype = util.dtype_of(x)
     items, exp_shape = _parse(shape, idx, check=mode is None)
     xe = x if exp_shape == shape else lax.reshape(x, exp_shape)
     plan = _plan(items, exp_shape)
@@ -505,7 +504,7 @@ def _scatter_update(
     else:
         indices, dnums, sizes, out_shape = plan
     vals = to_operand(values, name)
-    vals = _util.convert(vals, dtype)
+    vals = util.convert(vals, dtype)
     vshape = tuple(shape_of(vals))
     while len(vshape) > len(out_shape) and vshape[0] == 1:
         vshape = vshape[1:]
@@ -523,14 +522,12 @@ def _scatter_update(
             vals, out_shape, tuple(range(len(out_shape) - len(vshape), len(out_shape)))
         )
     if plan is None:
-        from funcgrad.numpy import ufuncs
-
         combine = {
-            "set": lambda a, b: _util.fresh(b) if not isinstance(b, Tracer) else b,
+            "set": lambda a, b: util.fresh(b) if not isinstance(b, Tracer) else b,
             "add": lax.add if dtype != np.bool_ else lax.bitwise_or,
             "multiply": lax.mul if dtype != np.bool_ else lax.bitwise_and,
-            "min": ufuncs.minimum,
-            "max": ufuncs.maximum,
+            "min": fnp.ufuncs.minimum,
+            "max": fnp.ufuncs.maximum,
         }[kind]
         out = combine(xe, vals)
     else:
@@ -574,7 +571,7 @@ class _IndexUpdateRef:
         unique_indices: bool = False,
     ) -> Any:
         """``x[idx]`` (with an explicit out-of-bounds ``mode`` if given)."""
-        return _getitem(self.array, self.index, mode=mode, fill_value=fill_value)
+        return getitem(self.array, self.index, mode=mode, fill_value=fill_value)
 
     def set(
         self,
@@ -611,11 +608,9 @@ class _IndexUpdateRef:
         unique_indices: bool = False,
     ) -> Any:
         """A copy of ``x`` with ``x[idx] -= values`` (repeated indices accumulate)."""
-        from funcgrad.numpy.ufuncs import negative
-
-        v = _util.convert(to_operand(values), _util.dtype_of(self.array))
+        v = util.convert(to_operand(values), util.dtype_of(self.array))
         return _scatter_update(
-            self.array, self.index, negative(v), "add", mode, indices_are_sorted, unique_indices
+            self.array, self.index, fnp.negative(v), "add", mode, indices_are_sorted, unique_indices
         )
 
     def multiply(
@@ -642,15 +637,13 @@ class _IndexUpdateRef:
         unique_indices: bool = False,
     ) -> Any:
         """A copy of ``x`` with ``x[idx] /= values`` (floating ``x`` only)."""
-        from funcgrad.numpy.ufuncs import reciprocal
-
-        dtype = _util.dtype_of(self.array)
+        dtype = util.dtype_of(self.array)
         if dtype.kind != "f":
             raise TypeError(
-                f"fnp .at[].divide: needs a floating array, got {_util.short(self.array)}; "
+                f"fnp .at[].divide: needs a floating array, got {util.short(self.array)}; "
                 "convert it with .astype first"
             )
-        v = reciprocal(_util.convert(to_operand(values), dtype))
+        v = fnp.reciprocal(util.convert(to_operand(values), dtype))
         return _scatter_update(
             self.array, self.index, v, "multiply", mode, indices_are_sorted, unique_indices
         )
@@ -733,26 +726,22 @@ def take(
     ``mode``: None/'raise' (NumPy: IndexError for concrete out-of-bounds indices; traced ones
     clamp), 'clip', 'wrap', 'fill' (JAX: out-of-bounds reads give ``fill_value``).
     """
-    _util.check_no_out("take", out)
+    util.check_no_out("take", out)
     a = to_operand(a, "fnp.take")
     if axis is None:
-        from funcgrad.numpy.shape import ravel
-
-        a = ravel(a)
+        a = fnp.ravel(a)
         axis = 0
     s = tuple(shape_of(a))
-    ax = _util.canonicalize_axis(axis, len(s), "take")
+    ax = util.canonicalize_axis(axis, len(s), "take")
     n = s[ax]
     ind = to_operand(indices, "fnp.take")
-    if _util.dtype_of(ind).kind not in "iu":
-        raise IndexError(f"fnp.take: indices must be integers, got {_util.short(ind)}")
+    if util.dtype_of(ind).kind not in "iu":
+        raise IndexError(f"fnp.take: indices must be integers, got {util.short(ind)}")
     gather_mode = None
     if mode == "wrap":
         if n == 0:
             raise IndexError("fnp.take: cannot take from an empty axis with mode='wrap'")
-        from funcgrad.numpy.ufuncs import remainder
-
-        ind = remainder(ind, n)
+        ind = fnp.remainder(ind, n)
     elif mode == "clip":
         if isinstance(ind, Tracer):
             ind = lax.clamp(np.array(0, ind.dtype)[()], ind, np.array(max(n - 1, 0), ind.dtype)[()])
@@ -765,7 +754,7 @@ def take(
     idx = (slice(None),) * ax + (ind,)
     if isinstance(ind, np.generic) or (isinstance(ind, np.ndarray) and ind.ndim == 0):
         idx = (slice(None),) * ax + (np.asarray(ind).reshape(()).astype(_I64)[()],)
-    return _getitem(a, idx, mode=gather_mode, fill_value=fill_value)
+    return getitem(a, idx, mode=gather_mode, fill_value=fill_value)
 
 
 def take_along_axis(
@@ -775,9 +764,7 @@ def take_along_axis(
     arr = to_operand(arr, "fnp.take_along_axis")
     ind = to_operand(indices, "fnp.take_along_axis")
     if axis is None:
-        from funcgrad.numpy.shape import ravel
-
-        arr = ravel(arr)
+        arr = fnp.ravel(arr)
         axis = 0
         if len(shape_of(ind)) != 1:
             raise ValueError("fnp.take_along_axis: with axis=None, indices must be 1-d")
@@ -785,12 +772,12 @@ def take_along_axis(
     si = tuple(shape_of(ind))
     if len(si) != len(s):
         raise ValueError(
-            f"fnp.take_along_axis: indices ({_util.short(ind)}) and arr ({_util.short(arr)}) "
+            f"fnp.take_along_axis: indices ({util.short(ind)}) and arr ({util.short(arr)}) "
             "must have the same number of dimensions"
         )
-    if _util.dtype_of(ind).kind not in "iu":
-        raise IndexError(f"fnp.take_along_axis: indices must be integers, got {_util.short(ind)}")
-    ax = _util.canonicalize_axis(axis, len(s), "take_along_axis")
+    if util.dtype_of(ind).kind not in "iu":
+        raise IndexError(f"fnp.take_along_axis: indices must be integers, got {util.short(ind)}")
+    ax = util.canonicalize_axis(axis, len(s), "take_along_axis")
     for d in range(len(s)):
         if d != ax and si[d] not in (1, s[d]) and s[d] != 1:
             raise ValueError(
@@ -807,7 +794,7 @@ def take_along_axis(
             )
             idx.append(r)
     mode_ = "fill" if mode in ("fill", "drop") else mode if mode == "clip" else None
-    return _getitem(arr, tuple(idx), mode=mode_, fill_value=fill_value)
+    return getitem(arr, tuple(idx), mode=mode_, fill_value=fill_value)
 
 
 # ----------------------------------------------------------------------------------------
@@ -817,7 +804,7 @@ def take_along_axis(
 def _concrete_or_size(a: Any, name: str, size: Any) -> Any:
     if size is not None or not isinstance(a, Tracer):
         return a
-    return _util.concrete(
+    return util.concrete(
         a,
         name,
         "the argument",
@@ -842,17 +829,14 @@ def nonzero(a: Any, *, size: Any = None, fill_value: Any = None) -> tuple[Any, .
                 "fnp.nonzero: calling nonzero on 0d arrays is not allowed; use "
                 "fnp.atleast_1d(x).nonzero() instead"
             )
-        return tuple(_util.lift_to_current(i.astype(_I64)) for i in np.nonzero(arr))
-    size = _util.static_int(size, "nonzero", "size")
+        return tuple(util.lift_to_current(i.astype(_I64)) for i in np.nonzero(arr))
+    size = util.static_int(size, "nonzero", "size")
     s = tuple(shape_of(a))
     if not s:
         raise ValueError("fnp.nonzero: calling nonzero on 0d arrays is not allowed")
-    from funcgrad.numpy.reductions import _truth
-    from funcgrad.numpy.shape import ravel
-
     total = math.prod(s)
-    mask = ravel(_truth(a))
-    pos = lax.sub(lax.cumsum(_util.convert(mask, _I64), axis=0), np.int64(1))
+    mask = fnp.ravel(fnp.reductions.truth(a))
+    pos = lax.sub(lax.cumsum(util.convert(mask, _I64), axis=0), np.int64(1))
     pos = lax.select(mask, pos, np.int64(size))  # non-selected positions are dropped
     flat = lax.iota(_I64, total)
     fill = 0 if fill_value is None else fill_value
@@ -869,37 +853,33 @@ def nonzero(a: Any, *, size: Any = None, fill_value: Any = None) -> tuple[Any, .
 
 def flatnonzero(a: Any, *, size: Any = None, fill_value: Any = None) -> Any:
     """Indices of the nonzero elements of the flattened array."""
-    from funcgrad.numpy.shape import ravel
-
-    return nonzero(ravel(to_operand(a, "fnp.flatnonzero")), size=size, fill_value=fill_value)[0]
+    return nonzero(fnp.ravel(to_operand(a, "fnp.flatnonzero")), size=size, fill_value=fill_value)[0]
 
 
 def argwhere(a: Any, *, size: Any = None, fill_value: Any = None) -> Any:
     """Indices of the nonzero elements, as an ``(N, a.ndim)`` array."""
-    from funcgrad.numpy.shape import reshape, stack
-
     a = to_operand(a, "fnp.argwhere")
     if len(shape_of(a)) == 0:
         # NumPy: a 0-d input gives an (N, 0) result, N = 1 if it is nonzero.
-        (idx,) = nonzero(reshape(a, (1,)), size=size, fill_value=fill_value)
+        (idx,) = nonzero(fnp.reshape(a, (1,)), size=size, fill_value=fill_value)
         return lax.full((shape_of(idx)[0], 0), np.int64(0), _I64)
-    return stack(nonzero(a, size=size, fill_value=fill_value), axis=1)
+    return fnp.stack(nonzero(a, size=size, fill_value=fill_value), axis=1)
 
 
 def unravel_index(indices: Any, shape: Any) -> tuple[Any, ...]:
     """Flat indices into ``shape`` -> a tuple of coordinate arrays (``indices`` may be traced)."""
-    shape = _util.canonical_shape(shape, "unravel_index")
+    shape = util.canonical_shape(shape, "unravel_index")
     ind = to_operand(indices, "fnp.unravel_index")
-    if _util.dtype_of(ind).kind not in "iu":
-        raise TypeError(f"fnp.unravel_index: indices must be integers, got {_util.short(ind)}")
+    if util.dtype_of(ind).kind not in "iu":
+        raise TypeError(f"fnp.unravel_index: indices must be integers, got {util.short(ind)}")
     if not isinstance(ind, Tracer):
         try:
             return tuple(
-                _util.lift_to_current(np.asarray(c, _I64)) for c in np.unravel_index(ind, shape)
+                util.lift_to_current(np.asarray(c, _I64)) for c in np.unravel_index(ind, shape)
             )
         except ValueError as e:
             raise ValueError(f"fnp.unravel_index: {e}") from None
-    ind = _util.convert(ind, _I64)
+    ind = util.convert(ind, _I64)
     out = []
     for d in range(len(shape)):
         stride = math.prod(shape[d + 1 :])
@@ -916,10 +896,8 @@ def isin(
     kind: Any = None,
 ) -> Any:
     """Elementwise: is ``element`` in ``test_elements`` (compares with every test element)."""
-    from funcgrad.numpy.shape import ravel
-
-    el, tests = _util.promote_args("fnp.isin", element, test_elements)
-    tests = ravel(tests)
+    el, tests = util.promote_args("fnp.isin", element, test_elements)
+    tests = fnp.ravel(tests)
     es = tuple(shape_of(el))
     n = shape_of(tests)[0]
     eb = lax.broadcast_in_dim(el, es + (n,), tuple(range(len(es))))

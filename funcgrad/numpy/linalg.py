@@ -14,8 +14,7 @@ from typing import Any
 import numpy as np
 
 from funcgrad import lax
-from funcgrad.numpy import _util
-from funcgrad.numpy._util import shape_of, to_operand
+from funcgrad.numpy import util
 from funcgrad.numpy.products import matmul as matmul
 from funcgrad.numpy.products import outer as outer
 from funcgrad.numpy.products import tensordot as tensordot
@@ -23,6 +22,7 @@ from funcgrad.numpy.products import vecdot as vecdot
 from funcgrad.numpy.shape import diagonal as _diagonal
 from funcgrad.numpy.shape import matrix_transpose as matrix_transpose
 from funcgrad.numpy.shape import trace as _trace
+from funcgrad.numpy.util import shape_of, to_operand
 
 
 def diagonal(x: Any, /, *, offset: int = 0) -> Any:
@@ -45,10 +45,10 @@ def _sum(x: Any, axes: tuple[int, ...]) -> Any:
     return lax.reduce_sum(x, axes)
 
 
-def _vector_norm(x: Any, ord: Any, axes: tuple[int, ...]) -> Any:  # noqa: A002
+def _vector_norm(x: Any, ord: Any, axes: tuple[int, ...]) -> Any:
     if isinstance(ord, str):
         raise ValueError(f"fnp.linalg.norm: invalid norm order {ord!r} for vectors")
-    dtype = _util.dtype_of(x)
+    dtype = util.dtype_of(x)
     if ord is None or ord == 2:
         return lax.sqrt(_sum(lax.mul(x, x), axes))
     if ord == np.inf:
@@ -64,7 +64,7 @@ def _vector_norm(x: Any, ord: Any, axes: tuple[int, ...]) -> Any:  # noqa: A002
     return lax.pow(s, lax.div(np.ones((), dtype)[()], p))
 
 
-def _matrix_norm(x: Any, ord: Any, row: int, col: int) -> Any:  # noqa: A002
+def _matrix_norm(x: Any, ord: Any, row: int, col: int) -> Any:
     if ord is None or ord == "fro":
         return lax.sqrt(_sum(lax.mul(x, x), (row, col)))
     if ord in (2, -2, "nuc"):
@@ -83,12 +83,12 @@ def _matrix_norm(x: Any, ord: Any, row: int, col: int) -> Any:  # noqa: A002
     raise ValueError(f"fnp.linalg.norm: invalid norm order {ord!r} for matrices")
 
 
-def norm(x: Any, ord: Any = None, axis: Any = None, keepdims: bool = False) -> Any:  # noqa: A002
+def norm(x: Any, ord: Any = None, axis: Any = None, keepdims: bool = False) -> Any:
     """Vector or matrix norm (NumPy's ``linalg.norm``)."""
     x = to_operand(x, "fnp.linalg.norm")
-    dtype = _util.dtype_of(x)
+    dtype = util.dtype_of(x)
     if dtype.kind not in "fc":
-        x = _util.convert(x, np.dtype(np.float64))
+        x = util.convert(x, np.dtype(np.float64))
     s = tuple(shape_of(x))
     n = len(s)
     if axis is None:
@@ -101,12 +101,12 @@ def norm(x: Any, ord: Any = None, axis: Any = None, keepdims: bool = False) -> A
             axes = (0, 1)
         else:
             raise ValueError(
-                f"fnp.linalg.norm: improper number of dimensions to norm ({_util.short(x)} "
+                f"fnp.linalg.norm: improper number of dimensions to norm ({util.short(x)} "
                 f"with ord={ord!r}); give axis= (one axis for vectors, two for matrices)"
             )
     else:
         axes = axis if isinstance(axis, (tuple, list)) else (axis,)
-        axes = tuple(_util.canonicalize_axis(a, n, "linalg.norm") for a in axes)
+        axes = tuple(util.canonicalize_axis(a, n, "linalg.norm") for a in axes)
     if len(axes) == 1:
         if s[axes[0]] == 0 and ord in (np.inf, -np.inf):
             raise ValueError("fnp.linalg.norm: max/min norm of an empty axis is undefined")
@@ -121,13 +121,13 @@ def norm(x: Any, ord: Any = None, axis: Any = None, keepdims: bool = False) -> A
     )
 
 
-def vector_norm(x: Any, /, *, axis: Any = None, keepdims: bool = False, ord: Any = 2) -> Any:  # noqa: A002
+def vector_norm(x: Any, /, *, axis: Any = None, keepdims: bool = False, ord: Any = 2) -> Any:
     """Vector norm over ``axis`` (all axes, flattened, when None)."""
     x = to_operand(x, "fnp.linalg.vector_norm")
-    if _util.dtype_of(x).kind not in "fc":
-        x = _util.convert(x, np.dtype(np.float64))
+    if util.dtype_of(x).kind not in "fc":
+        x = util.convert(x, np.dtype(np.float64))
     s = tuple(shape_of(x))
-    axes = _util.canonicalize_axes(axis, len(s), "linalg.vector_norm")
+    axes = util.canonicalize_axes(axis, len(s), "linalg.vector_norm")
     if axis is None:
         flat = lax.reshape(x, (math.prod(s),))
         r = _vector_norm(flat, ord, (0,))
@@ -135,6 +135,6 @@ def vector_norm(x: Any, /, *, axis: Any = None, keepdims: bool = False, ord: Any
     return _keep(_vector_norm(x, ord, axes), s, axes, keepdims)
 
 
-def matrix_norm(x: Any, /, *, keepdims: bool = False, ord: Any = "fro") -> Any:  # noqa: A002
+def matrix_norm(x: Any, /, *, keepdims: bool = False, ord: Any = "fro") -> Any:
     """Matrix norm over the last two axes."""
     return norm(x, ord=ord, axis=(-2, -1), keepdims=keepdims)

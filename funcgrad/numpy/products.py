@@ -22,24 +22,23 @@ from typing import Any
 import numpy as np
 
 from funcgrad import lax
-from funcgrad.numpy import _util
-from funcgrad.numpy._util import shape_of, to_operand
+from funcgrad import numpy as fnp
+from funcgrad.numpy import util
+from funcgrad.numpy.util import shape_of, to_operand
 
 
 def _promote(name: str, *args: Any) -> list[Any]:
-    return _util.promote_args(f"fnp.{name}", *args)
+    return util.promote_args(f"fnp.{name}", *args)
 
 
 def dot(a: Any, b: Any, out: Any = None) -> Any:
     """NumPy's ``dot``: inner product of vectors, matrix product, sum over the last axis of
     ``a`` and the second-to-last of ``b``."""
-    _util.check_no_out("dot", out)
+    util.check_no_out("dot", out)
     a, b = _promote("dot", a, b)
     sa, sb = tuple(shape_of(a)), tuple(shape_of(b))
     if not sa or not sb:
-        from funcgrad.numpy.ufuncs import multiply
-
-        return multiply(a, b)
+        return fnp.multiply(a, b)
     cb = 0 if len(sb) == 1 else len(sb) - 2
     if sa[-1] != sb[cb]:
         raise ValueError(
@@ -64,9 +63,7 @@ def inner(a: Any, b: Any) -> Any:
     a, b = _promote("inner", a, b)
     sa, sb = tuple(shape_of(a)), tuple(shape_of(b))
     if not sa or not sb:
-        from funcgrad.numpy.ufuncs import multiply
-
-        return multiply(a, b)
+        return fnp.multiply(a, b)
     if sa[-1] != sb[-1]:
         raise ValueError(
             f"fnp.inner: the last dimensions of {sa} and {sb} differ ({sa[-1]} != {sb[-1]})"
@@ -76,34 +73,30 @@ def inner(a: Any, b: Any) -> Any:
 
 def outer(a: Any, b: Any, out: Any = None) -> Any:
     """``a.ravel()[:, None] * b.ravel()[None, :]``."""
-    from funcgrad.numpy.ufuncs import multiply
-
-    _util.check_no_out("outer", out)
+    util.check_no_out("outer", out)
     a, b = to_operand(a, "fnp.outer"), to_operand(b, "fnp.outer")
     na, nb = int(np.prod(shape_of(a))), int(np.prod(shape_of(b)))
-    return multiply(lax.reshape(a, (na, 1)), lax.reshape(b, (1, nb)))
+    return fnp.multiply(lax.reshape(a, (na, 1)), lax.reshape(b, (1, nb)))
 
 
 def vecdot(x1: Any, x2: Any, /, *, axis: int = -1) -> Any:
     """Dot products of vectors along ``axis`` (broadcasting the rest)."""
-    from funcgrad.numpy.ufuncs import multiply
-
     x1, x2 = _promote("vecdot", x1, x2)
     s1, s2 = tuple(shape_of(x1)), tuple(shape_of(x2))
     if not s1 or not s2:
         raise ValueError("fnp.vecdot: needs arrays of at least 1 dimension")
-    p = multiply(x1, x2)
-    ax = _util.canonicalize_axis(axis, len(shape_of(p)), "vecdot")
-    a1 = _util.canonicalize_axis(axis, len(s1), "vecdot")
-    a2 = _util.canonicalize_axis(axis, len(s2), "vecdot")
+    p = fnp.multiply(x1, x2)
+    ax = util.canonicalize_axis(axis, len(shape_of(p)), "vecdot")
+    a1 = util.canonicalize_axis(axis, len(s1), "vecdot")
+    a2 = util.canonicalize_axis(axis, len(s2), "vecdot")
     if s1[a1] != s2[a2]:
         raise ValueError(f"fnp.vecdot: vector sizes differ along axis {axis}: {s1} and {s2}")
-    return lax.reduce_sum(p, (ax,)) if _util.dtype_of(p) != np.bool_ else lax.reduce_or(p, (ax,))
+    return lax.reduce_sum(p, (ax,)) if util.dtype_of(p) != np.bool_ else lax.reduce_or(p, (ax,))
 
 
 def matmul(x1: Any, x2: Any, /, out: Any = None) -> Any:
     """Matrix product with NumPy's rules (1-d promotion, broadcast batch dimensions)."""
-    _util.check_no_out("matmul", out)
+    util.check_no_out("matmul", out)
     a, b = _promote("matmul", x1, x2)
     sa, sb = tuple(shape_of(a)), tuple(shape_of(b))
     for i, s in enumerate((sa, sb)):
@@ -173,8 +166,8 @@ def tensordot(a: Any, b: Any, axes: Any = 2) -> Any:
             raise ValueError(
                 f"fnp.tensordot: {len(ax_a)} axes of a but {len(ax_b)} of b; give equally many"
             )
-        ax_a = tuple(_util.canonicalize_axis(x, len(sa), "tensordot") for x in ax_a)
-        ax_b = tuple(_util.canonicalize_axis(x, len(sb), "tensordot") for x in ax_b)
+        ax_a = tuple(util.canonicalize_axis(x, len(sa), "tensordot") for x in ax_a)
+        ax_b = tuple(util.canonicalize_axis(x, len(sb), "tensordot") for x in ax_b)
     for i, j in zip(ax_a, ax_b, strict=False):
         if sa[i] != sb[j]:
             raise ValueError(
@@ -286,7 +279,7 @@ def einsum(
     preferred_element_type: Any = None,
 ) -> Any:
     """Einstein summation over ``operands`` (explicit or implicit output, ``...``)."""
-    _util.check_no_out("einsum", out)
+    util.check_no_out("einsum", out)
     text, ops = _parse_einsum(subscripts, operands)
     if not ops:
         raise ValueError("fnp.einsum: needs at least one operand")
@@ -311,7 +304,7 @@ def einsum(
         if dead:
             x = (
                 lax.reduce_sum(x, tuple(dead))
-                if _util.dtype_of(x) != np.bool_
+                if util.dtype_of(x) != np.bool_
                 else lax.reduce_or(x, tuple(dead))
             )
             lab = [c for k, c in enumerate(lab) if k not in dead]
@@ -326,7 +319,7 @@ def einsum(
     if dead:
         x = (
             lax.reduce_sum(x, tuple(dead))
-            if _util.dtype_of(x) != np.bool_
+            if util.dtype_of(x) != np.bool_
             else lax.reduce_or(x, tuple(dead))
         )
         lab = [c for k, c in enumerate(lab) if k not in dead]
@@ -338,22 +331,20 @@ def einsum(
     if perm != tuple(range(len(perm))):
         x = lax.transpose(x, perm)
     if any(x is o for o in ops):
-        x = _util.fresh(x)
+        x = util.fresh(x)
     if preferred_element_type is not None:
-        x = _util.convert(x, np.dtype(preferred_element_type))
+        x = util.convert(x, np.dtype(preferred_element_type))
     return x
 
 
 def _take_diagonals(x: Any, lab: list[str]) -> tuple[Any, list[str]]:
-    from funcgrad.numpy.shape import diagonal
-
     while True:
         dup = next((c for c in lab if lab.count(c) > 1), None)
         if dup is None:
             return x, lab
         i = lab.index(dup)
         j = lab.index(dup, i + 1)
-        x = diagonal(x, 0, i, j)
+        x = fnp.diagonal(x, 0, i, j)
         lab = [c for k, c in enumerate(lab) if k not in (i, j)] + [dup]
 
 
@@ -388,7 +379,7 @@ def _contract(
         if dead:
             z = (
                 lax.reduce_sum(z, tuple(dead))
-                if _util.dtype_of(z) != np.bool_
+                if util.dtype_of(z) != np.bool_
                 else lax.reduce_or(z, tuple(dead))
             )
             lz = [c for k, c in enumerate(lz) if k not in dead]

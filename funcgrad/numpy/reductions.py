@@ -25,8 +25,9 @@ from typing import Any
 import numpy as np
 
 from funcgrad import lax
-from funcgrad.numpy import _util
-from funcgrad.numpy._util import canonicalize_axes, check_no_out, shape_of, to_operand
+from funcgrad import numpy as fnp
+from funcgrad.numpy import util
+from funcgrad.numpy.util import canonicalize_axes, check_no_out, shape_of, to_operand
 
 _I64, _U64, _F64, _F32 = (np.dtype(t) for t in (np.int64, np.uint64, np.float64, np.float32))
 _BOOL = np.dtype(np.bool_)
@@ -57,8 +58,8 @@ def _mask(x: Any, where: Any, fill: Any, name: str) -> Any:
     if where is None or where is True:
         return x
     w = to_operand(where, f"fnp.{name}")
-    if _util.dtype_of(w) != _BOOL:
-        raise TypeError(f"fnp.{name}: where= must be a bool array, got {_util.short(w)}")
+    if util.dtype_of(w) != _BOOL:
+        raise TypeError(f"fnp.{name}: where= must be a bool array, got {util.short(w)}")
     try:
         np.broadcast_shapes(shape_of(w), shape_of(x))
     except ValueError:
@@ -66,11 +67,11 @@ def _mask(x: Any, where: Any, fill: Any, name: str) -> Any:
             f"fnp.{name}: where= of shape {shape_of(w)} does not broadcast to the array's "
             f"shape {shape_of(x)}"
         ) from None
-    out = lax.select(w, x, np.array(fill, _util.dtype_of(x))[()])
+    out = lax.select(w, x, np.array(fill, util.dtype_of(x))[()])
     return out if shape_of(out) == shape_of(x) else lax.broadcast_to(out, shape_of(x))
 
 
-def sum(  # noqa: A001 - NumPy's name
+def sum(
     a: Any,
     axis: Any = None,
     dtype: Any = None,
@@ -82,8 +83,8 @@ def sum(  # noqa: A001 - NumPy's name
     """Sum over ``axis`` (int64 accumulator for small integers and bools, as NumPy)."""
     check_no_out("sum", out)
     a, s, axes = _prep(a, axis, "sum")
-    dt = _util.canonical_dtype(dtype, "sum") or _sum_dtype(_util.dtype_of(a))
-    x = _mask(_util.convert(a, dt), where, 0, "sum")
+    dt = util.canonical_dtype(dtype, "sum") or _sum_dtype(util.dtype_of(a))
+    x = _mask(util.convert(a, dt), where, 0, "sum")
     r = lax.reduce_or(x, axes) if dt == _BOOL else lax.reduce_sum(x, axes)
     if initial is not None:
         r = (
@@ -106,8 +107,8 @@ def prod(
     """Product over ``axis`` (int64 accumulator for small integers and bools, as NumPy)."""
     check_no_out("prod", out)
     a, s, axes = _prep(a, axis, "prod")
-    dt = _util.canonical_dtype(dtype, "prod") or _sum_dtype(_util.dtype_of(a))
-    x = _mask(_util.convert(a, dt), where, 1, "prod")
+    dt = util.canonical_dtype(dtype, "prod") or _sum_dtype(util.dtype_of(a))
+    x = _mask(util.convert(a, dt), where, 1, "prod")
     r = lax.reduce_and(x, axes) if dt == _BOOL else lax.reduce_prod(x, axes)
     if initial is not None:
         r = lax.mul(r, np.array(initial, dt)[()])
@@ -130,7 +131,7 @@ def _extremum(
 ) -> Any:
     check_no_out(name, out)
     a, s, axes = _prep(a, axis, name)
-    dtype = _util.dtype_of(a)
+    dtype = util.dtype_of(a)
     if initial is None:
         if where is not None and where is not True:
             raise ValueError(
@@ -141,7 +142,7 @@ def _extremum(
         if empty:
             raise ValueError(
                 f"fnp.{name}: zero-size array to reduction operation {name} which has no "
-                f"identity (axis {empty[0]} of {_util.short(a)} is empty); pass initial="
+                f"identity (axis {empty[0]} of {util.short(a)} is empty); pass initial="
             )
         x = a
     else:
@@ -153,7 +154,7 @@ def _extremum(
     return _keep(r, s, axes, keepdims)
 
 
-def max(  # noqa: A001 - NumPy's name
+def max(
     a: Any,
     axis: Any = None,
     out: Any = None,
@@ -165,7 +166,7 @@ def max(  # noqa: A001 - NumPy's name
     return _extremum("max", lax.reduce_max, lax.max, a, axis, out, keepdims, initial, where)
 
 
-def min(  # noqa: A001 - NumPy's name
+def min(
     a: Any,
     axis: Any = None,
     out: Any = None,
@@ -182,10 +183,8 @@ amax, amin = max, min
 
 def ptp(a: Any, axis: Any = None, out: Any = None, keepdims: bool = False) -> Any:
     """Range (maximum minus minimum) over ``axis``."""
-    from funcgrad.numpy.ufuncs import subtract
-
     check_no_out("ptp", out)
-    return subtract(max(a, axis, keepdims=keepdims), min(a, axis, keepdims=keepdims))
+    return fnp.subtract(max(a, axis, keepdims=keepdims), min(a, axis, keepdims=keepdims))
 
 
 def _argext(name: str, lax_fn: Any, a: Any, axis: Any, out: Any, keepdims: bool) -> Any:
@@ -197,11 +196,11 @@ def _argext(name: str, lax_fn: Any, a: Any, axis: Any, out: Any, keepdims: bool)
             raise ValueError(f"fnp.{name}: attempt to get {name} of an empty sequence")
         r = lax_fn(lax.reshape(a, (math.prod(s),)), 0, _I64)
         return lax.reshape(r, (1,) * len(s)) if keepdims else r
-    ax = _util.canonicalize_axis(axis, len(s), name)
+    ax = util.canonicalize_axis(axis, len(s), name)
     if s[ax] == 0:
         raise ValueError(
             f"fnp.{name}: attempt to get {name} of an empty sequence (axis {ax} of "
-            f"{_util.short(a)} is empty)"
+            f"{util.short(a)} is empty)"
         )
     return _keep(lax_fn(a, ax, _I64), s, (ax,), keepdims)
 
@@ -216,43 +215,43 @@ def argmin(a: Any, axis: Any = None, out: Any = None, *, keepdims: bool = False)
     return _argext("argmin", lax.argmin, a, axis, out, keepdims)
 
 
-def _truth(a: Any) -> Any:
-    dtype = _util.dtype_of(a)
+def truth(a: Any) -> Any:
+    dtype = util.dtype_of(a)
     if dtype == _BOOL:
         return a
     return lax.ne(a, np.zeros((), dtype)[()])
 
 
-def all(  # noqa: A001 - NumPy's name
+def all(
     a: Any, axis: Any = None, out: Any = None, keepdims: bool = False, *, where: Any = None
 ) -> Any:
     """Whether all elements along ``axis`` are true (nonzero)."""
     check_no_out("all", out)
     a, s, axes = _prep(a, axis, "all")
-    x = _mask(_truth(a), where, True, "all")
+    x = _mask(truth(a), where, True, "all")
     return _keep(lax.reduce_and(x, axes), s, axes, keepdims)
 
 
-def any(  # noqa: A001 - NumPy's name
+def any(
     a: Any, axis: Any = None, out: Any = None, keepdims: bool = False, *, where: Any = None
 ) -> Any:
     """Whether any element along ``axis`` is true (nonzero)."""
     check_no_out("any", out)
     a, s, axes = _prep(a, axis, "any")
-    x = _mask(_truth(a), where, False, "any")
+    x = _mask(truth(a), where, False, "any")
     return _keep(lax.reduce_or(x, axes), s, axes, keepdims)
 
 
 def count_nonzero(a: Any, axis: Any = None, *, keepdims: bool = False) -> Any:
     """The number of nonzero elements along ``axis`` (int64)."""
     a, s, axes = _prep(a, axis, "count_nonzero")
-    x = _util.convert(_truth(a), _I64)
+    x = util.convert(truth(a), _I64)
     return _keep(lax.reduce_sum(x, axes), s, axes, keepdims)
 
 
 def _mean_dtype(dtype: np.dtype, given: Any, name: str) -> tuple[np.dtype, np.dtype]:
     """(accumulator dtype, result dtype) of mean/var/std."""
-    given = _util.canonical_dtype(given, name)
+    given = util.canonical_dtype(given, name)
     if given is not None:
         return given, given
     if dtype.kind in "biu":
@@ -268,7 +267,7 @@ def _count(
     """How many elements each reduction sees: a scalar, or (with ``where=``) an array."""
     if where is None or where is True:
         return np.array(math.prod(s[i] for i in axes), dt)[()]
-    w = lax.broadcast_to(_util.convert(to_operand(where), dt), s)
+    w = lax.broadcast_to(util.convert(to_operand(where), dt), s)
     return _keep(lax.reduce_sum(w, axes), s, axes, keepdims)
 
 
@@ -284,11 +283,11 @@ def mean(
     """Arithmetic mean over ``axis`` (float64 for integers)."""
     check_no_out("mean", out)
     a, s, axes = _prep(a, axis, "mean")
-    acc, res = _mean_dtype(_util.dtype_of(a), dtype, "mean")
-    x = _mask(_util.convert(a, acc), where, 0, "mean")
+    acc, res = _mean_dtype(util.dtype_of(a), dtype, "mean")
+    x = _mask(util.convert(a, acc), where, 0, "mean")
     total = _keep(lax.reduce_sum(x, axes), s, axes, keepdims)
     r = lax.div(total, _count(s, axes, where, acc, keepdims))
-    return _util.convert(r, res)
+    return util.convert(r, res)
 
 
 def var(
@@ -308,13 +307,13 @@ def var(
     if correction is not None:
         ddof = correction
     a, s, axes = _prep(a, axis, "var")
-    acc, res = _mean_dtype(_util.dtype_of(a), dtype, "var")
-    x = _util.convert(a, acc)
+    acc, res = _mean_dtype(util.dtype_of(a), dtype, "var")
+    x = util.convert(a, acc)
     if mean is None:
         total = _keep(lax.reduce_sum(_mask(x, where, 0, "var"), axes), s, axes, True)
         mu = lax.div(total, _count(s, axes, where, acc, True))
     else:
-        mu = _util.convert(to_operand(mean), acc)
+        mu = util.convert(to_operand(mean), acc)
     centered = lax.sub(x, mu)
     sq = _mask(lax.mul(centered, centered), where, 0, "var")
     total = _keep(lax.reduce_sum(sq, axes), s, axes, keepdims)
@@ -322,9 +321,9 @@ def var(
     if type(ddof) in (int, float) and isinstance(count, np.generic):
         denom = np.array(builtins.max(float(count) - ddof, 0.0), acc)[()]
     else:
-        ddof = _util.convert(to_operand(ddof), acc)
+        ddof = util.convert(to_operand(ddof), acc)
         denom = lax.max(lax.sub(count, ddof), np.zeros((), acc)[()])
-    return _util.convert(lax.div(total, denom), res)
+    return util.convert(lax.div(total, denom), res)
 
 
 def std(
@@ -349,9 +348,6 @@ def average(
     a: Any, axis: Any = None, weights: Any = None, returned: bool = False, *, keepdims: bool = False
 ) -> Any:
     """Weighted average over ``axis``."""
-    from funcgrad.numpy.shape import broadcast_to, moveaxis, reshape
-    from funcgrad.numpy.ufuncs import divide, multiply
-
     a = to_operand(a, "fnp.average")
     if weights is None:
         avg = mean(a, axis, keepdims=keepdims)
@@ -359,8 +355,8 @@ def average(
             return avg
         s = shape_of(a)
         axes = canonicalize_axes(axis, len(s), "average")
-        cnt = np.array(math.prod(s[i] for i in axes), _util.dtype_of(avg))[()]
-        return avg, broadcast_to(cnt, shape_of(avg))
+        cnt = np.array(math.prod(s[i] for i in axes), util.dtype_of(avg))[()]
+        return avg, fnp.broadcast_to(cnt, shape_of(avg))
     w = to_operand(weights, "fnp.average")
     s = tuple(shape_of(a))
     if shape_of(w) != s:
@@ -369,14 +365,14 @@ def average(
                 f"fnp.average: weights of shape {shape_of(w)} differ from a's shape {s}; give "
                 "weights of a's shape, or 1-d weights along a single axis"
             )
-        ax = _util.canonicalize_axis(axis, len(s), "average")
+        ax = util.canonicalize_axis(axis, len(s), "average")
         if shape_of(w)[0] != s[ax]:
             raise ValueError("fnp.average: length of weights differs from the averaged axis")
-        w = moveaxis(reshape(w, (-1,) + (1,) * (len(s) - 1)), 0, ax)
-    scl = sum(broadcast_to(w, s) if shape_of(w) != s else w, axis, keepdims=keepdims)
-    num = sum(multiply(a, w), axis, keepdims=keepdims)
-    avg = divide(num, scl)
-    return (avg, broadcast_to(scl, shape_of(avg))) if returned else avg
+        w = fnp.moveaxis(fnp.reshape(w, (-1,) + (1,) * (len(s) - 1)), 0, ax)
+    scl = sum(fnp.broadcast_to(w, s) if shape_of(w) != s else w, axis, keepdims=keepdims)
+    num = sum(fnp.multiply(a, w), axis, keepdims=keepdims)
+    avg = fnp.divide(num, scl)
+    return (avg, fnp.broadcast_to(scl, shape_of(avg))) if returned else avg
 
 
 def _cumulative(name: str, lax_fn: Any, a: Any, axis: Any, dtype: Any, out: Any) -> Any:
@@ -385,9 +381,9 @@ def _cumulative(name: str, lax_fn: Any, a: Any, axis: Any, dtype: Any, out: Any)
     if axis is None:
         a = lax.reshape(a, (math.prod(shape_of(a)),))
         axis = 0
-    ax = _util.canonicalize_axis(axis, len(shape_of(a)), name)
-    dt = _util.canonical_dtype(dtype, name) or _sum_dtype(_util.dtype_of(a))
-    return lax_fn(_util.convert(a, dt), axis=ax)
+    ax = util.canonicalize_axis(axis, len(shape_of(a)), name)
+    dt = util.canonical_dtype(dtype, name) or _sum_dtype(util.dtype_of(a))
+    return lax_fn(util.convert(a, dt), axis=ax)
 
 
 def cumsum(a: Any, axis: Any = None, dtype: Any = None, out: Any = None) -> Any:
@@ -437,10 +433,10 @@ def _cumulative_api(name, fn, identity, x, axis, dtype, out, include_initial):
         axis = 0
     r = fn(x, axis, dtype, out)
     if include_initial:
-        ax = _util.canonicalize_axis(axis, len(shape_of(x)), name)
+        ax = util.canonicalize_axis(axis, len(shape_of(x)), name)
         cfg = [(0, 0, 0)] * len(shape_of(r))
         cfg[ax] = (1, 0, 0)
-        r = lax.pad(r, np.array(identity, _util.dtype_of(r))[()], cfg)
+        r = lax.pad(r, np.array(identity, util.dtype_of(r))[()], cfg)
     return r
 
 
@@ -449,7 +445,7 @@ def _cumulative_api(name, fn, identity, x, axis, dtype, out, include_initial):
 
 
 def _nan_fill(a: Any, value: Any) -> Any:
-    dtype = _util.dtype_of(a)
+    dtype = util.dtype_of(a)
     if dtype.kind != "f":
         return a
     return lax.select(lax.ne(a, a), np.array(value, dtype)[()], a)
@@ -475,13 +471,11 @@ def nanmean(
     a: Any, axis: Any = None, dtype: Any = None, out: Any = None, keepdims: bool = False
 ) -> Any:
     """Mean ignoring NaN (NaN where every element is NaN)."""
-    from funcgrad.numpy.ufuncs import isnan, logical_not
-
     check_no_out("nanmean", out)
     a = to_operand(a, "fnp.nanmean")
-    if _util.dtype_of(a).kind != "f":
+    if util.dtype_of(a).kind != "f":
         return mean(a, axis, dtype, keepdims=keepdims)
-    return mean(a, axis, dtype, keepdims=keepdims, where=logical_not(isnan(a)))
+    return mean(a, axis, dtype, keepdims=keepdims, where=fnp.logical_not(fnp.isnan(a)))
 
 
 def nanvar(
@@ -493,13 +487,11 @@ def nanvar(
     keepdims: bool = False,
 ) -> Any:
     """Variance ignoring NaN."""
-    from funcgrad.numpy.ufuncs import isnan, logical_not
-
     check_no_out("nanvar", out)
     a = to_operand(a, "fnp.nanvar")
-    if _util.dtype_of(a).kind != "f":
+    if util.dtype_of(a).kind != "f":
         return var(a, axis, dtype, ddof=ddof, keepdims=keepdims)
-    return var(a, axis, dtype, ddof=ddof, keepdims=keepdims, where=logical_not(isnan(a)))
+    return var(a, axis, dtype, ddof=ddof, keepdims=keepdims, where=fnp.logical_not(fnp.isnan(a)))
 
 
 def nanstd(
@@ -517,11 +509,11 @@ def nanstd(
 def _nanext(name: str, fn: Any, fill: float, a: Any, axis: Any, out: Any, keepdims: bool) -> Any:
     check_no_out(name, out)
     a = to_operand(a, f"fnp.{name}")
-    if _util.dtype_of(a).kind != "f":
+    if util.dtype_of(a).kind != "f":
         return fn(a, axis, keepdims=keepdims)
     r = fn(_nan_fill(a, fill), axis, keepdims=keepdims)
     all_nan = all(lax.ne(a, a), axis, keepdims=keepdims)
-    return lax.select(all_nan, np.array(np.nan, _util.dtype_of(a))[()], r)
+    return lax.select(all_nan, np.array(np.nan, util.dtype_of(a))[()], r)
 
 
 def nanmax(a: Any, axis: Any = None, out: Any = None, keepdims: bool = False) -> Any:
@@ -560,14 +552,12 @@ def bincount(x: Any, weights: Any = None, minlength: int = 0, *, length: Any = N
     The result's length is ``max(x) + 1`` (at least ``minlength``) for a concrete ``x``;
     a traced ``x`` needs a static ``length=`` (values outside it are dropped), as JAX.
     """
-    from funcgrad.numpy.indexing import at
-
     x = to_operand(x, "fnp.bincount")
-    if len(shape_of(x)) != 1 or _util.dtype_of(x).kind not in "iub":
-        raise TypeError(f"fnp.bincount: x must be a 1-d integer array, got {_util.short(x)}")
+    if len(shape_of(x)) != 1 or util.dtype_of(x).kind not in "iub":
+        raise TypeError(f"fnp.bincount: x must be a 1-d integer array, got {util.short(x)}")
     if length is None:
         xv = np.asarray(
-            _util.concrete(
+            util.concrete(
                 x,
                 "bincount",
                 "x",
@@ -578,18 +568,18 @@ def bincount(x: Any, weights: Any = None, minlength: int = 0, *, length: Any = N
         if xv.size and xv.min() < 0:
             raise ValueError("fnp.bincount: x must contain non-negative integers")
         length = builtins.max(int(xv.max(initial=-1)) + 1, int(minlength))
-    length = _util.static_int(length, "bincount", "length")
+    length = util.static_int(length, "bincount", "length")
     if weights is None:
         w, dt = np.int64(1), _I64
     else:
-        w = _util.convert(to_operand(weights, "fnp.bincount"), _F64)
+        w = util.convert(to_operand(weights, "fnp.bincount"), _F64)
         dt = _F64
     zeros = lax.full((length,), np.zeros((), dt)[()], dt)
     # Negative values are dropped like those at or beyond ``length``.
     x = lax.select(
-        lax.lt(x, np.zeros((), _util.dtype_of(x))[()]), np.int64(length), _util.convert(x, _I64)
+        lax.lt(x, np.zeros((), util.dtype_of(x))[()]), np.int64(length), util.convert(x, _I64)
     )
-    return at(zeros)[x].add(w, mode="drop")
+    return fnp.at(zeros)[x].add(w, mode="drop")
 
 
 # ----------------------------------------------------------------------------------------
@@ -615,51 +605,42 @@ def quantile(
     interpolation: Any = None,
 ) -> Any:
     """``q``-th quantiles (linear interpolation) over ``axis``; ``q`` must be concrete."""
-    from funcgrad.numpy.indexing import _getitem
-    from funcgrad.numpy.sorting import sort
-
     check_no_out("quantile", out)
     if method != "linear" or interpolation not in (None, "linear"):
         raise NotImplementedError("fnp.quantile: only method='linear' is supported")
     a = to_operand(a, "fnp.quantile")
     qv = np.asarray(
-        _util.concrete(q, "quantile", "q", "the sort positions depend on it"), dtype=np.float64
+        util.concrete(q, "quantile", "q", "the sort positions depend on it"), dtype=np.float64
     )
     if ((qv < 0) | (qv > 1)).any():
         raise ValueError("fnp.quantile: quantiles must be in the range [0, 1]")
     s = tuple(shape_of(a))
     axes = canonicalize_axes(axis, len(s), "quantile")
-    dt = _mean_dtype(_util.dtype_of(a), None, "quantile")[1]
-    x = _util.convert(a, dt)
-    from funcgrad.numpy.shape import reshape, transpose
-
+    dt = _mean_dtype(util.dtype_of(a), None, "quantile")[1]
+    x = util.convert(a, dt)
     rest = [i for i in range(len(s)) if i not in axes]
-    x = transpose(x, rest + list(axes))
+    x = fnp.transpose(x, rest + list(axes))
     n = math.prod(s[i] for i in axes)
-    x = reshape(x, tuple(s[i] for i in rest) + (n,))
-    srt = sort(x, axis=-1)
+    x = fnp.reshape(x, tuple(s[i] for i in rest) + (n,))
+    srt = fnp.sort(x, axis=-1)
     pos = qv * (n - 1)
     lo = np.floor(pos).astype(np.int64)
     hi = np.minimum(lo + 1, builtins.max(n - 1, 0))
     frac = (pos - lo).astype(dt)
-    vlo = _getitem(srt, (Ellipsis, lo))
-    vhi = _getitem(srt, (Ellipsis, hi))
-    from funcgrad.numpy.ufuncs import add, multiply, subtract
-
-    r = add(vlo, multiply(subtract(vhi, vlo), frac))
+    vlo = fnp.indexing.getitem(srt, (Ellipsis, lo))
+    vhi = fnp.indexing.getitem(srt, (Ellipsis, hi))
+    r = fnp.add(vlo, fnp.multiply(fnp.subtract(vhi, vlo), frac))
     if dt.kind == "f":
         has_nan = any(lax.ne(x, x), axis=-1)
         if qv.ndim:
-            has_nan = reshape(has_nan, shape_of(has_nan) + (1,) * qv.ndim)
+            has_nan = fnp.reshape(has_nan, shape_of(has_nan) + (1,) * qv.ndim)
         r = lax.select(has_nan, np.array(np.nan, dt)[()], r)
     nb = len(rest)
     if qv.ndim:
-        from funcgrad.numpy.shape import moveaxis
-
-        r = moveaxis(r, tuple(range(nb, nb + qv.ndim)), tuple(range(qv.ndim)))
+        r = fnp.moveaxis(r, tuple(range(nb, nb + qv.ndim)), tuple(range(qv.ndim)))
     if keepdims:
         kshape = tuple(1 if i in axes else d for i, d in enumerate(s))
-        r = reshape(r, qv.shape + kshape)
+        r = fnp.reshape(r, qv.shape + kshape)
     return r
 
 
@@ -673,5 +654,5 @@ def percentile(
     keepdims: bool = False,
 ) -> Any:
     """``q``-th percentiles (0-100) over ``axis``."""
-    qv = np.asarray(_util.concrete(q, "percentile", "q", "the sort positions depend on it"))
+    qv = np.asarray(util.concrete(q, "percentile", "q", "the sort positions depend on it"))
     return quantile(a, qv / 100.0, axis, out, method=method, keepdims=keepdims)

@@ -26,10 +26,11 @@ from typing import Any
 import numpy as np
 
 from funcgrad import lax
+from funcgrad import numpy as fnp
 from funcgrad.core import Tracer
 from funcgrad.hints import traced_shape_hint
-from funcgrad.numpy import _util
-from funcgrad.numpy._util import canonicalize_axes, canonicalize_axis, shape_of, to_operand
+from funcgrad.numpy import util
+from funcgrad.numpy.util import canonicalize_axes, canonicalize_axis, shape_of, to_operand
 
 
 def _op(a: Any, name: str) -> Any:
@@ -61,9 +62,9 @@ def size(a: Any, axis: int | None = None) -> int:
 def astype(x: Any, dtype: Any, /, *, copy: bool = True, device: Any = None) -> Any:
     """``x`` converted to ``dtype`` (always a fresh array eagerly)."""
     x = _op(x, "astype")
-    dtype = _util.canonical_dtype(dtype, "astype")
-    out = _util.convert(x, dtype)
-    return _util.fresh(out) if out is x else out
+    dtype = util.canonical_dtype(dtype, "astype")
+    out = util.convert(x, dtype)
+    return util.fresh(out) if out is x else out
 
 
 # ----------------------------------------------------------------------------------------
@@ -76,7 +77,7 @@ def _resolve_shape(name: str, x: Any, newshape: Any) -> tuple[int, ...]:
     ):
         newshape = (newshape,)
     try:
-        dims = [_util.static_int(d, name, "shape") for d in newshape]
+        dims = [util.static_int(d, name, "shape") for d in newshape]
     except TypeError:
         raise TypeError(
             f"fnp.{name}: the new shape must be an int or a tuple of ints, got {newshape!r}"
@@ -93,7 +94,7 @@ def _resolve_shape(name: str, x: Any, newshape: Any) -> tuple[int, ...]:
             dims[unknown[0]] = size_ // known
     if bad or math.prod(dims) != size_:
         raise ValueError(
-            f"fnp.{name}: cannot reshape {_util.short(x)} ({size_} elements) into "
+            f"fnp.{name}: cannot reshape {util.short(x)} ({size_} elements) into "
             f"{tuple(newshape)}; the number of elements must stay the same (at most one "
             "dimension may be -1)"
         )
@@ -138,7 +139,7 @@ def transpose(a: Any, axes: Any = None) -> Any:
         if sorted(perm) != list(range(n)):
             raise ValueError(
                 f"fnp.transpose: axes {tuple(axes)} are not a permutation of the axes of "
-                f"{_util.short(a)}; give each of {list(range(n))} once"
+                f"{util.short(a)}; give each of {list(range(n))} once"
             )
     return lax.transpose(a, perm)
 
@@ -209,11 +210,11 @@ def squeeze(a: Any, axis: Any = None) -> Any:
         bad = [i for i in dims if s[i] != 1]
         if bad:
             raise ValueError(
-                f"fnp.squeeze: cannot squeeze axis {bad[0]} of {_util.short(a)}: its size is "
+                f"fnp.squeeze: cannot squeeze axis {bad[0]} of {util.short(a)}: its size is "
                 f"{s[bad[0]]}, not 1"
             )
     if not dims:
-        return _util.fresh(a)
+        return util.fresh(a)
     return lax.reshape(a, tuple(d for i, d in enumerate(s) if i not in dims))
 
 
@@ -249,7 +250,7 @@ def _atleast(a: Any, n: int, name: str) -> Any:
     a = _op(a, name)
     s = tuple(shape_of(a))
     if len(s) >= n:
-        return _util.fresh(a)
+        return util.fresh(a)
     if n == 3 and len(s) == 2:
         return lax.reshape(a, s + (1,))
     if n == 3 and len(s) == 1:
@@ -275,14 +276,14 @@ def broadcast_shapes(*shapes: Any) -> tuple[int, ...]:
 def broadcast_to(array: Any, shape: Any) -> Any:
     """``array`` broadcast to ``shape`` (a fresh array, not a view)."""
     x = _op(array, "broadcast_to")
-    shape = _util.canonical_shape(shape, "broadcast_to")
+    shape = util.canonical_shape(shape, "broadcast_to")
     s = tuple(shape_of(x))
     if s == shape:
-        return _util.fresh(x)
+        return util.fresh(x)
     lead = len(shape) - len(s)
     if lead < 0 or any(d not in (1, t) for d, t in zip(s, shape[lead:], strict=False)):
         raise ValueError(
-            f"fnp.broadcast_to: cannot broadcast {_util.short(x)} to shape {shape}; each axis "
+            f"fnp.broadcast_to: cannot broadcast {util.short(x)} to shape {shape}; each axis "
             "of the array (aligned from the right) must equal the target's or be 1"
         )
     return lax.broadcast_in_dim(x, shape, tuple(range(lead, len(shape))))
@@ -315,8 +316,8 @@ def concatenate(arrays: Sequence[Any], axis: int | None = 0, dtype: Any = None) 
     if axis is None:
         ops = [ravel(o) for o in ops]
         axis = 0
-    dt = _util.canonical_dtype(dtype, "concatenate") or _util.result_type("fnp.concatenate", *ops)
-    ops = [_util.convert(o, dt) for o in ops]
+    dt = util.canonical_dtype(dtype, "concatenate") or util.result_type("fnp.concatenate", *ops)
+    ops = [util.convert(o, dt) for o in ops]
     shapes = [tuple(shape_of(o)) for o in ops]
     n = len(shapes[0])
     if n == 0:
@@ -356,8 +357,8 @@ def stack(arrays: Sequence[Any], axis: int = 0, dtype: Any = None) -> Any:
     (s,) = shapes
     ax = canonicalize_axis(axis, len(s) + 1, "stack")
     new = s[:ax] + (1,) + s[ax:]
-    dt = _util.canonical_dtype(dtype, "stack") or _util.result_type("fnp.stack", *ops)
-    ops = [_util.convert(o, dt) for o in ops]
+    dt = util.canonical_dtype(dtype, "stack") or util.result_type("fnp.stack", *ops)
+    ops = [util.convert(o, dt) for o in ops]
     # Constants are reshaped by NumPy (concatenate copies), tracers by a primitive.
     ops = [lax.reshape(o, new) if isinstance(o, Tracer) else np.reshape(o, new) for o in ops]
     return lax.concatenate(ops, ax)
@@ -408,7 +409,7 @@ def _split_points(name: str, n: int, sections: Any, equal: bool) -> list[int]:
         q, r = builtins.divmod(n, k)
         sizes = [q + 1] * r + [q] * (k - r)
         return list(np.cumsum([0] + sizes))
-    pts = [_util.static_int(p, name, "indices_or_sections") for p in sections]
+    pts = [util.static_int(p, name, "indices_or_sections") for p in sections]
     return [0] + pts + [n]
 
 
@@ -463,11 +464,11 @@ def dsplit(ary: Any, indices_or_sections: Any) -> list[Any]:
 # Tiling, repeating, flipping, rolling
 
 
-def tile(A: Any, reps: Any) -> Any:  # noqa: N803 - NumPy's name
+def tile(A: Any, reps: Any) -> Any:
     """``A`` repeated ``reps`` times along each axis."""
     a = _op(A, "tile")
     reps = (reps,) if isinstance(reps, (int, np.integer)) else tuple(reps)
-    reps = tuple(_util.static_int(r, "tile", "reps") for r in reps)
+    reps = tuple(util.static_int(r, "tile", "reps") for r in reps)
     if any(r < 0 for r in reps):
         raise ValueError(f"fnp.tile: reps must be non-negative, got {reps}")
     s = tuple(shape_of(a))
@@ -490,7 +491,7 @@ def repeat(
         axis = 0
     s = tuple(shape_of(a))
     ax = canonicalize_axis(axis, len(s), "repeat")
-    reps = _util.concrete(
+    reps = util.concrete(
         repeats,
         "repeat",
         "repeats",
@@ -510,12 +511,10 @@ def repeat(
     if reps.shape != (s[ax],):
         raise ValueError(
             f"fnp.repeat: repeats of shape {reps.shape} does not match axis {ax} of "
-            f"{_util.short(a)}; give one count per element or a single count"
+            f"{util.short(a)}; give one count per element or a single count"
         )
-    from funcgrad.numpy.indexing import take
-
     idx = np.repeat(np.arange(s[ax]), reps)
-    return take(a, idx, axis=ax)
+    return fnp.take(a, idx, axis=ax)
 
 
 def flip(m: Any, axis: Any = None) -> Any:
@@ -523,7 +522,7 @@ def flip(m: Any, axis: Any = None) -> Any:
     m = _op(m, "flip")
     axes = canonicalize_axes(axis, len(shape_of(m)), "flip")
     if not axes:
-        return _util.fresh(m)
+        return util.fresh(m)
     return lax.rev(m, axes)
 
 
@@ -532,7 +531,7 @@ def fliplr(m: Any) -> Any:
     m = _op(m, "fliplr")
     if len(shape_of(m)) < 2:
         raise ValueError(
-            f"fnp.fliplr: needs an array of at least 2 dimensions, got {_util.short(m)}"
+            f"fnp.fliplr: needs an array of at least 2 dimensions, got {util.short(m)}"
         )
     return flip(m, 1)
 
@@ -552,9 +551,9 @@ def rot90(m: Any, k: int = 1, axes: tuple[int, int] = (0, 1)) -> Any:
     a0, a1 = (canonicalize_axis(a, n, "rot90") for a in axes)
     if a0 == a1:
         raise ValueError("fnp.rot90: axes must be different")
-    k = _util.static_int(k, "rot90", "k") % 4
+    k = util.static_int(k, "rot90", "k") % 4
     if k == 0:
-        return _util.fresh(m)
+        return util.fresh(m)
     if k == 2:
         return flip(m, (a0, a1))
     if k == 1:
@@ -576,7 +575,7 @@ def roll(a: Any, shift: Any, axis: Any = None) -> Any:
     out = a
     for sh, ax in zip(shifts, axes, strict=False):
         out = _roll1(out, sh, canonicalize_axis(ax, len(shape_of(a)), "roll"))
-    return out if out is not a else _util.fresh(a)
+    return out if out is not a else util.fresh(a)
 
 
 def _roll1(a: Any, shift: Any, ax: int) -> Any:
@@ -585,9 +584,7 @@ def _roll1(a: Any, shift: Any, ax: int) -> Any:
     if n == 0:
         return a
     if isinstance(shift, Tracer):
-        from funcgrad.numpy.ufuncs import remainder
-
-        start = remainder(lax.sub(np.array(n, shift.dtype)[()], remainder(shift, n)), n)
+        start = fnp.remainder(lax.sub(np.array(n, shift.dtype)[()], fnp.remainder(shift, n)), n)
         doubled = lax.concatenate([a, a], ax)
         starts = [np.zeros((), shift.dtype)[()]] * len(s)
         starts[ax] = start
@@ -631,11 +628,11 @@ def pad(array: Any, pad_width: Any, mode: str = "constant", **kwargs: Any) -> An
     a = _op(array, "pad")
     s = tuple(shape_of(a))
     widths = _pad_widths(pad_width, len(s))
-    dtype = _util.dtype_of(a)
+    dtype = util.dtype_of(a)
     if mode in ("constant", "empty"):
         values = kwargs.get("constant_values", 0) if mode == "constant" else 0
         if isinstance(values, Tracer):
-            values = _util.convert(values, dtype)
+            values = util.convert(values, dtype)
             return lax.pad(a, values, [(lo, hi, 0) for lo, hi in widths])
         vals = np.asarray(values)
         with np.errstate(all="ignore"):
@@ -646,7 +643,7 @@ def pad(array: Any, pad_width: Any, mode: str = "constant", **kwargs: Any) -> An
             )
         if vals.ndim == 0:
             if not any(lo or hi for lo, hi in widths):
-                return _util.fresh(a)
+                return util.fresh(a)
             return lax.pad(a, vals[()], [(lo, hi, 0) for lo, hi in widths])
         out = a
         for ax, (lo, hi) in enumerate(widths):
@@ -655,22 +652,20 @@ def pad(array: Any, pad_width: Any, mode: str = "constant", **kwargs: Any) -> An
                     cfg = [(0, 0, 0)] * len(s)
                     cfg[ax] = (w, 0, 0) if side == 0 else (0, w, 0)
                     out = lax.pad(out, vals[ax, side], cfg)
-        return out if out is not a else _util.fresh(a)
+        return out if out is not a else util.fresh(a)
     if mode in _PAD_INDEX_MODES:
-        from funcgrad.numpy.indexing import take
-
         out = a
         for ax, (lo, hi) in enumerate(widths):
             if not (lo or hi):
                 continue
             if s[ax] == 0:
                 raise ValueError(
-                    f"fnp.pad: cannot pad an empty axis ({ax} of {_util.short(a)}) in mode "
+                    f"fnp.pad: cannot pad an empty axis ({ax} of {util.short(a)}) in mode "
                     f"{mode!r}; use mode='constant'"
                 )
             idx = np.pad(np.arange(s[ax]), (lo, hi), mode=mode)
-            out = take(out, idx, axis=ax)
-        return out if out is not a else _util.fresh(a)
+            out = fnp.take(out, idx, axis=ax)
+        return out if out is not a else util.fresh(a)
     if mode in _PAD_STAT_MODES:
         return _pad_stat(a, widths, mode, kwargs.get("stat_length"))
     if mode == "linear_ramp":
@@ -710,19 +705,12 @@ def _repeat_axis(x: Any, ax: int, n: int) -> Any:
 def _pad_stat(a: Any, widths: list[tuple[int, int]], mode: str, stat_length: Any) -> Any:
     """Pad with a statistic of the first/last ``stat_length`` values of each axis (NumPy's
     rule: axes are padded in order, so later axes see the earlier axes' padding)."""
-    from funcgrad.numpy import reductions
-
-    reduce = {
-        "maximum": reductions.max,
-        "minimum": reductions.min,
-        "mean": reductions.mean,
-        "median": reductions.median,
-    }[mode]
+    reduce = {"maximum": fnp.max, "minimum": fnp.min, "mean": fnp.mean, "median": fnp.median}[mode]
     n = len(widths)
     lengths = None if stat_length is None else _pad_pairs(stat_length, n, "pad", "stat_length")
     if lengths is not None and (lengths.dtype.kind not in "iu" or (lengths < 0).any()):
         raise ValueError(f"fnp.pad: stat_length must be non-negative ints, got {stat_length!r}")
-    dtype = _util.dtype_of(a)
+    dtype = util.dtype_of(a)
     out = a
     for ax, (lo, hi) in enumerate(widths):
         if not (lo or hi):
@@ -730,7 +718,7 @@ def _pad_stat(a: Any, widths: list[tuple[int, int]], mode: str, stat_length: Any
         size_ax = shape_of(out)[ax]
         if size_ax == 0:
             raise ValueError(
-                f"fnp.pad: cannot pad an empty axis ({ax} of {_util.short(a)}) in mode "
+                f"fnp.pad: cannot pad an empty axis ({ax} of {util.short(a)}) in mode "
                 f"{mode!r}; use mode='constant'"
             )
         parts = []
@@ -745,25 +733,21 @@ def _pad_stat(a: Any, widths: list[tuple[int, int]], mode: str, stat_length: Any
             )
             stat = reduce(region, axis=ax, keepdims=True)
             if np.dtype(dtype).kind in "iub" and mode in ("mean", "median"):
-                from funcgrad.numpy.ufuncs import round as round_
-
-                stat = round_(stat)  # NumPy rounds (half to even) before the cast back
+                stat = fnp.round(stat)  # NumPy rounds (half to even) before the cast back
             stat = astype(stat, dtype)
             parts.append((side, _repeat_axis(stat, ax, w)))
         before = [p for side, p in parts if side == 0]
         after = [p for side, p in parts if side == 1]
         out = concatenate([*before, out, *after], axis=ax)
-    return out if out is not a else _util.fresh(a)
+    return out if out is not a else util.fresh(a)
 
 
 def _pad_linear_ramp(a: Any, widths: list[tuple[int, int]], end_values: Any) -> Any:
     """Pad with linear ramps from ``end_values`` to the edge values, as ``numpy.pad``
     (``np.linspace(end, edge, width, endpoint=False)``, floored for integer dtypes)."""
-    from funcgrad.numpy import ufuncs
-
     n = len(widths)
     ends = _pad_pairs(end_values, n, "pad", "end_values")
-    dtype = np.dtype(_util.dtype_of(a))
+    dtype = np.dtype(util.dtype_of(a))
     work = np.dtype(np.float64) if dtype.kind in "iub" else dtype
     out = a
     for ax, (lo, hi) in enumerate(widths):
@@ -772,7 +756,7 @@ def _pad_linear_ramp(a: Any, widths: list[tuple[int, int]], end_values: Any) -> 
         size_ax = shape_of(out)[ax]
         if size_ax == 0:
             raise ValueError(
-                f"fnp.pad: cannot pad an empty axis ({ax} of {_util.short(a)}) in mode "
+                f"fnp.pad: cannot pad an empty axis ({ax} of {util.short(a)}) in mode "
                 "'linear_ramp'; use mode='constant'"
             )
         rank = len(shape_of(out))
@@ -791,15 +775,15 @@ def _pad_linear_ramp(a: Any, widths: list[tuple[int, int]], end_values: Any) -> 
             if side == 1:
                 k = k[::-1].copy()
             k = k.reshape([w if i == ax else 1 for i in range(rank)])
-            step = ufuncs.divide(ufuncs.subtract(edge, end), np.asarray(w, work))
-            ramp = ufuncs.add(ufuncs.multiply(k, step), end)
+            step = fnp.divide(fnp.subtract(edge, end), np.asarray(w, work))
+            ramp = fnp.add(fnp.multiply(k, step), end)
             if dtype.kind in "iu":
-                ramp = ufuncs.floor(ramp)
+                ramp = fnp.floor(ramp)
             parts.append((side, astype(ramp, dtype)))
         before = [p for side, p in parts if side == 0]
         after = [p for side, p in parts if side == 1]
         out = concatenate([*before, out, *after], axis=ax)
-    return out if out is not a else _util.fresh(a)
+    return out if out is not a else util.fresh(a)
 
 
 # ----------------------------------------------------------------------------------------
@@ -808,14 +792,12 @@ def _pad_linear_ramp(a: Any, widths: list[tuple[int, int]], end_values: Any) -> 
 
 def diff(a: Any, n: int = 1, axis: int = -1, prepend: Any = None, append: Any = None) -> Any:
     """The ``n``-th discrete difference along ``axis`` (``not_equal`` for bools)."""
-    from funcgrad.numpy.ufuncs import not_equal, subtract
-
     a = _op(a, "diff")
-    n = _util.static_int(n, "diff", "n")
+    n = util.static_int(n, "diff", "n")
     if n < 0:
         raise ValueError(f"fnp.diff: order must be non-negative, got {n}")
     if n == 0:
-        return _util.fresh(a)
+        return util.fresh(a)
     s = tuple(shape_of(a))
     if not s:
         raise ValueError("fnp.diff: needs an array of at least 1 dimension")
@@ -833,7 +815,7 @@ def diff(a: Any, n: int = 1, axis: int = -1, prepend: Any = None, append: Any = 
         parts.append(e)
     if parts[0] is not None or parts[1] is not None:
         a = concatenate([p for p in (parts[0], a, parts[1]) if p is not None], axis=ax)
-    op = not_equal if _util.dtype_of(a) == np.bool_ else subtract
+    op = fnp.not_equal if util.dtype_of(a) == np.bool_ else fnp.subtract
     for _ in range(n):
         s = tuple(shape_of(a))
         lo, hi = [0] * len(s), list(s)
@@ -847,54 +829,48 @@ def diff(a: Any, n: int = 1, axis: int = -1, prepend: Any = None, append: Any = 
 
 def diagonal(a: Any, offset: int = 0, axis1: int = 0, axis2: int = 1) -> Any:
     """The ``offset`` diagonal over ``axis1``/``axis2``, as the last axis of the result."""
-    from funcgrad.numpy.indexing import _getitem
-
     a = _op(a, "diagonal")
     s = tuple(shape_of(a))
     if len(s) < 2:
         raise ValueError(
-            f"fnp.diagonal: needs an array of at least 2 dimensions, got {_util.short(a)}"
+            f"fnp.diagonal: needs an array of at least 2 dimensions, got {util.short(a)}"
         )
     i1 = canonicalize_axis(axis1, len(s), "diagonal")
     i2 = canonicalize_axis(axis2, len(s), "diagonal")
     if i1 == i2:
         raise ValueError("fnp.diagonal: axis1 and axis2 cannot be the same")
-    offset = _util.static_int(offset, "diagonal", "offset")
+    offset = util.static_int(offset, "diagonal", "offset")
     rest = [i for i in range(len(s)) if i not in (i1, i2)]
     x = lax.transpose(a, tuple(rest) + (i1, i2))
     n, m = s[i1], s[i2]
     length = builtins.max(0, builtins.min(n + builtins.min(offset, 0), m - builtins.max(offset, 0)))
     rows = np.arange(length) - builtins.min(offset, 0)
     cols = np.arange(length) + builtins.max(offset, 0)
-    return _getitem(x, (Ellipsis, rows, cols))
+    return fnp.indexing.getitem(x, (Ellipsis, rows, cols))
 
 
 def diag(v: Any, k: int = 0) -> Any:
     """The ``k``-th diagonal of a 2-d array, or a 2-d array with 1-d ``v`` on it."""
-    from funcgrad.numpy.creation import _tri_mask
-
     v = _op(v, "diag")
     s = tuple(shape_of(v))
-    k = _util.static_int(k, "diag", "k")
+    k = util.static_int(k, "diag", "k")
     if len(s) == 2:
         return diagonal(v, k)
     if len(s) != 1:
-        raise ValueError(f"fnp.diag: input must be 1-d or 2-d, got {_util.short(v)}")
+        raise ValueError(f"fnp.diag: input must be 1-d or 2-d, got {util.short(v)}")
     n = s[0] + builtins.abs(k)
-    padded = lax.pad(v, np.zeros((), _util.dtype_of(v))[()], [(0, builtins.abs(k), 0)])
+    padded = lax.pad(v, np.zeros((), util.dtype_of(v))[()], [(0, builtins.abs(k), 0)])
     vals = lax.broadcast_in_dim(padded, (n, n), (0,) if k >= 0 else (1,))
-    mask = _tri_mask(n, n, k, lax.eq)
-    return lax.select(mask, vals, np.zeros((), _util.dtype_of(v))[()])
+    mask = fnp.creation.tri_mask(n, n, k, lax.eq)
+    return lax.select(mask, vals, np.zeros((), util.dtype_of(v))[()])
 
 
 def trace(
     a: Any, offset: int = 0, axis1: int = 0, axis2: int = 1, dtype: Any = None, out: Any = None
 ) -> Any:
     """The sum along a diagonal."""
-    from funcgrad.numpy.reductions import sum as sum_
-
-    _util.check_no_out("trace", out)
-    return sum_(diagonal(a, offset, axis1, axis2), axis=-1, dtype=dtype)
+    util.check_no_out("trace", out)
+    return fnp.sum(diagonal(a, offset, axis1, axis2), axis=-1, dtype=dtype)
 
 
 def append(arr: Any, values: Any, axis: int | None = None) -> Any:
@@ -910,8 +886,6 @@ def cross(
     a: Any, b: Any, axisa: int = -1, axisb: int = -1, axisc: int = -1, axis: Any = None
 ) -> Any:
     """Cross product of 3-vectors (or the z component for 2-vectors)."""
-    from funcgrad.numpy.ufuncs import multiply, subtract
-
     if axis is not None:
         axisa = axisb = axisc = axis
     a = moveaxis(_op(a, "cross"), axisa, -1)
@@ -922,20 +896,18 @@ def cross(
             f"fnp.cross: incompatible vector dimensions {na} and {nb}; vectors must have 2 or "
             "3 components"
         )
-    from funcgrad.numpy.indexing import _getitem
-
-    ca = [_getitem(a, (Ellipsis, i)) for i in range(na)]
-    cb = [_getitem(b, (Ellipsis, i)) for i in range(nb)]
+    ca = [fnp.indexing.getitem(a, (Ellipsis, i)) for i in range(na)]
+    cb = [fnp.indexing.getitem(b, (Ellipsis, i)) for i in range(nb)]
     if na == 2 and nb == 2:
-        return subtract(multiply(ca[0], cb[1]), multiply(ca[1], cb[0]))
+        return fnp.subtract(fnp.multiply(ca[0], cb[1]), fnp.multiply(ca[1], cb[0]))
     if na == 2:
-        ca.append(np.zeros((), _util.dtype_of(a))[()])
+        ca.append(np.zeros((), util.dtype_of(a))[()])
     if nb == 2:
-        cb.append(np.zeros((), _util.dtype_of(b))[()])
+        cb.append(np.zeros((), util.dtype_of(b))[()])
     comps = [
-        subtract(multiply(ca[1], cb[2]), multiply(ca[2], cb[1])),
-        subtract(multiply(ca[2], cb[0]), multiply(ca[0], cb[2])),
-        subtract(multiply(ca[0], cb[1]), multiply(ca[1], cb[0])),
+        fnp.subtract(fnp.multiply(ca[1], cb[2]), fnp.multiply(ca[2], cb[1])),
+        fnp.subtract(fnp.multiply(ca[2], cb[0]), fnp.multiply(ca[0], cb[2])),
+        fnp.subtract(fnp.multiply(ca[0], cb[1]), fnp.multiply(ca[1], cb[0])),
     ]
     comps = broadcast_arrays(*comps)
     out = stack(comps, axis=-1)
@@ -944,24 +916,20 @@ def cross(
 
 def kron(a: Any, b: Any) -> Any:
     """Kronecker product."""
-    from funcgrad.numpy.ufuncs import multiply
-
     a, b = _op(a, "kron"), _op(b, "kron")
     sa, sb = tuple(shape_of(a)), tuple(shape_of(b))
     n = builtins.max(len(sa), len(sb))
     sa, sb = (1,) * (n - len(sa)) + sa, (1,) * (n - len(sb)) + sb
     ea = lax.reshape(a, tuple(v for d in sa for v in (d, 1)))
     eb = lax.reshape(b, tuple(v for d in sb for v in (1, d)))
-    return lax.reshape(multiply(ea, eb), tuple(x * y for x, y in zip(sa, sb, strict=True)))
+    return lax.reshape(fnp.multiply(ea, eb), tuple(x * y for x, y in zip(sa, sb, strict=True)))
 
 
 def unstack(x: Any, /, *, axis: int = 0) -> tuple[Any, ...]:
     """The slices of ``x`` along ``axis``, as a tuple."""
-    from funcgrad.numpy.indexing import _getitem
-
     x = _op(x, "unstack")
     s = tuple(shape_of(x))
     if not s:
         raise ValueError("fnp.unstack: needs an array of at least 1 dimension")
     ax = canonicalize_axis(axis, len(s), "unstack")
-    return tuple(_getitem(x, (slice(None),) * ax + (i,)) for i in range(s[ax]))
+    return tuple(fnp.indexing.getitem(x, (slice(None),) * ax + (i,)) for i in range(s[ax]))

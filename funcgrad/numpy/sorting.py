@@ -14,9 +14,10 @@ from typing import Any
 import numpy as np
 
 from funcgrad import lax
+from funcgrad import numpy as fnp
 from funcgrad.core import Tracer
-from funcgrad.numpy import _util
-from funcgrad.numpy._util import shape_of, to_operand
+from funcgrad.numpy import util
+from funcgrad.numpy.util import shape_of, to_operand
 
 _I64 = np.dtype(np.int64)
 
@@ -24,10 +25,8 @@ _I64 = np.dtype(np.int64)
 def _sort_args(a: Any, axis: Any, name: str) -> tuple[Any, int]:
     a = to_operand(a, f"fnp.{name}")
     if axis is None:
-        from funcgrad.numpy.shape import ravel
-
-        return ravel(a), 0
-    return a, _util.canonicalize_axis(axis, len(shape_of(a)), name)
+        return fnp.ravel(a), 0
+    return a, util.canonicalize_axis(axis, len(shape_of(a)), name)
 
 
 def sort(
@@ -71,7 +70,7 @@ def _less(x: Any, y: Any, strict: bool) -> Any:
     """``x < y`` (or ``<=``) with NaN ordered after every number."""
     cmp = lax.lt if strict else lax.le
     out = cmp(x, y)
-    if _util.dtype_of(x).kind == "f":
+    if util.dtype_of(x).kind == "f":
         x_nan, y_nan = lax.ne(x, x), lax.ne(y, y)
         no_nan_x = lax.bitwise_not(x_nan)
         out = lax.bitwise_or(out, lax.bitwise_and(y_nan, no_nan_x))
@@ -86,19 +85,17 @@ def searchsorted(
     """Indices where ``v`` would be inserted into sorted 1-d ``a`` to keep it sorted."""
     if side not in ("left", "right"):
         raise ValueError(f"fnp.searchsorted: side must be 'left' or 'right', got {side!r}")
-    a, v = _util.promote_args("fnp.searchsorted", a, v)
+    a, v = util.promote_args("fnp.searchsorted", a, v)
     if len(shape_of(a)) != 1:
-        raise ValueError(f"fnp.searchsorted: a must be 1-d, got {_util.short(a)}")
+        raise ValueError(f"fnp.searchsorted: a must be 1-d, got {util.short(a)}")
     if sorter is not None:
-        from funcgrad.numpy.indexing import take
-
-        a = take(a, sorter)
+        a = fnp.take(a, sorter)
     vs = tuple(shape_of(v))
     n = shape_of(a)[0]
     av = lax.broadcast_in_dim(a, vs + (n,), (len(vs),))
     vv = lax.broadcast_in_dim(v, vs + (n,), tuple(range(len(vs))))
     below = _less(av, vv, strict=(side == "left"))
-    return lax.reduce_sum(_util.convert(below, _I64), (len(vs),))
+    return lax.reduce_sum(util.convert(below, _I64), (len(vs),))
 
 
 def unique(
@@ -112,7 +109,7 @@ def unique(
 ) -> Any:
     """The sorted unique elements (``ar`` must be concrete: the length depends on it)."""
     if isinstance(ar, Tracer):
-        ar = _util.concrete(
+        ar = util.concrete(
             ar,
             "unique",
             "the argument",
@@ -134,34 +131,37 @@ def interp(
     x: Any, xp: Any, fp: Any, left: Any = None, right: Any = None, period: Any = None
 ) -> Any:
     """Piecewise-linear interpolation of ``(xp, fp)`` (increasing ``xp``) at ``x``."""
-    from funcgrad.numpy.indexing import _getitem
-
     if period is not None:
         raise NotImplementedError("fnp.interp: period= is not supported")
-    xp = _util.convert(to_operand(xp, "fnp.interp"), np.dtype(np.float64))
-    fp = _util.convert(to_operand(fp, "fnp.interp"), np.dtype(np.float64))
-    x = _util.convert(to_operand(x, "fnp.interp"), np.dtype(np.float64))
+    xp = util.convert(to_operand(xp, "fnp.interp"), np.dtype(np.float64))
+    fp = util.convert(to_operand(fp, "fnp.interp"), np.dtype(np.float64))
+    x = util.convert(to_operand(x, "fnp.interp"), np.dtype(np.float64))
     if len(shape_of(xp)) != 1 or shape_of(xp) != shape_of(fp) or shape_of(xp)[0] == 0:
         raise ValueError(
-            f"fnp.interp: xp and fp must be 1-d of one non-zero length, got {_util.short(xp)} "
-            f"and {_util.short(fp)}"
+            f"fnp.interp: xp and fp must be 1-d of one non-zero length, got {util.short(xp)} "
+            f"and {util.short(fp)}"
         )
     n = shape_of(xp)[0]
     if n == 1:
-        y = lax.broadcast_to(_getitem(fp, 0), tuple(shape_of(x)))
+        y = lax.broadcast_to(fnp.indexing.getitem(fp, 0), tuple(shape_of(x)))
     else:
         i = searchsorted(xp, x, side="right")
         i = lax.clamp(np.int64(1), i, np.int64(n - 1))
-        x0, x1 = _getitem(xp, lax.sub(i, np.int64(1))), _getitem(xp, i)
-        y0, y1 = _getitem(fp, lax.sub(i, np.int64(1))), _getitem(fp, i)
+        prev = lax.sub(i, np.int64(1))
+        x0, x1 = fnp.indexing.getitem(xp, prev), fnp.indexing.getitem(xp, i)
+        y0, y1 = fnp.indexing.getitem(fp, prev), fnp.indexing.getitem(fp, i)
         slope = lax.div(lax.sub(y1, y0), lax.sub(x1, x0))
         y = lax.add(lax.mul(slope, lax.sub(x, x0)), y0)
         y = lax.select(lax.eq(x, x1), y1, y)
-    lo = _getitem(fp, 0) if left is None else _util.convert(to_operand(left), np.dtype(np.float64))
-    hi = (
-        _getitem(fp, -1)
-        if right is None
-        else _util.convert(to_operand(right), np.dtype(np.float64))
+    lo = (
+        fnp.indexing.getitem(fp, 0)
+        if left is None
+        else util.convert(to_operand(left), np.dtype(np.float64))
     )
-    y = lax.select(lax.lt(x, _getitem(xp, 0)), lo, y)
-    return lax.select(lax.gt(x, _getitem(xp, -1)), hi, y)
+    hi = (
+        fnp.indexing.getitem(fp, -1)
+        if right is None
+        else util.convert(to_operand(right), np.dtype(np.float64))
+    )
+    y = lax.select(lax.lt(x, fnp.indexing.getitem(xp, 0)), lo, y)
+    return lax.select(lax.gt(x, fnp.indexing.getitem(xp, -1)), hi, y)

@@ -2,7 +2,7 @@
 
 Decisions:
 
-- Dtypes come from NumPy's own ufunc loop resolution (``_util.ufunc_args``): the result
+- Dtypes come from NumPy's own ufunc loop resolution (``util.ufunc_args``): the result
   dtype of ``fnp.f(x, y)`` is that of ``np.f(x, y)`` for every dtype combination and for weak
   Python scalars (NEP 50), eagerly and under every transformation.
 - Broadcasting is NumPy's; the lax primitives broadcast themselves, so nothing is
@@ -26,15 +26,16 @@ from typing import Any
 import numpy as np
 
 from funcgrad import lax
+from funcgrad import numpy as fnp
 from funcgrad.core import Tracer
-from funcgrad.numpy import _util
-from funcgrad.numpy._util import ufunc_args
+from funcgrad.numpy import util
+from funcgrad.numpy.util import ufunc_args
 
 _BOOL = np.dtype(np.bool_)
 
 
 def _broadcast_error(name: str, *args: Any) -> None:
-    shapes = [_util.shape_of(a) for a in args]
+    shapes = [util.shape_of(a) for a in args]
     try:
         np.broadcast_shapes(*shapes)
     except ValueError:
@@ -58,14 +59,14 @@ def _const(dtype: np.dtype, value: Any) -> Any:
 
 
 def _full_like(x: Any, value: Any, dtype: np.dtype) -> Any:
-    return lax.full(_util.shape_of(x), _const(dtype, value), dtype)
+    return lax.full(util.shape_of(x), _const(dtype, value), dtype)
 
 
 def _to_bool(x: Any) -> Any:
     """Truthiness of ``x`` (``x != 0``) as a bool array."""
-    if _util.dtype_of(x) == _BOOL:
+    if util.dtype_of(x) == _BOOL:
         return x
-    return lax.ne(x, _const(_util.dtype_of(x), 0))
+    return lax.ne(x, _const(util.dtype_of(x), 0))
 
 
 # ========================================================================================
@@ -81,18 +82,18 @@ def negative(x: Any, /) -> Any:
 def positive(x: Any, /) -> Any:
     """Elementwise ``+x`` (a copy)."""
     (x,), _ = ufunc_args(np.positive, "positive", x)
-    return _util.fresh(x)
+    return util.fresh(x)
 
 
 def absolute(x: Any, /) -> Any:
     """Elementwise absolute value."""
     (x,), loop = ufunc_args(np.absolute, "absolute", x)
     if loop[0].kind in "ub":
-        return _util.fresh(x)
+        return util.fresh(x)
     return lax.abs(x)
 
 
-abs = absolute  # noqa: A001 - NumPy's name
+abs = absolute
 
 
 def fabs(x: Any, /) -> Any:
@@ -184,20 +185,20 @@ radians, degrees = deg2rad, rad2deg
 def floor(x: Any, /) -> Any:
     """Elementwise floor (integers are returned as they are)."""
     (x,), loop = ufunc_args(np.floor, "floor", x)
-    return _util.fresh(x) if loop[0].kind in "iub" else lax.floor(x)
+    return util.fresh(x) if loop[0].kind in "iub" else lax.floor(x)
 
 
 def ceil(x: Any, /) -> Any:
     """Elementwise ceiling (integers are returned as they are)."""
     (x,), loop = ufunc_args(np.ceil, "ceil", x)
-    return _util.fresh(x) if loop[0].kind in "iub" else lax.ceil(x)
+    return util.fresh(x) if loop[0].kind in "iub" else lax.ceil(x)
 
 
 def trunc(x: Any, /) -> Any:
     """Elementwise rounding toward zero."""
     (x,), loop = ufunc_args(np.trunc, "trunc", x)
     if loop[0].kind in "iub":
-        return _util.fresh(x)
+        return util.fresh(x)
     return lax.select(lax.lt(x, _const(loop[0], 0)), lax.ceil(x), lax.floor(x))
 
 
@@ -210,15 +211,15 @@ def rint(x: Any, /) -> Any:
     return lax.round(x, lax.RoundingMethod.TO_NEAREST_EVEN)
 
 
-def round(a: Any, decimals: int = 0, out: Any = None) -> Any:  # noqa: A001 - NumPy's name
+def round(a: Any, decimals: int = 0, out: Any = None) -> Any:
     """Round to ``decimals`` decimal places (ties to even, as NumPy)."""
-    _util.check_no_out("round", out)
-    a = _util.to_operand(a, "fnp.round")
-    decimals = _util.static_int(decimals, "round", "decimals")
+    util.check_no_out("round", out)
+    a = util.to_operand(a, "fnp.round")
+    decimals = util.static_int(decimals, "round", "decimals")
     dtype = a.dtype
     if dtype.kind in "iub":
         if decimals >= 0:
-            return _util.fresh(a)
+            return util.fresh(a)
         factor = _const(dtype, 10 ** (-decimals))
         return lax.mul(_round_int(a, factor), factor)
     if decimals == 0:
@@ -235,7 +236,7 @@ def _round_int(a: Any, factor: Any) -> Any:
     """``a / factor`` rounded half to even, in ``a``'s integer dtype."""
     f = lax.convert_element_type(a, np.float64)
     q = lax.round(lax.div(f, float(factor)), lax.RoundingMethod.TO_NEAREST_EVEN)
-    return lax.convert_element_type(q, _util.dtype_of(a))
+    return lax.convert_element_type(q, util.dtype_of(a))
 
 
 around = round
@@ -259,7 +260,7 @@ def isinf(x: Any, /) -> Any:
 
 def isposinf(x: Any, /) -> Any:
     """Elementwise test for positive infinity."""
-    x = _util.to_operand(x, "fnp.isposinf")
+    x = util.to_operand(x, "fnp.isposinf")
     if x.dtype.kind != "f":
         return _full_like(x, False, _BOOL)
     return lax.eq(x, _const(x.dtype, np.inf))
@@ -267,7 +268,7 @@ def isposinf(x: Any, /) -> Any:
 
 def isneginf(x: Any, /) -> Any:
     """Elementwise test for negative infinity."""
-    x = _util.to_operand(x, "fnp.isneginf")
+    x = util.to_operand(x, "fnp.isneginf")
     if x.dtype.kind != "f":
         return _full_like(x, False, _BOOL)
     return lax.eq(x, _const(x.dtype, -np.inf))
@@ -312,7 +313,7 @@ def conjugate(x: Any, /) -> Any:
     (x,), loop = ufunc_args(np.conjugate, "conjugate", x)
     if loop[0].kind == "c":
         raise TypeError("fnp.conjugate: complex arrays are not supported by funcgrad")
-    return _util.fresh(x)
+    return util.fresh(x)
 
 
 conj = conjugate
@@ -320,14 +321,14 @@ conj = conjugate
 
 def real(val: Any) -> Any:
     """The real part (a copy for real arrays)."""
-    val = _util.to_operand(val, "fnp.real")
-    return _util.fresh(val)
+    val = util.to_operand(val, "fnp.real")
+    return util.fresh(val)
 
 
 def imag(val: Any) -> Any:
     """The imaginary part (zeros for real arrays)."""
-    val = _util.to_operand(val, "fnp.imag")
-    return _full_like(val, 0, _util.dtype_of(val))
+    val = util.to_operand(val, "fnp.imag")
+    return _full_like(val, 0, util.dtype_of(val))
 
 
 # ========================================================================================
@@ -406,7 +407,7 @@ def floor_divide(x1: Any, x2: Any, /) -> Any:
 
 
 def _check_shapes(a: Any, b: Any) -> None:
-    np.broadcast_shapes(_util.shape_of(a), _util.shape_of(b))
+    np.broadcast_shapes(util.shape_of(a), util.shape_of(b))
 
 
 def _remainder(a: Any, b: Any, dtype: np.dtype) -> Any:
@@ -436,7 +437,7 @@ def fmod(x1: Any, x2: Any, /) -> Any:
     return _call("fmod", lax.rem, a, b)
 
 
-def divmod(x1: Any, x2: Any, /) -> tuple[Any, Any]:  # noqa: A001 - NumPy's name
+def divmod(x1: Any, x2: Any, /) -> tuple[Any, Any]:
     """``(floor_divide(x1, x2), remainder(x1, x2))``."""
     (a, b), loop = ufunc_args(np.divmod, "divmod", x1, x2)
     _call("divmod", _check_shapes, a, b)
@@ -475,7 +476,7 @@ def power(x1: Any, x2: Any, /) -> Any:
 
 
 def _int_power(a: Any, b: Any) -> Any:
-    dtype = _util.dtype_of(a)
+    dtype = util.dtype_of(a)
     if not isinstance(b, Tracer):
         bv = np.asarray(b)
         if dtype.kind == "i" and (bv < 0).any():
@@ -534,8 +535,8 @@ def fmin(x1: Any, x2: Any, /) -> Any:
 
 
 def _bcast(x: Any, like: Any) -> Any:
-    shape = _util.shape_of(like)
-    return x if _util.shape_of(x) == shape else lax.broadcast_to(x, shape)
+    shape = util.shape_of(like)
+    return x if util.shape_of(x) == shape else lax.broadcast_to(x, shape)
 
 
 def arctan2(x1: Any, x2: Any, /) -> Any:
@@ -646,13 +647,11 @@ bitwise_left_shift, bitwise_right_shift = left_shift, right_shift
 def where(condition: Any, x: Any = None, y: Any = None, /) -> Any:
     """``x`` where ``condition`` else ``y`` (broadcast); one argument: ``nonzero``."""
     if x is None and y is None:
-        from funcgrad.numpy.indexing import nonzero
-
-        return nonzero(condition)
+        return fnp.nonzero(condition)
     if x is None or y is None:
         raise ValueError("fnp.where: give both x and y, or neither (for nonzero(condition))")
-    cond = _to_bool(_util.to_operand(condition, "fnp.where"))
-    a, b = _util.promote_args("fnp.where", x, y)
+    cond = _to_bool(util.to_operand(condition, "fnp.where"))
+    a, b = util.promote_args("fnp.where", x, y)
     try:
         return lax.select(cond, a, b)
     except ValueError:
@@ -666,15 +665,15 @@ def clip(
     a_max: Any = None,
     out: Any = None,
     *,
-    min: Any = None,  # noqa: A002 - NumPy's name
-    max: Any = None,  # noqa: A002 - NumPy's name
+    min: Any = None,
+    max: Any = None,
 ) -> Any:
     """Limit values to ``[a_min, a_max]`` (``minimum(maximum(a, a_min), a_max)``)."""
-    _util.check_no_out("clip", out)
+    util.check_no_out("clip", out)
     lo = a_min if a_min is not None else min
     hi = a_max if a_max is not None else max
     args = [a] + [v for v in (lo, hi) if v is not None]
-    ops = _util.promote_args("fnp.clip", *args)
+    ops = util.promote_args("fnp.clip", *args)
     x = ops[0]
     rest = iter(ops[1:])
     if lo is not None:
@@ -682,7 +681,7 @@ def clip(
     if hi is not None:
         x = _call("clip", lax.min, x, next(rest))
     if lo is None and hi is None:
-        x = _util.fresh(x)
+        x = util.fresh(x)
     return x
 
 
@@ -690,10 +689,10 @@ def nan_to_num(
     x: Any, copy: bool = True, nan: float = 0.0, posinf: Any = None, neginf: Any = None
 ) -> Any:
     """Replace NaN by ``nan`` and infinities by ``posinf``/``neginf`` (default: the extremes)."""
-    x = _util.to_operand(x, "fnp.nan_to_num")
+    x = util.to_operand(x, "fnp.nan_to_num")
     dtype = x.dtype
     if dtype.kind != "f":
-        return _util.fresh(x)
+        return util.fresh(x)
     info = np.finfo(dtype)
     posinf = info.max if posinf is None else posinf
     neginf = info.min if neginf is None else neginf
@@ -706,10 +705,10 @@ def isclose(
     a: Any, b: Any, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False
 ) -> Any:
     """Elementwise ``|a - b| <= atol + rtol * |b|`` (infinities equal only to themselves)."""
-    a, b = _util.promote_args("fnp.isclose", a, b)
-    dtype = _util.dtype_of(a)
+    a, b = util.promote_args("fnp.isclose", a, b)
+    dtype = util.dtype_of(a)
     if dtype.kind in "biu":
-        a, b = _util.convert(a, np.float64), _util.convert(b, np.float64)
+        a, b = util.convert(a, np.float64), util.convert(b, np.float64)
         dtype = np.dtype(np.float64)
     diff = lax.abs(_call("isclose", lax.sub, a, b))
     tol = lax.add(_const(dtype, atol), lax.mul(_const(dtype, rtol), lax.abs(b)))
@@ -724,40 +723,34 @@ def allclose(
     a: Any, b: Any, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False
 ) -> Any:
     """Whether all elements are close (a Python bool for concrete values)."""
-    from funcgrad.numpy.reductions import all as all_
-
-    out = all_(isclose(a, b, rtol=rtol, atol=atol, equal_nan=equal_nan))
+    out = fnp.all(isclose(a, b, rtol=rtol, atol=atol, equal_nan=equal_nan))
     return builtins.bool(out) if not isinstance(out, Tracer) else out
 
 
 def array_equal(a1: Any, a2: Any, equal_nan: bool = False) -> Any:
     """Whether two arrays have the same shape and elements (a Python bool when concrete)."""
-    from funcgrad.numpy.reductions import all as all_
-
-    a1 = _util.to_operand(a1, "fnp.array_equal")
-    a2 = _util.to_operand(a2, "fnp.array_equal")
-    if _util.shape_of(a1) != _util.shape_of(a2):
+    a1 = util.to_operand(a1, "fnp.array_equal")
+    a2 = util.to_operand(a2, "fnp.array_equal")
+    if util.shape_of(a1) != util.shape_of(a2):
         return False
     eq = equal(a1, a2)
     if equal_nan:
         eq = logical_or(eq, logical_and(isnan(a1), isnan(a2)))
-    out = all_(eq)
+    out = fnp.all(eq)
     return builtins.bool(out) if not isinstance(out, Tracer) else out
 
 
 def array_equiv(a1: Any, a2: Any) -> Any:
     """Whether two arrays are equal after broadcasting."""
-    from funcgrad.numpy.reductions import all as all_
-
     try:
-        np.broadcast_shapes(_util.shape_of(a1), _util.shape_of(a2))
+        np.broadcast_shapes(util.shape_of(a1), util.shape_of(a2))
     except ValueError:
         return False
-    out = all_(equal(a1, a2))
+    out = fnp.all(equal(a1, a2))
     return builtins.bool(out) if not isinstance(out, Tracer) else out
 
 
-pow = power  # noqa: A001 - NumPy 2's name
+pow = power
 
 
 def copysign(x1: Any, x2: Any, /) -> Any:
@@ -779,9 +772,9 @@ def heaviside(x1: Any, x2: Any, /) -> Any:
 
 def sinc(x: Any, /) -> Any:
     """``sin(pi x) / (pi x)``, and 1 at 0."""
-    x = _util.to_operand(x, "fnp.sinc")
-    (x,) = _util.promote_args_inexact("fnp.sinc", x)
-    dtype = _util.dtype_of(x)
+    x = util.to_operand(x, "fnp.sinc")
+    (x,) = util.promote_args_inexact("fnp.sinc", x)
+    dtype = util.dtype_of(x)
     zero, one = _const(dtype, 0), _const(dtype, 1)
     is_zero = lax.eq(x, zero)
     pix = lax.mul(lax.select(is_zero, one, x), _const(dtype, math.pi))
@@ -797,13 +790,13 @@ def select(condlist: Any, choicelist: Any, default: Any = 0) -> Any:
         )
     if not condlist:
         raise ValueError("fnp.select: needs at least one condition")
-    choices = _util.promote_args("fnp.select", *choicelist, default)
+    choices = util.promote_args("fnp.select", *choicelist, default)
     out = choices[-1]
     for cond, choice in zip(condlist[::-1], choices[-2::-1], strict=True):
-        c = _util.to_operand(cond, "fnp.select")
-        if _util.dtype_of(c) != _BOOL:
-            raise TypeError(f"fnp.select: conditions must be bool arrays, got {_util.short(c)}")
+        c = util.to_operand(cond, "fnp.select")
+        if util.dtype_of(c) != _BOOL:
+            raise TypeError(f"fnp.select: conditions must be bool arrays, got {util.short(c)}")
         out = where(c, choice, out)
     if not isinstance(out, Tracer) and any(out is c for c in choicelist):
-        out = _util.fresh(out)
+        out = util.fresh(out)
     return out

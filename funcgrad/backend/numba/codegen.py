@@ -597,7 +597,7 @@ def _blame(eqn: Eqn | None) -> Iterator[None]:
         if str(e).startswith("numba backend could not lower") or eqn is None:
             raise
         raise lowering_error(eqn, str(e).removeprefix("numba backend: ")) from None
-    except Exception as e:  # a rule that cannot handle these operands
+    except Exception as e:  # noqa: BLE001 - a rule that cannot handle these operands
         raise lowering_error(eqn, f"{type(e).__name__}: {e}") from None
 
 

@@ -119,7 +119,7 @@ def _backend_fingerprint() -> str:
         h.update(f"python {sys.version_info[:3]}\n".encode())
         h.update(repr(sorted(FLAGS.items(), key=str)).encode())
         h.update(Path(helpers.__file__).read_bytes())
-        for mod in ("funcgrad.lax._random_kernels", "funcgrad.backend.numba.mathlib"):
+        for mod in ("funcgrad.backend.numba.random_kernels", "funcgrad.backend.numba.mathlib"):
             spec = importlib.util.find_spec(mod)  # read, not imported
             if spec is not None and spec.origin:
                 h.update(Path(spec.origin).read_bytes())

@@ -292,7 +292,7 @@ def _numba_fg_gemv():
 def __getattr__(name: str):
     # The Threefry block lives with funcgrad.random's own numba kernels; reuse it.
     if name == "fg_threefry2x32":
-        from funcgrad.lax._random_kernels import threefry2x32
+        from funcgrad.backend.numba.random_kernels import threefry2x32
 
         return threefry2x32
     raise AttributeError(name)

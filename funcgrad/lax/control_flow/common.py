@@ -8,9 +8,10 @@
   closed-over values as ordinary operands of the equation.
 - Type checks: :func:`check_types` compares what a branch or loop body returns with what
   it must return and names both pytree structures and every differing shape and dtype.
-- Jaxpr-to-jaxpr helpers for the rules (:func:`jvp_jaxpr`, :func:`batch_jaxpr`, ...), each
-  built by re-tracing an interpreter over ``eval_jaxpr`` (Autodidax's approach), with the
-  constants of the result hoisted into leading inputs again.
+- Layouts of the interpreters' jaxpr-to-jaxpr transformations for the rules
+  (:func:`jvp_by_groups` over ``ad.jvp_jaxpr``, :func:`batch_hoisted` over
+  ``batching.batch_jaxpr``), with the constants of the result hoisted into leading inputs
+  again (``partial_eval.hoist_consts``).
 """
 
 from __future__ import annotations
@@ -21,25 +22,14 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from funcgrad import core, dtypes, tree_util
-from funcgrad.core import ShapedArray, Tracer, get_aval
+from funcgrad.core import ShapedArray, get_aval
 from funcgrad.interpreters import ad, batching
 from funcgrad.interpreters import partial_eval as pe
-from funcgrad.ir import ClosedJaxpr, Jaxpr, Var, dce_jaxpr, eval_jaxpr
+from funcgrad.ir import ClosedJaxpr, Jaxpr, Var, dce_jaxpr
 from funcgrad.tree_util import PyTreeDef
 
 # ----------------------------------------------------------------------------------------
 # Values and avals
-
-
-def as_input(x: Any) -> Any:
-    """A leaf as an array: Python numbers and lists become NumPy arrays (funcgrad's dtypes:
-    Python floats are float64, ints int64)."""
-    if isinstance(x, (np.ndarray, np.generic, Tracer)):
-        return x
-    if dtypes.is_python_scalar(x):
-        return np.asarray(x, dtypes.dtype_of(x))
-    get_aval(x)  # a clear TypeError for values that are not arrays
-    return np.asarray(x)
 
 
 def aval_of(x: Any) -> ShapedArray:
@@ -105,25 +95,11 @@ def trace_function(
                 for x, w, dt in zip(leaves, weak, out_dtypes, strict=True)
             ]
         store["tree"], store["weak"] = out_tree, weak
-        return [as_input(x) for x in leaves]
+        return [core.as_array(x) for x in leaves]
 
     closed = pe.trace_to_jaxpr(flat_fun, [a.strip_weak() for a in in_avals])
-    jaxpr, consts = hoist_consts(closed)
+    jaxpr, consts = pe.hoist_consts(closed)
     return Traced(jaxpr, consts, store["tree"], store["weak"])
-
-
-def hoist_consts(closed: ClosedJaxpr) -> tuple[ClosedJaxpr, list[Any]]:
-    """``closed`` with its constants turned into leading inputs, and their values."""
-    jaxpr = closed.jaxpr
-    if not jaxpr.constvars:
-        return closed, []
-    hoisted = Jaxpr([], jaxpr.constvars + jaxpr.invars, jaxpr.eqns, jaxpr.outvars)
-    return ClosedJaxpr(hoisted, []), list(closed.consts)
-
-
-def trace_hoisted(fun: Callable, in_avals: Sequence[ShapedArray]) -> tuple[ClosedJaxpr, list]:
-    """Stage a flat function; its constants become leading inputs (returned as values)."""
-    return hoist_consts(pe.trace_to_jaxpr(fun, list(in_avals)))
 
 
 def trace_loop_body(
@@ -346,14 +322,14 @@ def _groups(sizes: Sequence[int]) -> list[range]:
     return out
 
 
-def jvp_jaxpr(
+def jvp_by_groups(
     closed: ClosedJaxpr,
     in_sizes: Sequence[int],
     out_sizes: Sequence[int],
     nonzeros: Sequence[bool],
     instantiate: Sequence[bool],
 ) -> tuple[ClosedJaxpr, list[Any], list[bool]]:
-    """The JVP of ``closed``, laid out group by group.
+    """``ad.jvp_jaxpr`` of ``closed``, laid out group by group, constants hoisted.
 
     Inputs and outputs are split into consecutive groups (``in_sizes``, e.g. consts, carry,
     xs of a scan body; ``out_sizes``, e.g. carry, ys). The result takes, per input group,
@@ -362,76 +338,34 @@ def jvp_jaxpr(
     ``instantiate`` asks for. Returns ``(jaxpr, consts, out_nonzeros)``; ``consts`` go
     before every other input.
     """
-    in_avals = closed.in_avals
-    in_groups, out_groups = _groups(in_sizes), _groups(out_sizes)
-    avals = []
-    for g in in_groups:
-        avals += [in_avals[k] for k in g]
-        avals += [in_avals[k] for k in g if nonzeros[k]]
-    box: list[list[bool]] = []
-
-    def fun(*args: Any) -> list[Any]:
-        it = iter(args)
-        primals: list[Any] = [None] * len(in_avals)
-        tangents: list[Any] = [None] * len(in_avals)
-        for g in in_groups:
-            for k in g:
-                primals[k] = next(it)
-            for k in g:
-                tangents[k] = next(it) if nonzeros[k] else ad.Zero(in_avals[k])
-        outs, touts = ad.jvp_flat(
-            lambda *xs: eval_jaxpr(closed.jaxpr, closed.consts, *xs), primals, tangents
-        )
-        out_nz = [
-            type(t) is not ad.Zero or inst for t, inst in zip(touts, instantiate, strict=True)
-        ]
-        box.append(out_nz)
-        result = []
-        for g in out_groups:
-            result += [outs[k] for k in g]
-            result += [ad.instantiate_zeros(touts[k]) for k in g if out_nz[k]]
-        return result
-
-    jaxpr, consts = trace_hoisted(fun, avals)
-    return jaxpr, consts, box[0]
+    jvp, out_nz = ad.jvp_jaxpr(closed, nonzeros, list(instantiate))
+    jaxpr = jvp.jaxpr
+    n_in, n_out = len(closed.in_avals), len(closed.out_avals)
+    # ad.jvp_jaxpr's layout: all primals, then the nonzero tangents (inputs and outputs).
+    nz_in = [k for k in range(n_in) if nonzeros[k]]
+    nz_out = [k for k in range(n_out) if out_nz[k]]
+    tangent_in = dict(zip(nz_in, range(n_in, len(jaxpr.invars)), strict=True))
+    tangent_out = dict(zip(nz_out, range(n_out, len(jaxpr.outvars)), strict=True))
+    invars, outvars = [], []
+    for g in _groups(in_sizes):
+        invars += [jaxpr.invars[k] for k in g]
+        invars += [jaxpr.invars[tangent_in[k]] for k in g if k in tangent_in]
+    for g in _groups(out_sizes):
+        outvars += [jaxpr.outvars[k] for k in g]
+        outvars += [jaxpr.outvars[tangent_out[k]] for k in g if k in tangent_out]
+    grouped = ClosedJaxpr(Jaxpr(jaxpr.constvars, invars, jaxpr.eqns, outvars), jvp.consts)
+    hoisted, consts = pe.hoist_consts(grouped)
+    return hoisted, consts, out_nz
 
 
-def batch_jaxpr(
+def batch_hoisted(
     closed: ClosedJaxpr,
     in_batched: Sequence[bool],
     size: int,
     instantiate: Sequence[bool],
 ) -> tuple[ClosedJaxpr, list[Any], list[bool]]:
-    """``closed`` vectorized over a leading axis of size ``size``.
-
-    Inputs marked in ``in_batched`` get the batch axis first; outputs are batched along
-    axis 0 when they depend on a batched input or ``instantiate`` asks for it (an unbatched
-    output is broadcast then). Returns ``(jaxpr, consts, out_batched)``; ``consts`` go
-    before every other input.
-    """
-    avals = [
-        ShapedArray((size, *a.shape), a.dtype) if b else a
-        for a, b in zip(closed.in_avals, in_batched, strict=True)
-    ]
-    box: list[list[bool]] = []
-
-    def fun(*args: Any) -> list[Any]:
-        with core.new_main(batching.BatchTrace, size) as main:
-            trace = main.trace
-            tracers = [
-                batching.BatchTracer(trace, x, 0) if b else x
-                for x, b in zip(args, in_batched, strict=True)
-            ]
-            outs = eval_jaxpr(closed.jaxpr, closed.consts, *tracers)
-            outs = [core.full_raise(trace, as_input(o)) for o in outs]
-            vals = [o.val for o in outs]
-            dims = [o.batch_dim for o in outs]
-        out_b = [d is not None or inst for d, inst in zip(dims, instantiate, strict=True)]
-        box.append(out_b)
-        return [
-            batching.move_batch_axis(v, d, 0, size) if b else v
-            for v, d, b in zip(vals, dims, out_b, strict=True)
-        ]
-
-    jaxpr, consts = trace_hoisted(fun, avals)
-    return jaxpr, consts, box[0]
+    """``batching.batch_jaxpr`` of ``closed`` with its constants hoisted: ``(jaxpr, consts,
+    out_batched)``; ``consts`` go before every other input."""
+    batched, out_b = batching.batch_jaxpr(closed, in_batched, size, list(instantiate))
+    jaxpr, consts = pe.hoist_consts(batched)
+    return jaxpr, consts, out_b

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from funcgrad import core, tree_util
+from funcgrad import core, lax, tree_util
 from funcgrad.core import Primitive, ShapedArray, Tracer, get_aval
 from funcgrad.interpreters import ad, batching
 from funcgrad.interpreters import partial_eval as pe
@@ -52,7 +52,7 @@ def cond(pred: Any, true_fun: Callable, false_fun: Callable, *operands: Any) -> 
             "cond: true_fun and false_fun must be callables, called as "
             "`cond(pred, true_fun, false_fun, *operands)`"
         )
-    pred = common.as_input(pred)
+    pred = core.as_array(pred)
     aval = get_aval(pred)
     if aval.shape != ():
         raise TypeError(
@@ -65,8 +65,8 @@ def cond(pred: Any, true_fun: Callable, false_fun: Callable, *operands: Any) -> 
                 f"cond: the predicate must be a bool or integer scalar, got "
                 f"{aval.str_short()}; compare it first (e.g. `x > 0`)"
             )
-        pred = _lax().ne(pred, np.zeros((), aval.dtype)[()])
-    index = _lax().convert_element_type(pred, np.int32)
+        pred = lax.ne(pred, np.zeros((), aval.dtype)[()])
+    index = lax.convert_element_type(pred, np.int32)
     return _bind_cond(index, (false_fun, true_fun), operands, ("false_fun", "true_fun"), "cond")
 
 
@@ -79,7 +79,7 @@ def switch(index: Any, branches: Sequence[Callable], *operands: Any) -> Any:
     for k, b in enumerate(branches):
         if not callable(b):
             raise TypeError(f"switch: branches[{k}] is not callable ({type(b).__name__})")
-    index = common.as_input(index)
+    index = core.as_array(index)
     aval = get_aval(index)
     if aval.shape != ():
         raise TypeError(f"switch: the branch index must be a scalar, got {aval.str_short()}")
@@ -88,7 +88,6 @@ def switch(index: Any, branches: Sequence[Callable], *operands: Any) -> Any:
             f"switch: the branch index must be an integer, got {aval.str_short()}; convert it "
             "with `.astype(int32)`"
         )
-    lax = _lax()
     index = lax.convert_element_type(index, np.int32)
     if len(branches) == 1:
         return branches[0](*operands)
@@ -98,17 +97,11 @@ def switch(index: Any, branches: Sequence[Callable], *operands: Any) -> Any:
     return _bind_cond(index, branches, operands, names, "switch")
 
 
-def _lax() -> Any:
-    from funcgrad import lax
-
-    return lax
-
-
 def _bind_cond(
     index: Any, funs: Sequence[Callable], operands: tuple, names: Sequence[str], what: str
 ) -> Any:
     ops_flat, in_tree = tree_util.tree_flatten(operands)
-    ops_flat = [common.as_input(x) for x in ops_flat]
+    ops_flat = [core.as_array(x) for x in ops_flat]
     in_avals = [aval_of(x) for x in ops_flat]
     traced = [common.trace_function(f, in_tree, in_avals) for f in funs]
     traced = _unify_weak_outputs(traced, funs, in_tree, in_avals)
@@ -198,9 +191,9 @@ def _cond_jvp(primals, tangents, *, branches):
     n_in, n_out = len(ops), len(branches[0].out_avals)
     out_nz = [False] * n_out
     for b in branches:
-        _, _, nz = common.jvp_jaxpr(b, [n_in], [n_out], nonzeros, [False] * n_out)
+        _, _, nz = common.jvp_by_groups(b, [n_in], [n_out], nonzeros, [False] * n_out)
         out_nz = [a or c for a, c in zip(out_nz, nz, strict=True)]
-    jvps = [common.jvp_jaxpr(b, [n_in], [n_out], nonzeros, out_nz) for b in branches]
+    jvps = [common.jvp_by_groups(b, [n_in], [n_out], nonzeros, out_nz) for b in branches]
     new_branches, consts = common.join_consts([j for j, _, _ in jvps], [c for _, c, _ in jvps])
     ops_t = [t for t in tangents[1:] if type(t) is not ad.Zero]
     outs = cond_p.bind(index, *consts, *ops, *ops_t, branches=tuple(new_branches))
@@ -224,7 +217,7 @@ def _cond_partial_eval(trace: pe.PartialEvalTrace, tracers: list, *, branches):
         # A concrete index (grad outside jit): partially evaluate only the taken branch.
         b = branches[_clamped(index, len(branches))]
         outs = eval_jaxpr(b.jaxpr, b.consts, *ops_t)
-        return [core.full_raise(trace, common.as_input(o)) for o in outs]
+        return [core.full_raise(trace, core.as_array(o)) for o in outs]
     unknowns = [not t.is_known for t in ops_t]
     n_out = len(branches[0].out_avals)
     out_uk = [False] * n_out
@@ -239,7 +232,8 @@ def _cond_partial_eval(trace: pe.PartialEvalTrace, tracers: list, *, branches):
     known_avals = [aval_of(x) for x in known_ops]
     known_branches, known_consts = [], []
     for i, (jk, _, _, _) in enumerate(splits):
-        jaxpr, consts = common.trace_hoisted(_with_zero_residuals(jk, i, res_avals), known_avals)
+        known_fun = _with_zero_residuals(jk, i, res_avals)
+        jaxpr, consts = pe.trace_to_hoisted_jaxpr(known_fun, known_avals)
         known_branches.append(jaxpr)
         known_consts.append(consts)
     known_branches, consts = common.join_consts(known_branches, known_consts)
@@ -250,7 +244,7 @@ def _cond_partial_eval(trace: pe.PartialEvalTrace, tracers: list, *, branches):
     # The unknown branches all take every residual and use their own.
     unknown_branches, unknown_consts = [], []
     for i, (_, ju, _, _) in enumerate(splits):
-        ju, consts = common.hoist_consts(ju)
+        ju, consts = pe.hoist_consts(ju)
         before = [a for avs in res_avals[:i] for a in avs]
         after = [a for avs in res_avals[i + 1 :] for a in avs]
         unknown_branches.append(_place_residuals(ju, len(consts), len(res_avals[i]), before, after))
@@ -268,7 +262,7 @@ def _cond_partial_eval(trace: pe.PartialEvalTrace, tracers: list, *, branches):
         )
     known_it, unknown_it = iter(known_outs), iter(unknown_outs)
     return [
-        next(unknown_it) if uk else core.full_raise(trace, common.as_input(next(known_it)))
+        next(unknown_it) if uk else core.full_raise(trace, core.as_array(next(known_it)))
         for uk in out_uk
     ]
 
@@ -285,7 +279,7 @@ def _with_zero_residuals(jk: ClosedJaxpr, i: int, res_avals: list[list[ShapedArr
             if j == i:
                 result += outs[n_known:]
             else:
-                result += [_lax().full(a.shape, 0, a.dtype) for a in avals]
+                result += [lax.full(a.shape, 0, a.dtype) for a in avals]
         return result
 
     return fun
@@ -308,7 +302,7 @@ def _cond_transpose(cts, index, *ops, branches):
         raise ValueError("cond: transpose with respect to the branch index (it is not linear)")
     linear = [ad.is_undefined_primal(x) for x in ops]
     residuals = [x for x in ops if not ad.is_undefined_primal(x)]
-    transposed = [common.hoist_consts(ad.transpose_jaxpr(b, linear)) for b in branches]
+    transposed = [pe.hoist_consts(ad.transpose_jaxpr(b, linear)) for b in branches]
     new_branches, consts = common.join_consts(
         [j for j, _ in transposed], [c for _, c in transposed]
     )
@@ -335,9 +329,8 @@ def _cond_batch(args, dims, *, branches):
         index = batching.moveaxis(index, index_dim, 0)
         branch_outs = []
         for b in branches:
-            jaxpr, consts, _ = common.batch_jaxpr(b, ops_b, size, [True] * n_out)
+            jaxpr, consts, _ = common.batch_hoisted(b, ops_b, size, [True] * n_out)
             branch_outs.append(eval_jaxpr(jaxpr.jaxpr, jaxpr.consts, *consts, *ops))
-        lax = _lax()
         outs = []
         for k in range(n_out):
             shape = get_aval(branch_outs[0][k]).shape
@@ -346,9 +339,9 @@ def _cond_batch(args, dims, *, branches):
         return outs, [0] * n_out
     out_b = [False] * n_out
     for b in branches:
-        _, _, ob = common.batch_jaxpr(b, ops_b, size, [False] * n_out)
+        _, _, ob = common.batch_hoisted(b, ops_b, size, [False] * n_out)
         out_b = [x or y for x, y in zip(out_b, ob, strict=True)]
-    batched = [common.batch_jaxpr(b, ops_b, size, out_b) for b in branches]
+    batched = [common.batch_hoisted(b, ops_b, size, out_b) for b in branches]
     new_branches, consts = common.join_consts(
         [j for j, _, _ in batched], [c for _, c, _ in batched]
     )

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from funcgrad import dtypes, tree_util
+from funcgrad import core, dtypes, tree_util
 from funcgrad.core import Primitive, ShapedArray
 from funcgrad.interpreters import ad, batching
 from funcgrad.interpreters import partial_eval as pe
@@ -77,11 +77,11 @@ def scan_impl_entry(
     if not callable(f):
         raise TypeError(f"{what}: f must be a callable `f(carry, x) -> (carry, y)`")
     xs_flat, xs_tree = tree_util.tree_flatten(xs)
-    xs_flat = [common.as_input(x) for x in xs_flat]
+    xs_flat = [core.as_array(x) for x in xs_flat]
     length = _scan_length(what, xs, xs_flat, length)
     init_flat, init_tree = tree_util.tree_flatten(init)
     weak = [dtypes.is_python_scalar(x) for x in init_flat]
-    init_flat = [common.as_input(x) for x in init_flat]
+    init_flat = [core.as_array(x) for x in init_flat]
     x_avals = [ShapedArray(aval_of(x).shape[1:], aval_of(x).dtype) for x in xs_flat]
     in_tree = tree_util.tree_structure(
         (tree_util.tree_unflatten(init_tree, init_flat), tree_util.tree_unflatten(xs_tree, xs_flat))
@@ -237,7 +237,7 @@ def _scan_jvp(primals, tangents, *, jaxpr, length, reverse, linear, unroll, num_
     nonzeros = [type(t) is not ad.Zero for t in tangents]
     const_nz, init_nz, xs_nz = _split_args(nonzeros, nc, ncar)
     carry_nz, (body, consts, out_nz) = common.fixed_point(
-        lambda c: common.jvp_jaxpr(
+        lambda c: common.jvp_by_groups(
             jaxpr, [nc, ncar, nx], [ncar, ny], const_nz + c + xs_nz, c + [False] * ny
         ),
         init_nz,
@@ -306,7 +306,7 @@ def _scan_partial_eval(trace: pe.PartialEvalTrace, tracers: list, **params: Any)
     )
     ys_uk = out_uk[ncar:]
     consts_t, init_t, xs_t = _split_args(tracers, nc, ncar)
-    jk, jk_consts = common.hoist_consts(jk)
+    jk, jk_consts = pe.hoist_consts(jk)
     known_consts = jk_consts + [t.const for t in consts_t if t.is_known]
     known_init = [t.const for t, uk in zip(init_t, carry_uk, strict=True) if not uk]
     known_xs = [t.const for t in xs_t if t.is_known]
@@ -358,7 +358,7 @@ def _scan_partial_eval(trace: pe.PartialEvalTrace, tracers: list, **params: Any)
     if any(out_uk):
         # The unknown scan: consts are its own, the invariant residuals and the unknown
         # consts; xs are the other residuals and the unknown xs.
-        ju, ju_consts = common.hoist_consts(ju)
+        ju, ju_consts = pe.hoist_consts(ju)
         n_cu = sum(const_uk)
         n_caru = sum(carry_uk)
         idx = list(range(len(ju.jaxpr.invars)))
@@ -459,7 +459,7 @@ def _scan_transpose(cts, *args, jaxpr, length, reverse, linear, unroll, num_cons
         + [a for a, lin in zip(x_avals, x_lin, strict=True) if not lin]
         + list(y_avals)
     )
-    body_t, body_consts = common.trace_hoisted(body, body_avals)
+    body_t, body_consts = pe.trace_to_hoisted_jaxpr(body, body_avals)
     acc_init = [ad.zeros_like_aval(a) for a in lin_c_avals]
     n_const_t = len(body_consts) + n_rc
     outs = scan_p.bind(
@@ -501,7 +501,7 @@ def _scan_batch(args, dims, *, jaxpr, length, reverse, linear, unroll, num_const
     c_b = [d is not None for d in c_dims]
     x_b = [d is not None for d in x_dims]
     carry_b, (body, body_consts, out_b) = common.fixed_point(
-        lambda c: common.batch_jaxpr(jaxpr, c_b + c + x_b, size, c + [False] * ny),
+        lambda c: common.batch_hoisted(jaxpr, c_b + c + x_b, size, c + [False] * ny),
         [d is not None for d in init_dims],
         lambda result: result[2][:ncar],
     )

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from funcgrad import dtypes, tree_util
+from funcgrad import core, dtypes, lax, tree_util
 from funcgrad.core import ConcreteArray, Primitive, Tracer, get_aval
 from funcgrad.interpreters import ad, batching
 from funcgrad.interpreters import partial_eval as pe
@@ -53,7 +53,7 @@ def while_loop(cond_fun: Callable, body_fun: Callable, init_val: Any) -> Any:
         raise TypeError("while_loop: cond_fun and body_fun must be callables")
     init_flat, in_tree = tree_util.tree_flatten((init_val,))
     weak = [dtypes.is_python_scalar(x) for x in init_flat]
-    init_flat = [common.as_input(x) for x in init_flat]
+    init_flat = [core.as_array(x) for x in init_flat]
     carry_tree = tree_util.tree_structure(init_val)
     body, in_avals = common.trace_loop_body(
         "while_loop", body_fun, in_tree, [aval_of(x) for x in init_flat], carry_tree, weak
@@ -132,9 +132,8 @@ def fori_loop(lower: Any, upper: Any, body_fun: Callable, init_val: Any) -> Any:
             _FORI_HINT,
         )
         return result
-    lax = _lax()
-    lower = lax.convert_element_type(common.as_input(lower), index_dtype)
-    upper = lax.convert_element_type(common.as_input(upper), index_dtype)
+    lower = lax.convert_element_type(core.as_array(lower), index_dtype)
+    upper = lax.convert_element_type(core.as_array(upper), index_dtype)
 
     def cond_fun(carry: Any) -> Any:
         i, hi_, _ = carry
@@ -153,12 +152,6 @@ _FORI_HINT = (
     "array, and NumPy's promotion makes `float32_value + i` float64: write "
     "`val + i.astype(val.dtype)`, or convert the result with `.astype`."
 )
-
-
-def _lax() -> Any:
-    from funcgrad import lax
-
-    return lax
 
 
 # ----------------------------------------------------------------------------------------
@@ -208,7 +201,7 @@ def _while_jvp(primals, tangents, *, cond_jaxpr, cond_nconsts, body_jaxpr, body_
     n = len(init)
 
     carry_nz, (body, consts, _) = common.fixed_point(
-        lambda c: common.jvp_jaxpr(body_jaxpr, [body_nconsts, n], [n], bc_nz + c, c),
+        lambda c: common.jvp_by_groups(body_jaxpr, [body_nconsts, n], [n], bc_nz + c, c),
         [type(t) is not ad.Zero for t in init_t],
         lambda result: result[2],
     )
@@ -259,7 +252,7 @@ def _while_partial_eval(trace: pe.PartialEvalTrace, tracers: list, **params: Any
         return everything
     # The known carries: a loop of the known part of the body (its residuals unused).
     jk = common.restrict_outputs(jk, [True] * (n - sum(out_uk)) + [False] * num_res)
-    jk, jk_consts = common.hoist_consts(jk)
+    jk, jk_consts = pe.hoist_consts(jk)
     known = [not uk for uk in cc_uk + carry_uk]
     cond = common.drop_inputs(common.restrict_outputs(cond_jaxpr, [True]), known)
     cc, bc, init = split_list(tracers, [cond_nconsts, body_nconsts])
@@ -305,19 +298,19 @@ def _while_batch(args, dims, *, cond_jaxpr, cond_nconsts, body_jaxpr, body_ncons
     n = len(init)
 
     carry_b, _ = common.fixed_point(
-        lambda c: common.batch_jaxpr(body_jaxpr, bc_b + c, size, c),
+        lambda c: common.batch_hoisted(body_jaxpr, bc_b + c, size, c),
         init_b,
         lambda result: result[2],
     )
-    _, _, (pred_b,) = common.batch_jaxpr(cond_jaxpr, cc_b + carry_b, size, [False])
+    _, _, (pred_b,) = common.batch_hoisted(cond_jaxpr, cc_b + carry_b, size, [False])
     if pred_b:
         carry_b = [True] * n
     init = [
         batching.bdim_at_front(x, None, size) if b and not ib else x
         for x, b, ib in zip(init, carry_b, init_b, strict=True)
     ]
-    body, body_consts, _ = common.batch_jaxpr(body_jaxpr, bc_b + carry_b, size, carry_b)
-    cond, cond_consts, _ = common.batch_jaxpr(cond_jaxpr, cc_b + carry_b, size, [pred_b])
+    body, body_consts, _ = common.batch_hoisted(body_jaxpr, bc_b + carry_b, size, carry_b)
+    cond, cond_consts, _ = common.batch_hoisted(cond_jaxpr, cc_b + carry_b, size, [pred_b])
     if not pred_b:
         outs = while_p.bind(
             *cond_consts,
@@ -334,7 +327,6 @@ def _while_batch(args, dims, *, cond_jaxpr, cond_nconsts, body_jaxpr, body_ncons
     # Per-example predicates: loop while any example runs; finished ones keep their carry.
     n_cc = len(cond_consts) + len(cc)
     n_bc = len(body_consts) + len(bc)
-    lax = _lax()
     cc_avals = [aval_of(x) for x in [*cond_consts, *cc]]
     bc_avals = [aval_of(x) for x in [*body_consts, *bc]]
     carry_avals = [aval_of(x) for x in init]
@@ -352,8 +344,8 @@ def _while_batch(args, dims, *, cond_jaxpr, cond_nconsts, body_jaxpr, body_ncons
             for x, y in zip(carry, new, strict=True)
         ]
 
-    new_cond, consts1 = common.trace_hoisted(any_running, cc_avals + carry_avals)
-    new_body, consts2 = common.trace_hoisted(masked_body, cc_avals + bc_avals + carry_avals)
+    new_cond, consts1 = pe.trace_to_hoisted_jaxpr(any_running, cc_avals + carry_avals)
+    new_body, consts2 = pe.trace_to_hoisted_jaxpr(masked_body, cc_avals + bc_avals + carry_avals)
     outs = while_p.bind(
         *consts1,
         *cond_consts,

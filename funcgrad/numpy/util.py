@@ -5,8 +5,10 @@ Decisions (they hold for every ``funcgrad.numpy`` function):
 - Operands may be NumPy arrays and scalars, Python numbers, lists, or tracers. Python scalars
   are *weak* (NEP 50): ``f32_array * 2.0`` is float32, ``i32_array + 1`` is int32, and a
   Python int that does not fit the array's dtype raises ``OverflowError``, as NumPy 2.
-  Everything else is strong: ``int32 + float32`` is float64, also under every
-  transformation (the avals carry no weak-type flag; weakness only exists at the call site).
+  Everything else is strong: ``int32 + float32`` is float64. Weakness survives tracing as
+  in JAX: avals carry a ``weak_type`` flag, so a Python scalar that became a tracer (an
+  argument of ``jit``, a value computed only from Python scalars) still promotes like one,
+  and promotion under every transformation matches the eager result.
 - Ufunc-like functions take their dtypes from NumPy itself (``ufunc.resolve_dtypes``,
   cached per dtype combination), so ``true_divide`` of ints is float64, ``sin`` of int8 is
   float16, ``floor_divide`` of bools is int8, and unsupported combinations raise NumPy's
@@ -21,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from funcgrad import core, dtypes
+from funcgrad import core, dtypes, lax
+from funcgrad import numpy as fnp
 from funcgrad.core import ShapedArray, Tracer
 from funcgrad.errors import ConcretizationTypeError
 from funcgrad.hints import traced_shape_hint
@@ -38,25 +41,21 @@ is_eager = core.is_eager
 
 
 def to_operand(x: Any, name: str = "funcgrad.numpy") -> Any:
-    """A tracer or a NumPy array/scalar; lists and Python scalars are converted by NumPy."""
-    if isinstance(x, (Tracer, np.ndarray, np.generic)):
+    """A tracer or a NumPy array/scalar: ``core.as_array``, except that Python scalars stay
+    scalars (NumPy scalars, weak at the call site) and lists holding tracers are stacked."""
+    if isinstance(x, Tracer) or isinstance(x, np.ndarray | np.generic):
         return x
     if type(x) in _PY_SCALARS:
         return np.asarray(x)[()]
-    if isinstance(x, (list, tuple)) and any(isinstance(e, Tracer) for e in _iter_nested(x)):
-        from funcgrad.numpy.creation import array
-
-        return array(x)
+    if isinstance(x, list | tuple) and any(isinstance(e, Tracer) for e in _iter_nested(x)):
+        return fnp.array(x)
     try:
-        arr = np.asarray(x)
-    except Exception as e:  # noqa: BLE001 - any conversion failure becomes one clear error
-        raise TypeError(f"{name}: cannot convert {type(x).__name__} to an array: {e}") from e
-    if arr.dtype == object:
+        return core.as_array(x)
+    except TypeError as e:
         raise TypeError(
-            f"{name}: {type(x).__name__} is not array-like (NumPy makes it an object array); "
-            "pass numbers, NumPy arrays or (nested) lists of numbers"
-        )
-    return arr
+            f"{name}: {type(x).__name__} is not array-like ({e}); pass numbers, NumPy arrays "
+            "or (nested) lists of numbers"
+        ) from None
 
 
 def _iter_nested(x: Any):
@@ -89,9 +88,7 @@ def convert(x: Any, dtype: np.dtype) -> Any:
     if isinstance(x, Tracer):
         if x.dtype == dtype:
             return x
-        from funcgrad.lax import convert_element_type
-
-        return convert_element_type(x, dtype)
+        return lax.convert_element_type(x, dtype)
     if type(x) in _PY_SCALARS:
         return np.array(x, dtype)[()]
     if not isinstance(x, (np.ndarray, np.generic)):

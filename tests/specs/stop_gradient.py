@@ -1,4 +1,4 @@
-"""Spec cases for ``stop_gradient`` (funcgrad/lax/ad_util.py).
+"""Spec cases for ``stop_gradient`` (funcgrad/lax/stop_gradient.py).
 
 Its jvp is zero by design, which finite differences cannot confirm, so ``diff=()``; the
 zero derivative is tested in tests/test_autodiff.py.
