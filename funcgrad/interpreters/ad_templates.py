@@ -69,6 +69,12 @@ def applies(primals: Sequence[Any], tangents: Sequence[Any]) -> bool:
     return True
 
 
+def always_run_rules(primitive: Primitive) -> None:
+    """Never template ``primitive``: its rules must bind (a collective reaches its named
+    axis only through ``bind``, so a replayed impl would lose it)."""
+    _first_order[primitive] = False
+
+
 def is_first_order(primitive: Primitive, params: dict) -> bool:
     """One result and no jaxprs or functions among the parameters: a template can apply."""
     ok = _first_order.get(primitive)

@@ -35,7 +35,7 @@ import numpy as np
 
 from funcgrad import core
 from funcgrad.core import Primitive, ShapedArray, shaped_aval
-from funcgrad.interpreters import ad, batching
+from funcgrad.interpreters import ad, ad_templates, batching
 from funcgrad.lax._base import NUMBER, check_dtype
 from funcgrad.tree_util import tree_map
 
@@ -370,7 +370,7 @@ COLLECTIVES = (psum_p, pmax_p, pmin_p, all_gather_p, axis_index_p)
 # Eager grad replays cached rule programs that call impls directly; a collective over a
 # vmap axis must go through bind (to reach its axis), so it always runs its rules.
 for _p in COLLECTIVES:
-    ad._first_order[_p] = False
+    ad_templates.always_run_rules(_p)
 
 
 def _uses_axis(params: dict, name: Hashable) -> bool:
