@@ -71,9 +71,9 @@ from funcgrad.lax.indexing import scatter_add as scatter_add
 from funcgrad.lax.indexing import scatter_max as scatter_max
 from funcgrad.lax.indexing import scatter_min as scatter_min
 from funcgrad.lax.indexing import scatter_mul as scatter_mul
-from funcgrad.lax.linalg import batch_matmul as batch_matmul
-from funcgrad.lax.linalg import dot as dot
-from funcgrad.lax.linalg import dot_general as dot_general
+from funcgrad.lax.dot import batch_matmul as batch_matmul
+from funcgrad.lax.dot import dot as dot
+from funcgrad.lax.dot import dot_general as dot_general
 from funcgrad.lax.logical import bitwise_and as bitwise_and
 from funcgrad.lax.logical import bitwise_not as bitwise_not
 from funcgrad.lax.logical import bitwise_or as bitwise_or

@@ -1,4 +1,4 @@
-"""Spec cases for dot_general (funcgrad/lax/linalg.py).
+"""Spec cases for dot_general (funcgrad/lax/dot.py).
 
 Reference: ``np.einsum`` in float64 (then cast to the result dtype), written per case as a
 subscript string, so the layout rule (batch dims, lhs free dims, rhs free dims) is checked

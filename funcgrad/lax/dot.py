@@ -1,4 +1,4 @@
-"""Linear algebra primitives: ``dot_general`` (and the ``dot``/``batch_matmul`` wrappers).
+"""The contraction primitive ``dot_general`` (and the ``dot``/``batch_matmul`` wrappers).
 
 ``dot_general`` follows JAX: ``dimension_numbers = ((lhs_contract, rhs_contract),
 (lhs_batch, rhs_batch))``; the output holds the batch dimensions (in the order given), then
