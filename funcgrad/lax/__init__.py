@@ -74,6 +74,7 @@ from funcgrad.lax.indexing import scatter_mul as scatter_mul
 from funcgrad.lax.dot import batch_matmul as batch_matmul
 from funcgrad.lax.dot import dot as dot
 from funcgrad.lax.dot import dot_general as dot_general
+from funcgrad.lax import linalg as linalg
 from funcgrad.lax.logical import bitwise_and as bitwise_and
 from funcgrad.lax.logical import bitwise_not as bitwise_not
 from funcgrad.lax.logical import bitwise_or as bitwise_or
