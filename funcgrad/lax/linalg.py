@@ -94,7 +94,9 @@ def _tri(x: Any, k: int = 0, lower: bool = True) -> Any:
 
 def _eye(n: int, m: int, dtype: np.dtype) -> Any:
     lax = _lax()
-    eq = lax.eq(lax.broadcasted_iota(np.int32, (n, m), 0), lax.broadcasted_iota(np.int32, (n, m), 1))
+    eq = lax.eq(
+        lax.broadcasted_iota(np.int32, (n, m), 0), lax.broadcasted_iota(np.int32, (n, m), 1)
+    )
     return lax.convert_element_type(eq, dtype)
 
 
@@ -226,7 +228,9 @@ def _cholesky_jvp(primals, tangents):
     dtype = get_aval(x).dtype
     sigma = _sym_from_triangle(t, True)
     # L^-1 sigma L^-H, then L times its lower triangle with half the diagonal.
-    tmp = triangular_solve(L, sigma, left_side=False, lower=True, transpose_a=True, conjugate_a=True)
+    tmp = triangular_solve(
+        L, sigma, left_side=False, lower=True, transpose_a=True, conjugate_a=True
+    )
     tmp = triangular_solve(L, tmp, left_side=True, lower=True)
     half = np.array(0.5, dtype)[()]
     phi = lax.add(_tri(tmp, -1, True), lax.mul(_tri(_tri(tmp, 0, True), 0, False), half))
@@ -345,10 +349,14 @@ def _op(a: Any, transpose_a: bool, conjugate_a: bool) -> Any:
     return a
 
 
-def _triangular_solve_jvp_a(g, ans, a, b, *, left_side, lower, transpose_a, conjugate_a, unit_diagonal):
+def _triangular_solve_jvp_a(
+    g, ans, a, b, *, left_side, lower, transpose_a, conjugate_a, unit_diagonal
+):
     lax = _lax()
-    g = _tri(g, -1 if unit_diagonal else 0, True) if lower else _tri(
-        g, 1 if unit_diagonal else 0, False
+    g = (
+        _tri(g, -1 if unit_diagonal else 0, True)
+        if lower
+        else _tri(g, 1 if unit_diagonal else 0, False)
     )
     ga = _op(g, transpose_a, conjugate_a)
     rhs = _mm(ga, ans) if left_side else _mm(ans, ga)
@@ -374,9 +382,7 @@ ad.defjvp2(triangular_solve_p, _triangular_solve_jvp_a, _triangular_solve_jvp_b)
 
 def _triangular_solve_transpose(ct, a, b, *, transpose_a, **params):
     if ad.is_undefined_primal(a):
-        raise NotImplementedError(
-            "triangular_solve is linear in b only: transpose it with a known"
-        )
+        raise NotImplementedError("triangular_solve is linear in b only: transpose it with a known")
     if type(ct) is ad.Zero:
         return [None, ad.Zero(b.aval)]
     return [None, triangular_solve_p.bind(a, ct, transpose_a=not transpose_a, **params)]
@@ -593,7 +599,9 @@ def _eigh_abstract_eval(x, *, lower):
 def _eigh_impl(x, *, lower):
     x = np.asarray(x)
     _eigh_abstract_eval(ShapedArray(x.shape, x.dtype), lower=lower)
-    w, v = np.linalg.eigh(x, UPLO="L" if lower else "U")
+    if not lower:  # the upper triangle of x is the lower one of x^H (one LAPACK path)
+        x = np.conj(np.swapaxes(x, -1, -2))
+    w, v = np.linalg.eigh(x, UPLO="L")
     return [np.ascontiguousarray(v, x.dtype), np.ascontiguousarray(w, _real_dtype(x.dtype))]
 
 
@@ -664,10 +672,17 @@ def _svd_impl(x, *, full_matrices, compute_uv):
         ShapedArray(x.shape, x.dtype), full_matrices=full_matrices, compute_uv=compute_uv
     )
     if 0 in x.shape[-2:]:
-        return [np.zeros(a.shape, a.dtype) for a in avals] if not full_matrices else [
-            np.zeros(avals[0].shape, avals[0].dtype),
-            *(np.broadcast_to(np.eye(a.shape[-1], dtype=a.dtype), a.shape).copy() for a in avals[1:]),
-        ]
+        return (
+            [np.zeros(a.shape, a.dtype) for a in avals]
+            if not full_matrices
+            else [
+                np.zeros(avals[0].shape, avals[0].dtype),
+                *(
+                    np.broadcast_to(np.eye(a.shape[-1], dtype=a.dtype), a.shape).copy()
+                    for a in avals[1:]
+                ),
+            ]
+        )
     if not compute_uv:
         return [np.ascontiguousarray(np.linalg.svd(x, compute_uv=False), avals[0].dtype)]
     u, s, vh = np.linalg.svd(x, full_matrices=full_matrices)
@@ -713,7 +728,11 @@ def _svd_jvp(primals, tangents, *, full_matrices, compute_uv):
     dss = lax.mul(s_row, ds_mat)
     sds = lax.mul(s_col, ds_mat)
     s_is_zero = lax.eq(sc, zero)
-    s_inv = lax.select(s_is_zero, lax.full(get_aval(sc).shape, zero, dtype), lax.div(one, lax.select(s_is_zero, lax.full(get_aval(sc).shape, one, dtype), sc)))
+    s_inv = lax.select(
+        s_is_zero,
+        lax.full(get_aval(sc).shape, zero, dtype),
+        lax.div(one, lax.select(s_is_zero, lax.full(get_aval(sc).shape, one, dtype), sc)),
+    )
     s_inv_mat = lax.mul(lax.expand_dims(s_inv, (nd - 2,)), eye)
     half = np.array(0.5, dtype)[()]
     dudv_diag = lax.mul(lax.mul(lax.sub(ds_mat, _H(ds_mat)), half), s_inv_mat)

@@ -18,7 +18,10 @@ from tests.specs import Case
 def _per_matrix(fn, *arrays):
     batch = arrays[0].shape[:-2]
     outs = [fn(*(a[idx] for a in arrays)) for idx in np.ndindex(*batch)]
-    return [np.stack([o[k] for o in outs]).reshape(batch + np.shape(outs[0][k])) for k in range(len(outs[0]))]
+    return [
+        np.stack([o[k] for o in outs]).reshape(batch + np.shape(outs[0][k]))
+        for k in range(len(outs[0]))
+    ]
 
 
 def _spd(rng, shape, dtype):
@@ -126,7 +129,7 @@ def _eigh_ref(x, *, lower):
     # In the operand's dtype: eigenvector signs are LAPACK's per-precision convention.
     t = np.tril(x) if lower else np.triu(x)
     sym = t + np.swapaxes(np.tril(x, -1) if lower else np.triu(x, 1), -1, -2)
-    w, v = np.linalg.eigh(sym, UPLO="L" if lower else "U")
+    w, v = np.linalg.eigh(sym)
     return [v, w]
 
 
@@ -145,7 +148,9 @@ _TOL = dict(rtol=1e-4, atol=1e-5)
 
 CASES = [
     Case("cholesky", lambda rng, dt: _spd(rng, (4, 4), dt), _cholesky_ref, name="4x4", **_TOL),
-    Case("cholesky", lambda rng, dt: _spd(rng, (2, 3, 3), dt), _cholesky_ref, name="batched", **_TOL),
+    Case(
+        "cholesky", lambda rng, dt: _spd(rng, (2, 3, 3), dt), _cholesky_ref, name="batched", **_TOL
+    ),
     _tri("right_upper", (3, 3), (2, 3)),
     _tri("left_lower", (4, 4), (4, 2), left_side=True, lower=True),
     _tri("left_upper_T", (3, 3), (3, 2), left_side=True, transpose_a=True),
@@ -157,9 +162,7 @@ CASES = [
     Case("lu", _normal((2, 3, 3)), _lu_ref, name="batched", **_TOL),
     Case("qr", _normal((4, 4)), _qr_ref, dict(full_matrices=True), name="square", **_TOL),
     Case("qr", _normal((5, 3)), _qr_ref, dict(full_matrices=False), name="tall", **_TOL),
-    Case(
-        "qr", _normal((2, 4, 3)), _qr_ref, dict(full_matrices=False), name="batched", **_TOL
-    ),
+    Case("qr", _normal((2, 4, 3)), _qr_ref, dict(full_matrices=False), name="batched", **_TOL),
     Case(
         "qr",
         _normal((3, 5)),
@@ -170,7 +173,14 @@ CASES = [
         **_TOL,
     ),
     Case("eigh", _sym((4, 4)), _eigh_ref, dict(lower=True), name="lower", **_TOL),
-    Case("eigh", _sym((2, 3, 3), lower=False), _eigh_ref, dict(lower=False), name="upper_batched", **_TOL),
+    Case(
+        "eigh",
+        _sym((2, 3, 3), lower=False),
+        _eigh_ref,
+        dict(lower=False),
+        name="upper_batched",
+        **_TOL,
+    ),
     Case(
         "svd",
         _normal((4, 3), True),
