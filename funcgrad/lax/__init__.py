@@ -1,5 +1,6 @@
 """funcgrad.lax: the primitives' own functions, under JAX's ``lax`` names."""
 
+from funcgrad.lax import linalg as linalg
 from funcgrad.lax.ad_util import stop_gradient as stop_gradient
 from funcgrad.lax.control_flow import cond as cond
 from funcgrad.lax.control_flow import fori_loop as fori_loop
@@ -15,6 +16,9 @@ from funcgrad.lax.cumulative import cummax as cummax
 from funcgrad.lax.cumulative import cummin as cummin
 from funcgrad.lax.cumulative import cumprod as cumprod
 from funcgrad.lax.cumulative import cumsum as cumsum
+from funcgrad.lax.dot import batch_matmul as batch_matmul
+from funcgrad.lax.dot import dot as dot
+from funcgrad.lax.dot import dot_general as dot_general
 from funcgrad.lax.elementwise import RoundingMethod as RoundingMethod
 from funcgrad.lax.elementwise import abs as abs
 from funcgrad.lax.elementwise import acos as acos
@@ -71,10 +75,6 @@ from funcgrad.lax.indexing import scatter_add as scatter_add
 from funcgrad.lax.indexing import scatter_max as scatter_max
 from funcgrad.lax.indexing import scatter_min as scatter_min
 from funcgrad.lax.indexing import scatter_mul as scatter_mul
-from funcgrad.lax.dot import batch_matmul as batch_matmul
-from funcgrad.lax.dot import dot as dot
-from funcgrad.lax.dot import dot_general as dot_general
-from funcgrad.lax import linalg as linalg
 from funcgrad.lax.logical import bitwise_and as bitwise_and
 from funcgrad.lax.logical import bitwise_not as bitwise_not
 from funcgrad.lax.logical import bitwise_or as bitwise_or

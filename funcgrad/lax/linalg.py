@@ -468,17 +468,17 @@ def _lu_jvp(primals, tangents):
     x = _take_rows(a_dot, perm)
     zero = np.zeros((), dtype)[()]
     l_part = lax.slice_in_dim(lu_, 0, k, axis=nd - 1)
-    l = lax.pad(_tri(l_part, -1, True), zero, [(0, 0, 0)] * (nd - 1) + [(0, m - k, 0)])
-    l = lax.add(l, _eye(m, m, dtype))
+    lo = lax.pad(_tri(l_part, -1, True), zero, [(0, 0, 0)] * (nd - 1) + [(0, m - k, 0)])
+    lo = lax.add(lo, _eye(m, m, dtype))
     u_part = lax.slice_in_dim(lu_, 0, k, axis=nd - 2)
     u = lax.pad(_tri(u_part, 0, False), zero, [(0, 0, 0)] * (nd - 2) + [(0, n - k, 0), (0, 0, 0)])
     if n > k:
         u_eye = lax.pad(_eye(n - k, n - k, dtype), zero, [(k, 0, 0), (k, 0, 0)])
         u = lax.add(u, u_eye)
     del batch
-    la = triangular_solve(l, x, left_side=True, lower=True, unit_diagonal=True)
+    la = triangular_solve(lo, x, left_side=True, lower=True, unit_diagonal=True)
     lau = triangular_solve(u, la, left_side=False, lower=False)
-    l_dot = _mm(l, _tri(lau, -1, True))
+    l_dot = _mm(lo, _tri(lau, -1, True))
     u_dot = _mm(_tri(lau, 0, False), u)
     return [lu_, pivots, perm], [lax.add(l_dot, u_dot), *zeros]
 
