@@ -8,6 +8,7 @@ from funcgrad import nn as nn
 from funcgrad import numpy as numpy
 from funcgrad import optim as optim
 from funcgrad import random as random
+from funcgrad import scipy as scipy
 from funcgrad import serialization as serialization
 from funcgrad import train as train
 from funcgrad import tree_util as tree_util
