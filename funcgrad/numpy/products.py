@@ -301,7 +301,8 @@ def einsum(
                     f"fnp.einsum: label {c!r} has sizes {sizes[c]} and {d} in {text!r} with "
                     f"shapes {shapes}"
                 )
-            sizes[c] = max(sizes.get(c, 1), d)
+            if d != 1 or c not in sizes:  # size 1 broadcasts (to any size, 0 included)
+                sizes[c] = d
     terms = [(o, list(lab)) for o, lab in zip(ops, labels, strict=False)]
     # Diagonals (a label repeated within one operand) and labels only one operand has.
     for i, (x, lab) in enumerate(terms):

@@ -559,10 +559,8 @@ def nextafter(x1: Any, x2: Any, /) -> Any:
     return _call("nextafter", lax.nextafter, a, b)
 
 
-def logaddexp(x1: Any, x2: Any, /) -> Any:
-    """Elementwise ``log(exp(x1) + exp(x2))`` without overflow."""
-    (a, b), loop = ufunc_args(np.logaddexp, "logaddexp", x1, x2)
-    amax = _call("logaddexp", lax.max, a, b)
+def _logaddexp_value(a: Any, b: Any) -> Any:
+    amax = lax.max(a, b)
     delta = lax.sub(a, b)
     # Equal infinities give NaN in delta; a + b is then the answer (inf or -inf).
     return lax.select(
@@ -572,15 +570,63 @@ def logaddexp(x1: Any, x2: Any, /) -> Any:
     )
 
 
+def _logaddexp2_value(a: Any, b: Any) -> Any:
+    amax = lax.max(a, b)
+    delta = lax.sub(a, b)
+    ln2 = _const(_util.dtype_of(a), math.log(2.0))
+    tail = lax.div(lax.log1p(lax.exp2(lax.neg(lax.abs(delta)))), ln2)
+    return lax.select(lax.ne(delta, delta), lax.add(a, b), lax.add(amax, tail))
+
+
+def _gap(x: Any, out: Any) -> Any:
+    """``x - out``, with 0 where both are the same infinity (there ``x`` is the result)."""
+    d = lax.sub(x, out)
+    zero = lax.broadcast_to(_const(_util.dtype_of(d), 0.0), tuple(_util.shape_of(d)))
+    return lax.select(lax.ne(d, d), zero, d)
+
+
+def _logaddexp_family(value: Any, weight: Any) -> Any:
+    """``value`` with the smooth derivative ``t1 * w(x1 - out) + t2 * w(x2 - out)`` (JAX's
+    rule): the value's ``max``/``abs`` kinks cancel mathematically, but their derivatives
+    do not, so differentiating the value directly gets the curvature at a tie wrong."""
+    from funcgrad.custom_derivatives import custom_jvp
+
+    fn = custom_jvp(value)
+
+    def jvp(primals, tangents):
+        a, b = primals
+        ta, tb = tangents
+        out = fn(a, b)
+        wa, wb = weight(_gap(a, out)), weight(_gap(b, out))
+        return out, lax.add(lax.mul(ta, wa), lax.mul(tb, wb))
+
+    fn.defjvp(jvp)
+    return fn
+
+
+_logaddexp = _logaddexp_family(_logaddexp_value, lax.exp)
+_logaddexp2 = _logaddexp_family(_logaddexp2_value, lax.exp2)
+
+
+def logaddexp(x1: Any, x2: Any, /) -> Any:
+    """Elementwise ``log(exp(x1) + exp(x2))`` without overflow."""
+    (a, b), loop = ufunc_args(np.logaddexp, "logaddexp", x1, x2)
+    shape = np.broadcast_shapes(_util.shape_of(a), _util.shape_of(b))
+    return _logaddexp(_to_shape(a, shape), _to_shape(b, shape))
+
+
 def logaddexp2(x1: Any, x2: Any, /) -> Any:
     """Elementwise ``log2(2**x1 + 2**x2)`` without overflow."""
     (a, b), loop = ufunc_args(np.logaddexp2, "logaddexp2", x1, x2)
-    dtype = loop[0]
-    amax = _call("logaddexp2", lax.max, a, b)
-    delta = lax.sub(a, b)
-    ln2 = _const(dtype, math.log(2.0))
-    tail = lax.div(lax.log1p(lax.exp2(lax.neg(lax.abs(delta)))), ln2)
-    return lax.select(lax.ne(delta, delta), lax.add(a, b), lax.add(amax, tail))
+    shape = np.broadcast_shapes(_util.shape_of(a), _util.shape_of(b))
+    return _logaddexp2(_to_shape(a, shape), _to_shape(b, shape))
+
+
+def _to_shape(x: Any, shape: tuple[int, ...]) -> Any:
+    """``x`` broadcast to ``shape`` (the custom rule's tangents then share one shape)."""
+    if tuple(_util.shape_of(x)) == tuple(shape):
+        return x
+    return lax.broadcast_to(x, shape)
 
 
 def _comparison(ufunc: np.ufunc, name: str, lax_fn: Any, doc: str) -> Any:
