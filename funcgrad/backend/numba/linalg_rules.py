@@ -69,28 +69,32 @@ def _cholesky(ctx, x):
     a, lf = ctx.fresh("a"), ctx.fresh("L")
     with loops(ctx, [_prod(aval.shape[:-2])], "b") as (b,):
         ctx.emit(f"{a} = np.empty(({n}, {n}), {ctx.dtype(aval.dtype)})")
+        src = ctx.fresh("src")
+        ctx.emit(f"{src} = {x3}[{b}]")
         with loops(ctx, [n, n]) as (i, j):
             # The Hermitian matrix the lower triangle defines.
             ctx.emit(
-                f"{a}[{i}, {j}] = {x3}[{b}, {i}, {j}] if {i} >= {j} else "
-                f"{_conj(f'{x3}[{b}, {j}, {i}]', aval.dtype)}"
+                f"{a}[{i}, {j}] = {src}[{i}, {j}] if {i} >= {j} else "
+                f"{_conj(f'{src}[{j}, {i}]', aval.dtype)}"
             )
         ctx.emit("try:")
         ctx.push()
         ctx.emit(f"{lf} = np.linalg.cholesky({a})")
-        with loops(ctx, [n, n]) as (i, j):
-            ctx.emit(f"{o3}[{b}, {i}, {j}] = {lf}[{i}, {j}]")
+        _copy_out(ctx, o3, b, lf, n, n, fortran=False)
         ctx.pop()
         ctx.emit("except Exception:")
         ctx.push()
         with loops(ctx, [n, n]) as (i, j):
-            ctx.emit(f"{o3}[{b}, {i}, {j}] = np.nan")
+            ctx.emit(f"{o3}[{b}, {i}, {j}] = np.nan")  # not positive definite
         ctx.pop()
 
 
 # -- triangular_solve: substitution loops
 @opaque("triangular_solve")
 def _triangular_solve(ctx, a, b, *, left_side, lower, transpose_a, conjugate_a, unit_diagonal):
+    """Row-oriented substitution on a C-contiguous work matrix holding the right-hand
+    sides as rows' columns: each step is an axpy over all right-hand sides at once (a
+    contiguous, vectorizable inner loop)."""
     a_aval, b_aval = ctx.in_avals
     out = _out3(ctx, 0)
     if b_aval.size == 0:
@@ -100,38 +104,53 @@ def _triangular_solve(ctx, a, b, *, left_side, lower, transpose_a, conjugate_a, 
     b3 = _as3(ctx, ctx.arg(b), b_aval.shape)
     o3 = _view(ctx, out, b_aval.shape, 2)
     dtype = b_aval.dtype
-    # Solve T y = r column by column, T = op(a) (left) or op(a)^T (right, on b^T).
+    # Solve T w = r for all columns r, T = op(a) (left) or op(a)^T (right, on b^T).
     flip = transpose_a if left_side else not transpose_a
     t_lower = lower != flip
     ncols = b_aval.shape[-1] if left_side else b_aval.shape[-2]
 
-    def t_at(bb: str, i: str, j: str) -> str:
-        e = f"{a3}[{bb}, {j}, {i}]" if flip else f"{a3}[{bb}, {i}, {j}]"
+    def t_at(av: str, i: str, j: str) -> str:
+        e = f"{av}[{j}, {i}]" if flip else f"{av}[{i}, {j}]"
         return _conj(e, dtype) if conjugate_a else e
 
-    def rhs(bb: str, i: str, c: str) -> str:
-        return f"{b3}[{bb}, {i}, {c}]" if left_side else f"{b3}[{bb}, {c}, {i}]"
-
-    def sol(bb: str, i: str, c: str) -> str:
-        return f"{o3}[{bb}, {i}, {c}]" if left_side else f"{o3}[{bb}, {c}, {i}]"
-
-    s = ctx.fresh("s")
-    with loops(ctx, [_prod(b_aval.shape[:-2]), ncols], "b") as (bb, c):
-        i, j = ctx.fresh("i"), ctx.fresh("j")
+    w, av, bv, ov, t = (ctx.fresh(n) for n in ("w", "av", "bv", "ov", "t"))
+    with loops(ctx, [_prod(b_aval.shape[:-2])], "b") as (bb,):
+        ctx.emit(f"{av} = {a3}[{bb}]")
+        ctx.emit(f"{bv} = {b3}[{bb}]")
+        ctx.emit(f"{ov} = {o3}[{bb}]")
+        ctx.emit(f"{w} = np.empty(({m}, {ncols}), {ctx.dtype(dtype)})")
+        with loops(ctx, [m, ncols]) as (i, c):
+            ctx.emit(
+                f"{w}[{i}, {c}] = {bv}[{i}, {c}]"
+                if left_side
+                else f"{w}[{i}, {c}] = {bv}[{c}, {i}]"
+            )
+        i, j, c = ctx.fresh("i"), ctx.fresh("j"), ctx.fresh("c")
         order = f"range({m})" if t_lower else f"range({m - 1}, -1, -1)"
         inner = f"range({i})" if t_lower else f"range({i} + 1, {m})"
         ctx.emit(f"for {i} in {order}:")
         ctx.push()
-        ctx.emit(f"{s} = {rhs(bb, i, c)}")
         ctx.emit(f"for {j} in {inner}:")
         ctx.push()
-        ctx.emit(f"{s} -= {t_at(bb, i, j)} * {sol(bb, j, c)}")
+        ctx.emit(f"{t} = {t_at(av, i, j)}")
+        ctx.emit(f"for {c} in range({ncols}):")
+        ctx.push()
+        ctx.emit(f"{w}[{i}, {c}] -= {t} * {w}[{j}, {c}]")
         ctx.pop()
-        if unit_diagonal:
-            ctx.emit(f"{sol(bb, i, c)} = {s}")
-        else:
-            ctx.emit(f"{sol(bb, i, c)} = {s} / {t_at(bb, i, i)}")
         ctx.pop()
+        if not unit_diagonal:
+            ctx.emit(f"{t} = {t_at(av, i, i)}")
+            ctx.emit(f"for {c} in range({ncols}):")
+            ctx.push()
+            ctx.emit(f"{w}[{i}, {c}] = {w}[{i}, {c}] / {t}")
+            ctx.pop()
+        ctx.pop()
+        with loops(ctx, [m, ncols]) as (i2, c2):
+            ctx.emit(
+                f"{ov}[{i2}, {c2}] = {w}[{i2}, {c2}]"
+                if left_side
+                else f"{ov}[{c2}, {i2}] = {w}[{i2}, {c2}]"
+            )
 
 
 # -- lu: LAPACK's getf2 as loops
@@ -199,17 +218,43 @@ def _lu(ctx, x):
 
 def _copy_in(ctx: Any, x3: str, b: str, rows: int, cols: int, dtype: Any, width: int | None = None):
     """A fresh ``(rows, width)`` copy of matrix ``b`` of ``x3`` (zero columns past ``cols``)."""
-    a = ctx.fresh("a")
+    a, src = ctx.fresh("a"), ctx.fresh("src")
     width = cols if width is None else width
     ctx.emit(f"{a} = np.zeros(({rows}, {width}), {ctx.dtype(dtype)})")
+    ctx.emit(f"{src} = {x3}[{b}]")
     with loops(ctx, [rows, cols]) as (i, j):
-        ctx.emit(f"{a}[{i}, {j}] = {x3}[{b}, {i}, {j}]")
+        ctx.emit(f"{a}[{i}, {j}] = {src}[{i}, {j}]")
     return a
 
 
-def _copy_out(ctx: Any, o3: str, b: str, src: str, rows: int, cols: int) -> None:
-    with loops(ctx, [rows, cols]) as (i, j):
-        ctx.emit(f"{o3}[{b}, {i}, {j}] = {src}[{i}, {j}]")
+#: Tile edge of the copies out of LAPACK results (numba returns them in Fortran order).
+TILE = 32
+
+
+def _copy_out(
+    ctx: Any, o3: str, b: str, src: str, rows: int, cols: int, fortran: bool = True
+) -> None:
+    """``o3[b] = src``. numba's ``qr``, ``eigh`` and ``svd`` return Fortran-ordered
+    arrays (its ``cholesky`` a C-ordered one): those are copied in tiles, so that neither
+    side is walked a whole row or column apart."""
+    dst = ctx.fresh("dst")
+    ctx.emit(f"{dst} = {o3}[{b}]")  # a 2-D view, indexed in the loops
+    if not fortran or (rows <= TILE and cols <= TILE):
+        with loops(ctx, [rows, cols]) as (i, j):
+            ctx.emit(f"{dst}[{i}, {j}] = {src}[{i}, {j}]")
+        return
+    i0, j0, i, j = ctx.fresh("ti"), ctx.fresh("tj"), ctx.fresh("i"), ctx.fresh("j")
+    ctx.emit(f"for {i0} in range(0, {rows}, {TILE}):")
+    ctx.push()
+    ctx.emit(f"for {j0} in range(0, {cols}, {TILE}):")
+    ctx.push()
+    ctx.emit(f"for {j} in range({j0}, min({j0} + {TILE}, {cols})):")
+    ctx.push()
+    ctx.emit(f"for {i} in range({i0}, min({i0} + {TILE}, {rows})):")
+    ctx.push()
+    ctx.emit(f"{dst}[{i}, {j}] = {src}[{i}, {j}]")
+    for _ in range(4):
+        ctx.pop()
 
 
 # -- qr
@@ -258,9 +303,11 @@ def _eigh(ctx, x, *, lower):
     a, w, v = ctx.fresh("a"), ctx.fresh("w"), ctx.fresh("v")
     with loops(ctx, [batch], "b") as (b,):
         ctx.emit(f"{a} = np.empty(({n}, {n}), {ctx.dtype(aval.dtype)})")
+        xb = ctx.fresh("src")
+        ctx.emit(f"{xb} = {x3}[{b}]")
         with loops(ctx, [n, n]) as (i, j):
             # numba's eigh reads the lower triangle: that of x, or that of x^H.
-            src = f"{x3}[{b}, {i}, {j}]" if lower else _conj(f"{x3}[{b}, {j}, {i}]", aval.dtype)
+            src = f"{xb}[{i}, {j}]" if lower else _conj(f"{xb}[{j}, {i}]", aval.dtype)
             ctx.emit(f"{a}[{i}, {j}] = {src}")
         ctx.emit(f"{w}, {v} = np.linalg.eigh({a})")
         _copy_out(ctx, v3, b, v, n, n)
