@@ -270,11 +270,20 @@ def _value_and_grad(
     what: str,
     args: tuple,
     kwargs: dict,
+    holomorphic: bool = False,
 ) -> tuple[Any, Any, Any]:
     fname = fun_name(fun)
     nums = _normalize_argnums(argnums, len(args), fname)
     flat, in_tree, call, names = _dyn_args(fun, args, kwargs, nums)
     _check_float_inputs(flat, names, fname, what)
+    if holomorphic:
+        for i, x in enumerate(flat):
+            if dtypes.dtype_of(x).kind != "c":
+                raise TypeError(
+                    f"{what}({fname}, holomorphic=True) needs complex inputs, but "
+                    f"{names()[i]} has dtype {dtypes.dtype_of(x).name}; convert it with "
+                    "`.astype(np.complex64)` or drop holomorphic=True"
+                )
     aux_tree: list[Any] = []
 
     def flat_fun(*dyn_flat: Any) -> tuple[list[Any], list[Any]]:
@@ -310,6 +319,17 @@ def _value_and_grad(
                 f"{what}({fname}) needs a floating-point output, but the function returned "
                 f"{aval.str_short()}; compute the output from floats"
             )
+        if aval.dtype.kind == "c" and not holomorphic:
+            raise TypeError(
+                f"{what}({fname}) needs a real output, but the function returned "
+                f"{aval.str_short()}; for the complex derivative of a holomorphic function "
+                "pass holomorphic=True, else reduce to a real value (e.g. `.real` or `abs`)"
+            )
+        if holomorphic and aval.dtype.kind != "c":
+            raise TypeError(
+                f"{what}({fname}, holomorphic=True) needs a complex output, but the function "
+                f"returned {aval.str_short()}"
+            )
         return [out], aux_leaves
 
     outs, lin, aux_leaves = _reverse_flat(flat_fun, flat)
@@ -324,13 +344,20 @@ def _value_and_grad(
     return out, g, aux
 
 
-def grad(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False) -> Callable:
+def grad(
+    fun: Callable,
+    argnums: int | Sequence[int] = 0,
+    has_aux: bool = False,
+    holomorphic: bool = False,
+) -> Callable:
     """The gradient of a scalar-valued ``fun`` with respect to its ``argnums`` argument(s).
 
     ``argnums`` is an int (the gradient has that argument's structure) or a tuple (a tuple
     of gradients). With ``has_aux``, ``fun`` returns ``(value, aux)`` and the result is
     ``(gradient, aux)``. Outside ``jit``/``vmap`` the function sees concrete values, so
-    Python control flow on them works. Gradients have their argument's dtype.
+    Python control flow on them works. Gradients have their argument's dtype. Complex
+    inputs follow JAX: for a real output the gradient is ``df/dx - i df/dy``; a complex
+    output needs ``holomorphic=True`` (complex inputs, the derivative ``f'(z)``).
 
     >>> fg.grad(lambda x: fnp.sum(x ** 2))(np.array([1.0, 2.0]))
     array([2., 4.])
@@ -338,21 +365,26 @@ def grad(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False)
 
     @functools.wraps(fun)
     def grad_fun(*args: Any, **kwargs: Any) -> Any:
-        _, g, aux = _value_and_grad(fun, argnums, has_aux, "grad", args, kwargs)
+        _, g, aux = _value_and_grad(fun, argnums, has_aux, "grad", args, kwargs, holomorphic)
         return (g, aux) if has_aux else g
 
     return grad_fun
 
 
 def value_and_grad(
-    fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False
+    fun: Callable,
+    argnums: int | Sequence[int] = 0,
+    has_aux: bool = False,
+    holomorphic: bool = False,
 ) -> Callable:
     """Like :func:`grad`, but returns ``(value, gradient)`` (``((value, aux), gradient)``
     with ``has_aux``), computing the value once."""
 
     @functools.wraps(fun)
     def value_and_grad_fun(*args: Any, **kwargs: Any) -> Any:
-        out, g, aux = _value_and_grad(fun, argnums, has_aux, "value_and_grad", args, kwargs)
+        out, g, aux = _value_and_grad(
+            fun, argnums, has_aux, "value_and_grad", args, kwargs, holomorphic
+        )
         return ((out, aux), g) if has_aux else (out, g)
 
     return value_and_grad_fun

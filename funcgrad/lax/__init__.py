@@ -2,6 +2,10 @@
 
 from funcgrad.lax import linalg as linalg
 from funcgrad.lax.ad_util import stop_gradient as stop_gradient
+from funcgrad.lax.complex_ops import complex as complex
+from funcgrad.lax.complex_ops import conj as conj
+from funcgrad.lax.complex_ops import imag as imag
+from funcgrad.lax.complex_ops import real as real
 from funcgrad.lax.control_flow import cond as cond
 from funcgrad.lax.control_flow import fori_loop as fori_loop
 from funcgrad.lax.control_flow import scan as scan

@@ -157,6 +157,7 @@ from funcgrad.numpy.ufuncs import acos as acos
 from funcgrad.numpy.ufuncs import acosh as acosh
 from funcgrad.numpy.ufuncs import add as add
 from funcgrad.numpy.ufuncs import allclose as allclose
+from funcgrad.numpy.ufuncs import angle as angle
 from funcgrad.numpy.ufuncs import arccos as arccos
 from funcgrad.numpy.ufuncs import arccosh as arccosh
 from funcgrad.numpy.ufuncs import arcsin as arcsin
@@ -210,11 +211,13 @@ from funcgrad.numpy.ufuncs import hypot as hypot
 from funcgrad.numpy.ufuncs import imag as imag
 from funcgrad.numpy.ufuncs import invert as invert
 from funcgrad.numpy.ufuncs import isclose as isclose
+from funcgrad.numpy.ufuncs import iscomplex as iscomplex
 from funcgrad.numpy.ufuncs import isfinite as isfinite
 from funcgrad.numpy.ufuncs import isinf as isinf
 from funcgrad.numpy.ufuncs import isnan as isnan
 from funcgrad.numpy.ufuncs import isneginf as isneginf
 from funcgrad.numpy.ufuncs import isposinf as isposinf
+from funcgrad.numpy.ufuncs import isreal as isreal
 from funcgrad.numpy.ufuncs import left_shift as left_shift
 from funcgrad.numpy.ufuncs import less as less
 from funcgrad.numpy.ufuncs import less_equal as less_equal
@@ -242,6 +245,7 @@ from funcgrad.numpy.ufuncs import power as power
 from funcgrad.numpy.ufuncs import rad2deg as rad2deg
 from funcgrad.numpy.ufuncs import radians as radians
 from funcgrad.numpy.ufuncs import real as real
+from funcgrad.numpy.ufuncs import real_if_close as real_if_close
 from funcgrad.numpy.ufuncs import reciprocal as reciprocal
 from funcgrad.numpy.ufuncs import remainder as remainder
 from funcgrad.numpy.ufuncs import right_shift as right_shift

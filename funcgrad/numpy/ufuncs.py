@@ -311,7 +311,7 @@ def conjugate(x: Any, /) -> Any:
     """Elementwise complex conjugate (a copy for real arrays)."""
     (x,), loop = ufunc_args(np.conjugate, "conjugate", x)
     if loop[0].kind == "c":
-        raise TypeError("fnp.conjugate: complex arrays are not supported by funcgrad")
+        return lax.conj(x)
     return _util.fresh(x)
 
 
@@ -321,13 +321,59 @@ conj = conjugate
 def real(val: Any) -> Any:
     """The real part (a copy for real arrays)."""
     val = _util.to_operand(val, "fnp.real")
+    if _util.dtype_of(val).kind == "c":
+        return lax.real(val)
     return _util.fresh(val)
 
 
 def imag(val: Any) -> Any:
     """The imaginary part (zeros for real arrays)."""
     val = _util.to_operand(val, "fnp.imag")
+    if _util.dtype_of(val).kind == "c":
+        return lax.imag(val)
     return _full_like(val, 0, _util.dtype_of(val))
+
+
+def angle(z: Any, deg: bool = False) -> Any:
+    """The argument of complex ``z`` (``atan2(imag, real)``; 0 or pi for reals), in radians
+    or degrees."""
+    z = _util.to_operand(z, "fnp.angle")
+    dtype = _util.dtype_of(z)
+    if dtype.kind not in "fc":
+        z = _util.convert(z, np.dtype(np.float64))
+    out = lax.atan2(imag(z), real(z))
+    if deg:
+        out = lax.mul(out, _const(_util.dtype_of(out), 180.0 / math.pi))
+    return out
+
+
+def iscomplex(x: Any) -> Any:
+    """Elementwise: a nonzero imaginary part (always False for real arrays)."""
+    x = _util.to_operand(x, "fnp.iscomplex")
+    if _util.dtype_of(x).kind != "c":
+        return _full_like(x, False, np.dtype(np.bool_))
+    return lax.ne(lax.imag(x), _const(_util.dtype_of(lax.imag(x)), 0.0))
+
+
+def isreal(x: Any) -> Any:
+    """Elementwise: a zero imaginary part (always True for real arrays)."""
+    x = _util.to_operand(x, "fnp.isreal")
+    if _util.dtype_of(x).kind != "c":
+        return _full_like(x, True, np.dtype(np.bool_))
+    return lax.eq(lax.imag(x), _const(_util.dtype_of(lax.imag(x)), 0.0))
+
+
+def real_if_close(a: Any, tol: float = 100) -> Any:
+    """``a``'s real part if every imaginary part is within ``tol`` machine epsilons of 0
+    (``tol`` above 1), else ``a``. The result's dtype depends on the values, so ``a`` must
+    be concrete (NumPy's function)."""
+    a = _util.to_operand(a, "fnp.real_if_close")
+    if _util.dtype_of(a).kind != "c":
+        return _util.fresh(a)
+    a = _util.concrete(
+        a, "real_if_close", "its argument", "call it outside jit/vmap, or use fnp.real"
+    )
+    return np.real_if_close(a, tol=tol).copy()
 
 
 # ========================================================================================
