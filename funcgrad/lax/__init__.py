@@ -70,6 +70,7 @@ from funcgrad.lax.elementwise import square as square
 from funcgrad.lax.elementwise import sub as sub
 from funcgrad.lax.elementwise import tan as tan
 from funcgrad.lax.elementwise import tanh as tanh
+from funcgrad.lax.fft import fft as fft
 from funcgrad.lax.indexing import GatherDimensionNumbers as GatherDimensionNumbers
 from funcgrad.lax.indexing import GatherScatterMode as GatherScatterMode
 from funcgrad.lax.indexing import ScatterDimensionNumbers as ScatterDimensionNumbers

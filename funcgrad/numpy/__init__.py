@@ -10,6 +10,7 @@ module docstrings: ``_util`` (conversion, promotion, freshness), ``ufuncs``, ``r
 
 import numpy as _np
 
+from funcgrad.numpy import fft as fft
 from funcgrad.numpy import linalg as linalg
 from funcgrad.numpy.creation import arange as arange
 from funcgrad.numpy.creation import array as array
