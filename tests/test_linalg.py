@@ -473,3 +473,29 @@ def test_least_squares_fit():
 
     jac = fg.jacfwd(fit)(y)
     np.testing.assert_allclose(jac, np.linalg.pinv(design), rtol=1e-8, atol=1e-12)
+
+
+def test_complex_matrices():
+    rng = np.random.default_rng(5)
+    a = rng.standard_normal((3, 3)) + 1j * rng.standard_normal((3, 3)) + 3 * np.eye(3)
+    b = rng.standard_normal((3, 2)) + 1j * rng.standard_normal((3, 2))
+    h = a @ a.conj().T
+    la = fnp.linalg
+    cases = [
+        (la.solve, np.linalg.solve, (a, b)),
+        (la.inv, np.linalg.inv, (a,)),
+        (la.det, np.linalg.det, (a,)),
+        (lambda x: tuple(la.slogdet(x)), lambda x: tuple(np.linalg.slogdet(x)), (a,)),
+        (la.cholesky, np.linalg.cholesky, (h,)),
+        (la.eigvalsh, np.linalg.eigvalsh, (h,)),
+        (lambda x: la.svd(x, compute_uv=False), lambda x: np.linalg.svd(x, compute_uv=False), (a,)),
+        (lambda x: la.norm(x, "nuc"), lambda x: np.linalg.norm(x, "nuc"), (a,)),
+    ]
+    for f, ref, args in cases:
+        _close(f(*args), ref(*args))
+        _close(fg.jit(f)(*args), ref(*args))
+    # JAX's convention: the gradient of the (real) trace of a Hermitian matrix is I.
+    g = fg.grad(lambda x: fnp.sum(la.eigvalsh(x)))(h)
+    np.testing.assert_allclose(g, np.eye(3), atol=1e-12)
+    check_grads(lambda x, y: la.solve(x, y), (a, b), order=1)
+    check_grads(lambda x: fnp.real(la.det(x)), (a,), order=1)

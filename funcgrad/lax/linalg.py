@@ -160,8 +160,8 @@ def _each_matrix(fn: Any, *arrays: np.ndarray) -> list[np.ndarray]:
 
     ``fn`` returns a tuple of arrays; the result is one stacked array per tuple entry."""
     batch = arrays[0].shape[:-2]
-    flat = [a.reshape((-1,) + a.shape[-2:]) for a in arrays]
-    count = flat[0].shape[0]
+    count = int(np.prod(batch, dtype=np.int64))
+    flat = [a.reshape((count,) + a.shape[-2:]) for a in arrays]
     results = [fn(*(f[i] for f in flat)) for i in range(count)]
     if count == 0:
         probe = fn(*(np.zeros(a.shape[-2:], a.dtype) for a in arrays))

@@ -309,8 +309,13 @@ def slogdet(a: Any) -> SlogdetResult:
     fnp = _fnp()
     a = _matrix(a, "slogdet")
     diag, parity = _lu_parts(a)
-    sign = parity * fnp.prod(fnp.sign(diag), axis=-1)
-    logabs = fnp.sum(fnp.log(fnp.abs(diag)), axis=-1)
+    mag = fnp.abs(diag)
+    if _util.dtype_of(diag).kind == "c":  # the unit phase d / |d| (0 for a zero pivot)
+        unit = fnp.where(mag == 0, 0, diag / fnp.where(mag == 0, 1, mag))
+    else:
+        unit = fnp.sign(diag)
+    sign = parity * fnp.prod(unit, axis=-1)
+    logabs = fnp.sum(fnp.log(mag), axis=-1)
     return SlogdetResult(sign, logabs)
 
 
