@@ -170,3 +170,18 @@ def test_python_scalar_promotion():
     f32 = np.ones(2, np.float32)
     assert fnp.add(f32, 1j).dtype == np.add(f32, 1j).dtype == np.complex64
     assert fnp.abs(z64).dtype == np.float32
+
+
+@pytest.mark.parametrize(
+    "name", ["vdot", "sign", "var", "std", "isclose", "mean", "prod", "cumsum"]
+)
+def test_numpy_functions_on_complex(name):
+    z = Z.copy()
+    z[1] = 0
+    args = (z, W) if name in ("vdot", "isclose") else (z,)
+    got, want = getattr(fnp, name)(*args), getattr(np, name)(*args)
+    assert np.asarray(got).dtype == np.asarray(want).dtype
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    np.testing.assert_allclose(fg.jit(getattr(fnp, name))(*args), want, rtol=1e-12)
+    if name in ("var", "std", "vdot"):
+        check_grads(lambda *a: fnp.real(getattr(fnp, name)(*a)), args, order=1)

@@ -56,6 +56,8 @@ def vdot(a: Any, b: Any) -> Any:
     na, nb = int(np.prod(sa)), int(np.prod(sb))
     if na != nb:
         raise ValueError(f"fnp.vdot: the arrays have {na} and {nb} elements; they must match")
+    if _util.dtype_of(a).kind == "c":  # NumPy conjugates the first argument
+        a = lax.conj(a)
     return lax.dot_general(lax.reshape(a, (na,)), lax.reshape(b, (nb,)), (((0,), (0,)), ((), ())))
 
 

@@ -106,6 +106,12 @@ def sign(x: Any, /) -> Any:
     (x,), loop = ufunc_args(np.sign, "sign", x)
     if loop[0].kind == "u":
         return lax.convert_element_type(lax.ne(x, _const(loop[0], 0)), loop[0])
+    if loop[0].kind == "c":  # NumPy 2: z / |z| (0 at 0)
+        mag = lax.abs(x)
+        zero = _const(_util.dtype_of(mag), 0.0)
+        safe = lax.select(lax.eq(mag, zero), _full_like(mag, 1, _util.dtype_of(mag)), mag)
+        unit = lax.div(x, lax.complex(safe, _full_like(mag, 0, _util.dtype_of(mag))))
+        return lax.select(lax.eq(mag, zero), _full_like(x, 0, loop[0]), unit)
     return lax.sign(x)
 
 
@@ -804,7 +810,8 @@ def isclose(
         a, b = _util.convert(a, np.float64), _util.convert(b, np.float64)
         dtype = np.dtype(np.float64)
     diff = lax.abs(_call("isclose", lax.sub, a, b))
-    tol = lax.add(_const(dtype, atol), lax.mul(_const(dtype, rtol), lax.abs(b)))
+    rdtype = _util.dtype_of(diff)  # real for complex operands
+    tol = lax.add(_const(rdtype, atol), lax.mul(_const(rdtype, rtol), lax.abs(b)))
     close = lax.bitwise_and(lax.le(diff, tol), lax.is_finite(diff))
     close = lax.bitwise_or(close, lax.eq(a, b))
     if equal_nan:
