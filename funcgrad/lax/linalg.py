@@ -656,10 +656,14 @@ svd_p = Primitive("svd", multiple_results=True)
 
 
 def svd(x: Any, *, full_matrices: bool = True, compute_uv: bool = True) -> Any:
-    """Singular values (descending) and, with ``compute_uv``, ``(s, u, vh)`` such that
-    ``x = u @ diag(s) @ vh`` (JAX's ``lax.linalg.svd`` order: ``s`` first)."""
+    """Singular values (descending) and, with ``compute_uv``, ``(u, s, vh)`` such that
+    ``x = u @ diag(s) @ vh`` (JAX's ``lax.linalg.svd``; the primitive's outputs are
+    ``(s, u, vh)``, as JAX's ``svd_p``)."""
     out = svd_p.bind(x, full_matrices=bool(full_matrices), compute_uv=bool(compute_uv))
-    return tuple(out) if compute_uv else out[0]
+    if not compute_uv:
+        return out[0]
+    s, u, vh = out
+    return u, s, vh
 
 
 @svd_p.def_abstract_eval

@@ -343,7 +343,7 @@ def svd(
     a = _matrix(a, "svd", square=False)
     if not compute_uv:
         return lax.linalg.svd(a, full_matrices=False, compute_uv=False)
-    s, u, vh = lax.linalg.svd(a, full_matrices=full_matrices)
+    u, s, vh = lax.linalg.svd(a, full_matrices=full_matrices)
     return SVDResult(u, s, vh)
 
 
@@ -390,7 +390,7 @@ def lstsq(a: Any, b: Any, rcond: Any = None) -> tuple[Any, Any, Any, Any]:
     m, n = sa
     dtype = _util.dtype_of(a)
     rcond = _default_rtol(a, rcond)
-    s, u, vt = lax.linalg.svd(a, full_matrices=False)
+    u, s, vt = lax.linalg.svd(a, full_matrices=False)
     k = min(m, n)
     if k == 0:
         x = fnp.zeros((n, shape_of(b)[1]), dtype)
@@ -415,7 +415,7 @@ def lstsq(a: Any, b: Any, rcond: Any = None) -> tuple[Any, Any, Any, Any]:
 def _pinv_impl(a: Any, rtol: Any) -> Any:
     fnp = _fnp()
     dtype = _util.dtype_of(a)
-    s, u, vt = lax.linalg.svd(a, full_matrices=False)
+    u, s, vt = lax.linalg.svd(a, full_matrices=False)
     if 0 in shape_of(s):
         return fnp.zeros(shape_of(a)[:-2] + shape_of(a)[-2:][::-1], dtype)
     cutoff = fnp.asarray(rtol, dtype)[..., None] * fnp.max(s, axis=-1, keepdims=True)
