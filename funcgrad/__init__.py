@@ -43,7 +43,7 @@ __version__ = "0.1.0"
 
 #: Subpackages loaded on first use (PEP 562).
 _LAZY_SUBMODULES = frozenset(
-    {"losses", "metrics", "nn", "numpy", "optim", "random", "serialization", "train"}
+    {"losses", "metrics", "nn", "numpy", "optim", "random", "scipy", "serialization", "train"}
 )
 
 

@@ -321,11 +321,20 @@ def _value_and_grad(
     what: str,
     args: tuple,
     kwargs: dict,
+    holomorphic: bool = False,
 ) -> tuple[Any, Any, Any]:
     fname = fun_name(fun)
     nums = _normalize_argnums(argnums, len(args), fname)
     flat, in_tree, call, names = _dyn_args(fun, args, kwargs, nums)
     _check_float_inputs(flat, names, fname, what)
+    if holomorphic:
+        for i, x in enumerate(flat):
+            if dtypes.dtype_of(x).kind != "c":
+                raise TypeError(
+                    f"{what}({fname}, holomorphic=True) needs complex inputs, but "
+                    f"{names()[i]} has dtype {dtypes.dtype_of(x).name}; convert it with "
+                    "`.astype(np.complex64)` or drop holomorphic=True"
+                )
 
     def scalar_output(out: Any) -> Any:
         leaves = tree_util.tree_leaves(out)
@@ -349,6 +358,17 @@ def _value_and_grad(
                 f"{what}({fname}) needs a floating-point output, but the function returned "
                 f"{aval.str_short()}; compute the output from floats"
             )
+        if aval.dtype.kind == "c" and not holomorphic:
+            raise TypeError(
+                f"{what}({fname}) needs a real output, but the function returned "
+                f"{aval.str_short()}; for the complex derivative of a holomorphic function "
+                "pass holomorphic=True, else reduce to a real value (e.g. `.real` or `abs`)"
+            )
+        if holomorphic and aval.dtype.kind != "c":
+            raise TypeError(
+                f"{what}({fname}, holomorphic=True) needs a complex output, but the function "
+                f"returned {aval.str_short()}"
+            )
         return out
 
     flat_fun = _Outputs(call, has_aux, what, fname, scalar_output)
@@ -363,13 +383,20 @@ def _value_and_grad(
     return out, g, flat_fun.aux(aux_leaves)
 
 
-def grad(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False) -> Callable:
+def grad(
+    fun: Callable,
+    argnums: int | Sequence[int] = 0,
+    has_aux: bool = False,
+    holomorphic: bool = False,
+) -> Callable:
     """The gradient of a scalar-valued ``fun`` with respect to its ``argnums`` argument(s).
 
     ``argnums`` is an int (the gradient has that argument's structure) or a tuple (a tuple
     of gradients). With ``has_aux``, ``fun`` returns ``(value, aux)`` and the result is
     ``(gradient, aux)``. Outside ``jit``/``vmap`` the function sees concrete values, so
-    Python control flow on them works. Gradients have their argument's dtype.
+    Python control flow on them works. Gradients have their argument's dtype. Complex
+    inputs follow JAX: for a real output the gradient is ``df/dx - i df/dy``; a complex
+    output needs ``holomorphic=True`` (complex inputs, the derivative ``f'(z)``).
 
     >>> fg.grad(lambda x: fnp.sum(x ** 2))(np.array([1.0, 2.0]))
     array([2., 4.])
@@ -378,14 +405,17 @@ def grad(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False)
     @functools.wraps(fun)
     def grad_fun(*args: Any, **kwargs: Any) -> Any:
         with list_arguments("grad", fun, args):
-            _, g, aux = _value_and_grad(fun, argnums, has_aux, "grad", args, kwargs)
+            _, g, aux = _value_and_grad(fun, argnums, has_aux, "grad", args, kwargs, holomorphic)
         return (g, aux) if has_aux else g
 
     return grad_fun
 
 
 def value_and_grad(
-    fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False
+    fun: Callable,
+    argnums: int | Sequence[int] = 0,
+    has_aux: bool = False,
+    holomorphic: bool = False,
 ) -> Callable:
     """Like :func:`grad`, but returns ``(value, gradient)`` (``((value, aux), gradient)``
     with ``has_aux``), computing the value once."""
@@ -393,7 +423,9 @@ def value_and_grad(
     @functools.wraps(fun)
     def value_and_grad_fun(*args: Any, **kwargs: Any) -> Any:
         with list_arguments("value_and_grad", fun, args):
-            out, g, aux = _value_and_grad(fun, argnums, has_aux, "value_and_grad", args, kwargs)
+            out, g, aux = _value_and_grad(
+                fun, argnums, has_aux, "value_and_grad", args, kwargs, holomorphic
+            )
         return ((out, aux), g) if has_aux else (out, g)
 
     return value_and_grad_fun

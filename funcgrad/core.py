@@ -754,6 +754,17 @@ class Tracer:
     def conj(self):
         return _fnp().conj(self)
 
+    def conjugate(self):
+        return _fnp().conj(self)
+
+    @property
+    def real(self):
+        return _fnp().real(self)
+
+    @property
+    def imag(self):
+        return _fnp().imag(self)
+
     def sort(self, axis=-1):
         return _fnp().sort(self, axis=axis)
 

@@ -28,11 +28,15 @@ def _is_float(x: Any) -> bool:
 def _to_f64(x: Any) -> Any:
     """Float leaves to float64 (the finite differences need the precision)."""
     a = np.asarray(x)
+    if a.dtype.kind == "c":  # complex leaves are differentiated too (JAX's convention)
+        return a.astype(np.complex128)
     return a.astype(np.float64) if a.dtype.kind == "f" else x
 
 
 def _rand_like(rng: np.random.Generator, x: Any) -> Any:
     a = np.asarray(x)
+    if a.dtype.kind == "c":
+        return (rng.standard_normal(a.shape) + 1j * rng.standard_normal(a.shape)).astype(a.dtype)
     if a.dtype.kind != "f":
         return np.zeros(a.shape, a.dtype)
     return rng.standard_normal(a.shape).astype(a.dtype)
@@ -42,8 +46,10 @@ def _vdot(xs: Sequence[Any], ys: Sequence[Any]) -> float:
     total = 0.0
     for x, y in zip(xs, ys, strict=True):
         x, y = np.asarray(x), np.asarray(y)
-        if x.dtype.kind == "f" and y.dtype.kind == "f":
-            total += float(np.sum(x.astype(np.float64) * y.astype(np.float64)))
+        if x.dtype.kind in "fc" and y.dtype.kind in "fc":
+            # Complex values pair as Re(sum(x * y)): JAX's (unconjugated) transposes are
+            # the adjoints under that real bilinear form.
+            total += float(np.real(np.sum(x.astype(np.complex128) * y)))
     return total
 
 
@@ -51,7 +57,7 @@ def _add_scaled(xs: Sequence[Any], vs: Sequence[Any], scale: float) -> list[Any]
     out = []
     for x, v in zip(xs, vs, strict=False):
         a = np.asarray(x)
-        out.append(a + scale * np.asarray(v, a.dtype) if a.dtype.kind == "f" else x)
+        out.append(a + scale * np.asarray(v, a.dtype) if a.dtype.kind in "fc" else x)
     return out
 
 
@@ -64,7 +70,9 @@ def numerical_jvp(f: Callable, args: tuple, tangents: tuple, eps: float) -> list
     out = []
     for p, m in zip(tree_util.tree_leaves(plus), tree_util.tree_leaves(minus), strict=True):
         p, m = np.asarray(p), np.asarray(m)
-        if p.dtype.kind == "f":
+        if p.dtype.kind == "c":
+            out.append((p.astype(np.complex128) - m.astype(np.complex128)) / (2 * eps))
+        elif p.dtype.kind == "f":
             out.append((p.astype(np.float64) - m.astype(np.float64)) / (2 * eps))
         else:
             out.append(np.zeros(p.shape))
@@ -74,8 +82,9 @@ def numerical_jvp(f: Callable, args: tuple, tangents: tuple, eps: float) -> list
 def _assert_close(actual: Sequence[Any], expected: Sequence[Any], rtol: float, atol, what: str):
     assert len(actual) == len(expected), f"{what}: {len(actual)} outputs vs {len(expected)}"
     for i, (a, e) in enumerate(zip(actual, expected, strict=False)):
-        a = np.asarray(a, np.float64)
-        e = np.asarray(e, np.float64)
+        kind = np.complex128 if np.iscomplexobj(a) or np.iscomplexobj(e) else np.float64
+        a = np.asarray(a, kind)
+        e = np.asarray(e, kind)
         assert a.shape == e.shape, f"{what}: output {i} has shape {a.shape}, expected {e.shape}"
         scale = max(1.0, float(np.max(np.abs(e)))) if e.size else 1.0
         tol = atol if atol is not None else rtol * scale

@@ -193,24 +193,35 @@ def test_transpose(case: Case, group: tuple[int, ...]) -> None:
     rng = np.random.default_rng(1)
     xs = list(args)
     for i in group:
-        xs[i] = rng.standard_normal(np.shape(args[i])).astype(np.asarray(args[i]).dtype)
+        xs[i] = _random_like(rng, args[i])
     ax = prim.impl(*xs, **params)
     ax_list = list(ax) if prim.multiple_results else [ax]
-    ys = [rng.standard_normal(np.shape(o)).astype(np.asarray(o).dtype) for o in ax_list]
+    ys = [_random_like(rng, o) for o in ax_list]
     undefined = [ad.UndefPrimal(shaped_aval(a)) if i in group else a for i, a in enumerate(args)]
     ct = ys if prim.multiple_results else ys[0]
     cts = ad.primitive_transposes[prim](ct, *undefined, **params)
-    lhs = sum(
-        float(np.sum(np.asarray(o, np.float64) * y)) for o, y in zip(ax_list, ys, strict=True)
-    )
+    # Complex values pair as Re(sum(a * b)), under which JAX's transposes are adjoints.
+    lhs = sum(_pair(o, y) for o, y in zip(ax_list, ys, strict=True))
     rhs = 0.0
     for i in group:
         c = cts[i]
         if c is None or type(c) is ad.Zero:
             continue
         assert np.shape(c) == np.shape(args[i]), f"{case.id}: cotangent shape for operand {i}"
-        rhs += float(np.sum(np.asarray(xs[i], np.float64) * np.asarray(c, np.float64)))
+        rhs += _pair(xs[i], c)
     np.testing.assert_allclose(lhs, rhs, rtol=1e-8, atol=1e-8)
+
+
+def _random_like(rng: np.random.Generator, x) -> np.ndarray:
+    dtype = np.asarray(x).dtype
+    shape = np.shape(x)
+    if dtype.kind == "c":
+        return (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)).astype(dtype)
+    return rng.standard_normal(shape).astype(dtype)
+
+
+def _pair(a, b) -> float:
+    return float(np.real(np.sum(np.asarray(a, np.complex128) * np.asarray(b, np.complex128))))
 
 
 # ----------------------------------------------------------------------------------------

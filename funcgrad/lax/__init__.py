@@ -1,5 +1,10 @@
 """funcgrad.lax: the primitives' own functions, under JAX's ``lax`` names."""
 
+from funcgrad.lax import linalg as linalg
+from funcgrad.lax.complex_ops import complex as complex
+from funcgrad.lax.complex_ops import conj as conj
+from funcgrad.lax.complex_ops import imag as imag
+from funcgrad.lax.complex_ops import real as real
 from funcgrad.lax.control_flow import cond as cond
 from funcgrad.lax.control_flow import fori_loop as fori_loop
 from funcgrad.lax.control_flow import scan as scan
@@ -14,6 +19,9 @@ from funcgrad.lax.cumulative import cummax as cummax
 from funcgrad.lax.cumulative import cummin as cummin
 from funcgrad.lax.cumulative import cumprod as cumprod
 from funcgrad.lax.cumulative import cumsum as cumsum
+from funcgrad.lax.dot import batch_matmul as batch_matmul
+from funcgrad.lax.dot import dot as dot
+from funcgrad.lax.dot import dot_general as dot_general
 from funcgrad.lax.elementwise import RoundingMethod as RoundingMethod
 from funcgrad.lax.elementwise import abs as abs
 from funcgrad.lax.elementwise import acos as acos
@@ -61,6 +69,7 @@ from funcgrad.lax.elementwise import square as square
 from funcgrad.lax.elementwise import sub as sub
 from funcgrad.lax.elementwise import tan as tan
 from funcgrad.lax.elementwise import tanh as tanh
+from funcgrad.lax.fft import fft as fft
 from funcgrad.lax.indexing import GatherDimensionNumbers as GatherDimensionNumbers
 from funcgrad.lax.indexing import GatherScatterMode as GatherScatterMode
 from funcgrad.lax.indexing import ScatterDimensionNumbers as ScatterDimensionNumbers
@@ -70,9 +79,6 @@ from funcgrad.lax.indexing import scatter_add as scatter_add
 from funcgrad.lax.indexing import scatter_max as scatter_max
 from funcgrad.lax.indexing import scatter_min as scatter_min
 from funcgrad.lax.indexing import scatter_mul as scatter_mul
-from funcgrad.lax.linalg import batch_matmul as batch_matmul
-from funcgrad.lax.linalg import dot as dot
-from funcgrad.lax.linalg import dot_general as dot_general
 from funcgrad.lax.logical import bitwise_and as bitwise_and
 from funcgrad.lax.logical import bitwise_not as bitwise_not
 from funcgrad.lax.logical import bitwise_or as bitwise_or

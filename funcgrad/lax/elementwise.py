@@ -126,7 +126,38 @@ def abs(x: Any) -> Any:
     return abs_p.bind(*promote_scalars(x))
 
 
-defjvp(abs_p, lambda g, x: mul(g, sign(x)))
+def _abs_abstract_eval(x: ShapedArray) -> ShapedArray:
+    # |z| of a complex z is real (float32 for complex64), as NumPy's.
+    from funcgrad.lax.complex_ops import real_dtype
+
+    check_dtype("abs", x, NUMBER)
+    return ShapedArray(x.shape, real_dtype(x.dtype), x.weak_type)
+
+
+abs_p.def_abstract_eval(_abs_abstract_eval)
+
+
+def _abs_jvp(g, x):
+    if get_aval(x).dtype.kind != "c":
+        return mul(g, sign(x))
+    # d|z| = Re(conj(z) dz) / |z| (0 at z = 0, as JAX's).
+    from funcgrad.lax import complex_ops as lc
+
+    mag = abs(x)
+    zero = _const(mag, 0)
+    safe = select(eq(mag, zero), full_like_const(mag, 1), mag)
+    d = lc.real(mul(g, lc.conj(x)))
+    return select(eq(mag, zero), full_like_const(mag, 0), div(d, safe))
+
+
+def full_like_const(x: Any, value: Any) -> Any:
+    from funcgrad.lax.shape import full
+
+    aval = get_aval(x)
+    return full(aval.shape, _const(x, value), aval.dtype)
+
+
+defjvp(abs_p, _abs_jvp)
 
 # -- floor
 floor_p = standard_unop("floor", np.floor)

@@ -10,6 +10,7 @@ module docstrings: ``util`` (conversion, promotion, freshness), ``ufuncs``, ``re
 
 import numpy as _np
 
+from funcgrad.numpy import fft as fft
 from funcgrad.numpy import linalg as linalg
 from funcgrad.numpy.creation import arange as arange
 from funcgrad.numpy.creation import array as array
@@ -37,6 +38,9 @@ from funcgrad.numpy.creation import triu as triu
 from funcgrad.numpy.creation import triu_indices as triu_indices
 from funcgrad.numpy.creation import zeros as zeros
 from funcgrad.numpy.creation import zeros_like as zeros_like
+from funcgrad.numpy.gradient import gradient as gradient
+from funcgrad.numpy.index_tricks import c_ as c_
+from funcgrad.numpy.index_tricks import r_ as r_
 from funcgrad.numpy.indexing import NonConcreteBooleanIndexError as NonConcreteBooleanIndexError
 from funcgrad.numpy.indexing import argwhere as argwhere
 from funcgrad.numpy.indexing import at as at
@@ -141,8 +145,10 @@ from funcgrad.numpy.shape import transpose as transpose
 from funcgrad.numpy.shape import unstack as unstack
 from funcgrad.numpy.shape import vsplit as vsplit
 from funcgrad.numpy.shape import vstack as vstack
+from funcgrad.numpy.sorting import argpartition as argpartition
 from funcgrad.numpy.sorting import argsort as argsort
 from funcgrad.numpy.sorting import interp as interp
+from funcgrad.numpy.sorting import partition as partition
 from funcgrad.numpy.sorting import searchsorted as searchsorted
 from funcgrad.numpy.sorting import sort as sort
 from funcgrad.numpy.sorting import unique as unique
@@ -152,6 +158,7 @@ from funcgrad.numpy.ufuncs import acos as acos
 from funcgrad.numpy.ufuncs import acosh as acosh
 from funcgrad.numpy.ufuncs import add as add
 from funcgrad.numpy.ufuncs import allclose as allclose
+from funcgrad.numpy.ufuncs import angle as angle
 from funcgrad.numpy.ufuncs import arccos as arccos
 from funcgrad.numpy.ufuncs import arccosh as arccosh
 from funcgrad.numpy.ufuncs import arcsin as arcsin
@@ -205,11 +212,13 @@ from funcgrad.numpy.ufuncs import hypot as hypot
 from funcgrad.numpy.ufuncs import imag as imag
 from funcgrad.numpy.ufuncs import invert as invert
 from funcgrad.numpy.ufuncs import isclose as isclose
+from funcgrad.numpy.ufuncs import iscomplex as iscomplex
 from funcgrad.numpy.ufuncs import isfinite as isfinite
 from funcgrad.numpy.ufuncs import isinf as isinf
 from funcgrad.numpy.ufuncs import isnan as isnan
 from funcgrad.numpy.ufuncs import isneginf as isneginf
 from funcgrad.numpy.ufuncs import isposinf as isposinf
+from funcgrad.numpy.ufuncs import isreal as isreal
 from funcgrad.numpy.ufuncs import left_shift as left_shift
 from funcgrad.numpy.ufuncs import less as less
 from funcgrad.numpy.ufuncs import less_equal as less_equal
@@ -237,6 +246,7 @@ from funcgrad.numpy.ufuncs import power as power
 from funcgrad.numpy.ufuncs import rad2deg as rad2deg
 from funcgrad.numpy.ufuncs import radians as radians
 from funcgrad.numpy.ufuncs import real as real
+from funcgrad.numpy.ufuncs import real_if_close as real_if_close
 from funcgrad.numpy.ufuncs import reciprocal as reciprocal
 from funcgrad.numpy.ufuncs import remainder as remainder
 from funcgrad.numpy.ufuncs import right_shift as right_shift
@@ -266,43 +276,46 @@ euler_gamma = _np.euler_gamma
 newaxis = None
 
 # -- dtypes and dtype utilities (NumPy's own objects)
-from numpy import bool as bool  # noqa: E402
-from numpy import bool_ as bool_  # noqa: E402
 from numpy import can_cast as can_cast  # noqa: E402
-from numpy import complex64 as complex64  # noqa: E402
-from numpy import complex128 as complex128  # noqa: E402
 from numpy import complexfloating as complexfloating  # noqa: E402
-from numpy import double as double  # noqa: E402
 from numpy import dtype as dtype  # noqa: E402
 from numpy import finfo as finfo  # noqa: E402
-from numpy import float16 as float16  # noqa: E402
-from numpy import float32 as float32  # noqa: E402
-from numpy import float64 as float64  # noqa: E402
 from numpy import floating as floating  # noqa: E402
 from numpy import generic as generic  # noqa: E402
-from numpy import half as half  # noqa: E402
 from numpy import iinfo as iinfo  # noqa: E402
 from numpy import inexact as inexact  # noqa: E402
-from numpy import int8 as int8  # noqa: E402
-from numpy import int16 as int16  # noqa: E402
-from numpy import int32 as int32  # noqa: E402
-from numpy import int64 as int64  # noqa: E402
-from numpy import int_ as int_  # noqa: E402
 from numpy import integer as integer  # noqa: E402
-from numpy import intp as intp  # noqa: E402
 from numpy import issubdtype as issubdtype  # noqa: E402
 from numpy import ndarray as ndarray  # noqa: E402
 from numpy import number as number  # noqa: E402
 from numpy import promote_types as promote_types  # noqa: E402
 from numpy import signedinteger as signedinteger  # noqa: E402
-from numpy import single as single  # noqa: E402
-from numpy import uint as uint  # noqa: E402
-from numpy import uint8 as uint8  # noqa: E402
-from numpy import uint16 as uint16  # noqa: E402
-from numpy import uint32 as uint32  # noqa: E402
-from numpy import uint64 as uint64  # noqa: E402
 from numpy import unsignedinteger as unsignedinteger  # noqa: E402
 
+# Concrete scalar types cast traced values too (``fnp.int64(tracer)``, as ``jnp.int64``).
+from funcgrad.numpy.scalar_types import scalar_type as _scalar_type  # noqa: E402
+
+bool = _scalar_type(_np.bool_, "bool")
+bool_ = _scalar_type(_np.bool_, "bool_")
+complex64 = _scalar_type(_np.complex64)
+complex128 = _scalar_type(_np.complex128)
+double = _scalar_type(_np.double)
+float16 = _scalar_type(_np.float16)
+float32 = _scalar_type(_np.float32)
+float64 = _scalar_type(_np.float64)
+half = _scalar_type(_np.half)
+int8 = _scalar_type(_np.int8)
+int16 = _scalar_type(_np.int16)
+int32 = _scalar_type(_np.int32)
+int64 = _scalar_type(_np.int64)
+int_ = _scalar_type(_np.int_)
+intp = _scalar_type(_np.intp)
+single = _scalar_type(_np.single)
+uint = _scalar_type(_np.uint)
+uint8 = _scalar_type(_np.uint8)
+uint16 = _scalar_type(_np.uint16)
+uint32 = _scalar_type(_np.uint32)
+uint64 = _scalar_type(_np.uint64)
 float_ = float64
 complex_ = complex128
 

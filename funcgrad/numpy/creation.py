@@ -273,7 +273,9 @@ def linspace(
         if div > 0
         else fnp.ufuncs.multiply(delta, np.array(np.nan, comp)[()])
     )
-    out = fnp.ufuncs.add(fnp.ufuncs.multiply(steps, step), start)
+    # With no interval (num=1 and endpoint, or num=0) NumPy's step is NaN but the values
+    # are start + i * delta, i.e. just start: never multiply by the NaN step.
+    out = fnp.ufuncs.add(fnp.ufuncs.multiply(steps, step if div > 0 else delta), start)
     if endpoint and num > 1:
         last = lax.broadcast_to(stop, (1, *bshape)) if util.shape_of(stop) != (1, *bshape) else stop
         body = lax.slice(out, (0,) * out.ndim, (num - 1, *bshape))

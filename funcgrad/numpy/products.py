@@ -55,6 +55,8 @@ def vdot(a: Any, b: Any) -> Any:
     na, nb = int(np.prod(sa)), int(np.prod(sb))
     if na != nb:
         raise ValueError(f"fnp.vdot: the arrays have {na} and {nb} elements; they must match")
+    if util.dtype_of(a).kind == "c":  # NumPy conjugates the first argument
+        a = lax.conj(a)
     return lax.dot_general(lax.reshape(a, (na,)), lax.reshape(b, (nb,)), (((0,), (0,)), ((), ())))
 
 
@@ -294,7 +296,8 @@ def einsum(
                     f"fnp.einsum: label {c!r} has sizes {sizes[c]} and {d} in {text!r} with "
                     f"shapes {shapes}"
                 )
-            sizes[c] = max(sizes.get(c, 1), d)
+            if d != 1 or c not in sizes:  # size 1 broadcasts (to any size, 0 included)
+                sizes[c] = d
     terms = [(o, list(lab)) for o, lab in zip(ops, labels, strict=False)]
     # Diagonals (a label repeated within one operand) and labels only one operand has.
     for i, (x, lab) in enumerate(terms):

@@ -315,7 +315,13 @@ def var(
     else:
         mu = util.convert(to_operand(mean), acc)
     centered = lax.sub(x, mu)
-    sq = _mask(lax.mul(centered, centered), where, 0, "var")
+    if util.dtype_of(centered).kind == "c":  # |x - mean|^2, real (NumPy's)
+        re, im = lax.real(centered), lax.imag(centered)
+        sq = _mask(lax.add(lax.mul(re, re), lax.mul(im, im)), where, 0, "var")
+        acc = util.dtype_of(sq)
+        res = np.dtype(acc) if res.kind == "c" else res
+    else:
+        sq = _mask(lax.mul(centered, centered), where, 0, "var")
     total = _keep(lax.reduce_sum(sq, axes), s, axes, keepdims)
     count = _count(s, axes, where, acc, keepdims)
     if type(ddof) in (int, float) and isinstance(count, np.generic):

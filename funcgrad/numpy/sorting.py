@@ -1,4 +1,4 @@
-"""Sorting and searching: sort, argsort, searchsorted, unique.
+"""Sorting and searching: sort, argsort, partition, argpartition, searchsorted, unique.
 
 Decisions: sorts are stable and put NaN last (NumPy's order), via the ``sort`` primitive;
 ``argsort`` sorts ``(x, iota)`` and returns int64 indices; ``descending=True`` keeps equal
@@ -165,3 +165,28 @@ def interp(
     )
     y = lax.select(lax.lt(x, fnp.indexing.getitem(xp, 0)), lo, y)
     return lax.select(lax.gt(x, fnp.indexing.getitem(xp, -1)), hi, y)
+
+
+def _check_kth(kth: Any, n: int, name: str) -> None:
+    for k in np.atleast_1d(np.asarray(kth)):
+        if not isinstance(k.item(), int) or not -n <= int(k) < n:
+            raise ValueError(
+                f"fnp.{name}: kth={kth!r} out of bounds for an axis of length {n}; give "
+                f"integers in [{-n}, {n})"
+            )
+
+
+def partition(a: Any, kth: Any, axis: Any = -1, kind: str = "introselect", order: Any = None):
+    """``a`` with the element at each ``kth`` position where sorting would put it, smaller
+    ones before and larger after. The result is fully sorted along ``axis`` (one valid
+    partition; NumPy's order within the parts is unspecified, and may differ)."""
+    a, ax = _sort_args(a, axis, "partition")
+    _check_kth(kth, shape_of(a)[ax], "partition")
+    return sort(a, axis=ax, order=order)
+
+
+def argpartition(a: Any, kth: Any, axis: Any = -1, kind: str = "introselect", order: Any = None):
+    """Indices that partition ``a`` (see :func:`partition`: the indices that sort it)."""
+    a, ax = _sort_args(a, axis, "argpartition")
+    _check_kth(kth, shape_of(a)[ax], "argpartition")
+    return argsort(a, axis=ax, order=order)

@@ -107,6 +107,12 @@ def sign(x: Any, /) -> Any:
     (x,), loop = ufunc_args(np.sign, "sign", x)
     if loop[0].kind == "u":
         return lax.convert_element_type(lax.ne(x, _const(loop[0], 0)), loop[0])
+    if loop[0].kind == "c":  # NumPy 2: z / |z| (0 at 0)
+        mag = lax.abs(x)
+        zero = _const(util.dtype_of(mag), 0.0)
+        safe = lax.select(lax.eq(mag, zero), _full_like(mag, 1, util.dtype_of(mag)), mag)
+        unit = lax.div(x, lax.complex(safe, _full_like(mag, 0, util.dtype_of(mag))))
+        return lax.select(lax.eq(mag, zero), _full_like(x, 0, loop[0]), unit)
     return lax.sign(x)
 
 
@@ -312,7 +318,7 @@ def conjugate(x: Any, /) -> Any:
     """Elementwise complex conjugate (a copy for real arrays)."""
     (x,), loop = ufunc_args(np.conjugate, "conjugate", x)
     if loop[0].kind == "c":
-        raise TypeError("fnp.conjugate: complex arrays are not supported by funcgrad")
+        return lax.conj(x)
     return util.fresh(x)
 
 
@@ -322,13 +328,59 @@ conj = conjugate
 def real(val: Any) -> Any:
     """The real part (a copy for real arrays)."""
     val = util.to_operand(val, "fnp.real")
+    if util.dtype_of(val).kind == "c":
+        return lax.real(val)
     return util.fresh(val)
 
 
 def imag(val: Any) -> Any:
     """The imaginary part (zeros for real arrays)."""
     val = util.to_operand(val, "fnp.imag")
+    if util.dtype_of(val).kind == "c":
+        return lax.imag(val)
     return _full_like(val, 0, util.dtype_of(val))
+
+
+def angle(z: Any, deg: bool = False) -> Any:
+    """The argument of complex ``z`` (``atan2(imag, real)``; 0 or pi for reals), in radians
+    or degrees."""
+    z = util.to_operand(z, "fnp.angle")
+    dtype = util.dtype_of(z)
+    if dtype.kind not in "fc":
+        z = util.convert(z, np.dtype(np.float64))
+    out = lax.atan2(imag(z), real(z))
+    if deg:
+        out = lax.mul(out, _const(util.dtype_of(out), 180.0 / math.pi))
+    return out
+
+
+def iscomplex(x: Any) -> Any:
+    """Elementwise: a nonzero imaginary part (always False for real arrays)."""
+    x = util.to_operand(x, "fnp.iscomplex")
+    if util.dtype_of(x).kind != "c":
+        return _full_like(x, False, np.dtype(np.bool_))
+    return lax.ne(lax.imag(x), _const(util.dtype_of(lax.imag(x)), 0.0))
+
+
+def isreal(x: Any) -> Any:
+    """Elementwise: a zero imaginary part (always True for real arrays)."""
+    x = util.to_operand(x, "fnp.isreal")
+    if util.dtype_of(x).kind != "c":
+        return _full_like(x, True, np.dtype(np.bool_))
+    return lax.eq(lax.imag(x), _const(util.dtype_of(lax.imag(x)), 0.0))
+
+
+def real_if_close(a: Any, tol: float = 100) -> Any:
+    """``a``'s real part if every imaginary part is within ``tol`` machine epsilons of 0
+    (``tol`` above 1), else ``a``. The result's dtype depends on the values, so ``a`` must
+    be concrete (NumPy's function)."""
+    a = util.to_operand(a, "fnp.real_if_close")
+    if util.dtype_of(a).kind != "c":
+        return util.fresh(a)
+    a = util.concrete(
+        a, "real_if_close", "its argument", "call it outside jit/vmap, or use fnp.real"
+    )
+    return np.real_if_close(a, tol=tol).copy()
 
 
 # ========================================================================================
@@ -560,10 +612,8 @@ def nextafter(x1: Any, x2: Any, /) -> Any:
     return _call("nextafter", lax.nextafter, a, b)
 
 
-def logaddexp(x1: Any, x2: Any, /) -> Any:
-    """Elementwise ``log(exp(x1) + exp(x2))`` without overflow."""
-    (a, b), loop = ufunc_args(np.logaddexp, "logaddexp", x1, x2)
-    amax = _call("logaddexp", lax.max, a, b)
+def _logaddexp_value(a: Any, b: Any) -> Any:
+    amax = lax.max(a, b)
     delta = lax.sub(a, b)
     # Equal infinities give NaN in delta; a + b is then the answer (inf or -inf).
     return lax.select(
@@ -573,15 +623,63 @@ def logaddexp(x1: Any, x2: Any, /) -> Any:
     )
 
 
+def _logaddexp2_value(a: Any, b: Any) -> Any:
+    amax = lax.max(a, b)
+    delta = lax.sub(a, b)
+    ln2 = _const(util.dtype_of(a), math.log(2.0))
+    tail = lax.div(lax.log1p(lax.exp2(lax.neg(lax.abs(delta)))), ln2)
+    return lax.select(lax.ne(delta, delta), lax.add(a, b), lax.add(amax, tail))
+
+
+def _gap(x: Any, out: Any) -> Any:
+    """``x - out``, with 0 where both are the same infinity (there ``x`` is the result)."""
+    d = lax.sub(x, out)
+    zero = lax.broadcast_to(_const(util.dtype_of(d), 0.0), tuple(util.shape_of(d)))
+    return lax.select(lax.ne(d, d), zero, d)
+
+
+def _logaddexp_family(value: Any, weight: Any) -> Any:
+    """``value`` with the smooth derivative ``t1 * w(x1 - out) + t2 * w(x2 - out)`` (JAX's
+    rule): the value's ``max``/``abs`` kinks cancel mathematically, but their derivatives
+    do not, so differentiating the value directly gets the curvature at a tie wrong."""
+    from funcgrad.custom_derivatives import custom_jvp
+
+    fn = custom_jvp(value)
+
+    def jvp(primals, tangents):
+        a, b = primals
+        ta, tb = tangents
+        out = fn(a, b)
+        wa, wb = weight(_gap(a, out)), weight(_gap(b, out))
+        return out, lax.add(lax.mul(ta, wa), lax.mul(tb, wb))
+
+    fn.defjvp(jvp)
+    return fn
+
+
+_logaddexp = _logaddexp_family(_logaddexp_value, lax.exp)
+_logaddexp2 = _logaddexp_family(_logaddexp2_value, lax.exp2)
+
+
+def logaddexp(x1: Any, x2: Any, /) -> Any:
+    """Elementwise ``log(exp(x1) + exp(x2))`` without overflow."""
+    (a, b), loop = ufunc_args(np.logaddexp, "logaddexp", x1, x2)
+    shape = np.broadcast_shapes(util.shape_of(a), util.shape_of(b))
+    return _logaddexp(_to_shape(a, shape), _to_shape(b, shape))
+
+
 def logaddexp2(x1: Any, x2: Any, /) -> Any:
     """Elementwise ``log2(2**x1 + 2**x2)`` without overflow."""
     (a, b), loop = ufunc_args(np.logaddexp2, "logaddexp2", x1, x2)
-    dtype = loop[0]
-    amax = _call("logaddexp2", lax.max, a, b)
-    delta = lax.sub(a, b)
-    ln2 = _const(dtype, math.log(2.0))
-    tail = lax.div(lax.log1p(lax.exp2(lax.neg(lax.abs(delta)))), ln2)
-    return lax.select(lax.ne(delta, delta), lax.add(a, b), lax.add(amax, tail))
+    shape = np.broadcast_shapes(util.shape_of(a), util.shape_of(b))
+    return _logaddexp2(_to_shape(a, shape), _to_shape(b, shape))
+
+
+def _to_shape(x: Any, shape: tuple[int, ...]) -> Any:
+    """``x`` broadcast to ``shape`` (the custom rule's tangents then share one shape)."""
+    if tuple(util.shape_of(x)) == tuple(shape):
+        return x
+    return lax.broadcast_to(x, shape)
 
 
 def _comparison(ufunc: np.ufunc, name: str, lax_fn: Any, doc: str) -> Any:
@@ -711,7 +809,8 @@ def isclose(
         a, b = util.convert(a, np.float64), util.convert(b, np.float64)
         dtype = np.dtype(np.float64)
     diff = lax.abs(_call("isclose", lax.sub, a, b))
-    tol = lax.add(_const(dtype, atol), lax.mul(_const(dtype, rtol), lax.abs(b)))
+    rdtype = util.dtype_of(diff)  # real for complex operands
+    tol = lax.add(_const(rdtype, atol), lax.mul(_const(rdtype, rtol), lax.abs(b)))
     close = lax.bitwise_and(lax.le(diff, tol), lax.is_finite(diff))
     close = lax.bitwise_or(close, lax.eq(a, b))
     if equal_nan:

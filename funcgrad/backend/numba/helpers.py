@@ -295,4 +295,8 @@ def __getattr__(name: str):
         from funcgrad.backend.numba.random_kernels import threefry2x32
 
         return threefry2x32
+    if name in ("fg_fft", "_numba_fg_fft"):  # the FFT call-out lives with its lowering
+        from funcgrad.backend.numba import fft_rules
+
+        return getattr(fft_rules, name)
     raise AttributeError(name)

@@ -542,6 +542,9 @@ def has_lowering(name: str) -> bool:
 
 # The opaque rules live in their own modules (imported for their registrations).
 from funcgrad.backend.numba import collective_rules as _collective_rules  # noqa: E402, F401
+from funcgrad.backend.numba import complex_rules as _complex_rules  # noqa: E402, F401
 from funcgrad.backend.numba import control_flow_rules as _control_flow_rules  # noqa: E402, F401
 from funcgrad.backend.numba import debug_rules as _debug_rules  # noqa: E402, F401
+from funcgrad.backend.numba import fft_rules as _fft_rules  # noqa: E402, F401
+from funcgrad.backend.numba import linalg_rules as _linalg_rules  # noqa: E402, F401
 from funcgrad.backend.numba import opaque_rules as _opaque_rules  # noqa: E402, F401
