@@ -30,11 +30,10 @@ from typing import Any
 
 from funcgrad import core, tree_util
 from funcgrad.api_util import flatten_fun
-from funcgrad.backend.passes import inline_calls
 from funcgrad.core import Primitive
 from funcgrad.interpreters import ad, batching
 from funcgrad.interpreters import partial_eval as pe
-from funcgrad.ir import ClosedJaxpr, Eqn, Jaxpr, Literal, Var, dce_jaxpr, eval_jaxpr
+from funcgrad.ir import ClosedJaxpr, Eqn, Jaxpr, Literal, Var, dce_jaxpr, eval_jaxpr, inline_calls
 
 __all__ = ["checkpoint", "checkpoint_policies", "remat"]
 

@@ -263,3 +263,54 @@ def dce_jaxpr(jaxpr: Jaxpr, used_outputs: Sequence[bool] | None = None) -> tuple
     constvars = [v for v, u in zip(jaxpr.constvars, used_consts, strict=True) if u]
     new = Jaxpr(constvars, jaxpr.invars, new_eqns, outvars)
     return new, used_inputs
+
+
+#: Call-like primitives whose body is inlined: name -> the param holding the ClosedJaxpr.
+CALL_PRIMITIVES: dict[str, str] = {
+    "jit": "jaxpr",
+    "checkpoint": "jaxpr",  # remat is a no-op once the backward pass is a jaxpr
+    "custom_jvp_call": "call_jaxpr",  # the custom rules only matter to differentiation
+    "custom_vjp_call": "call_jaxpr",
+}
+
+
+def inline_calls(
+    closed: ClosedJaxpr, calls: dict[str, str] = CALL_PRIMITIVES
+) -> tuple[Jaxpr, list[Any]]:
+    """A jaxpr with no call equations (those named in ``calls``: primitive name -> the
+    param holding the body), and its constants (as constvars)."""
+    constvars: list[Var] = []
+    consts: list[Any] = []
+    eqns: list[Eqn] = []
+
+    def splice(jaxpr: Jaxpr, jconsts: list[Any], args: list[Any]) -> list[Any]:
+        env: dict[Var, Any] = {}
+        for v, c in zip(jaxpr.constvars, jconsts, strict=True):
+            nv = Var(v.aval)
+            constvars.append(nv)
+            consts.append(c)
+            env[v] = nv
+        for v, a in zip(jaxpr.invars, args, strict=True):
+            env[v] = a
+
+        def read(x: Any) -> Any:
+            return x if type(x) is Literal else env[x]
+
+        for eqn in jaxpr.eqns:
+            ins = [read(x) for x in eqn.inputs]
+            param = calls.get(eqn.primitive.name)
+            if param is not None:
+                body: ClosedJaxpr = eqn.params[param]
+                outs = splice(body.jaxpr, body.consts, ins)
+                for v, o in zip(eqn.outvars, outs, strict=True):
+                    env[v] = o
+                continue
+            outvars = [Var(v.aval) for v in eqn.outvars]
+            for v, nv in zip(eqn.outvars, outvars, strict=True):
+                env[v] = nv
+            eqns.append(Eqn(eqn.primitive, ins, eqn.params, outvars))
+        return [read(x) for x in jaxpr.outvars]
+
+    invars = [Var(v.aval) for v in closed.jaxpr.invars]
+    outvars = splice(closed.jaxpr, closed.consts, invars)
+    return Jaxpr(constvars, invars, eqns, outvars), consts

@@ -55,9 +55,7 @@ def _H(x: Any) -> Any:
     """Conjugate transpose of the last two axes (the transpose for real dtypes)."""
     x = _mT(x)
     if get_aval(x).dtype.kind == "c":
-        from funcgrad import numpy as fnp
-
-        x = fnp.conj(x)
+        x = lax.conj(x)
     return x
 
 
@@ -101,9 +99,7 @@ def _diag(x: Any) -> Any:
 
 def _real(x: Any) -> Any:
     if get_aval(x).dtype.kind == "c":
-        from funcgrad import numpy as fnp
-
-        return fnp.real(x)
+        return lax.real(x)
     return x
 
 
@@ -342,9 +338,7 @@ def _op(a: Any, transpose_a: bool, conjugate_a: bool) -> Any:
     if transpose_a:
         a = _mT(a)
     if conjugate_a and get_aval(a).dtype.kind == "c":
-        from funcgrad import numpy as fnp
-
-        a = fnp.conj(a)
+        a = lax.conj(a)
     return a
 
 
@@ -546,10 +540,9 @@ def _qr_jvp(primals, tangents, *, full_matrices):
     low = _tri(qt_dx_rinv, -1, True)
     do = lax.sub(low, _H(low))  # skew-Hermitian
     if get_aval(x).dtype.kind == "c":
-        from funcgrad import numpy as fnp
-
         eye = _eye(n, n, get_aval(x).dtype)
-        do = lax.add(do, lax.mul(eye, lax.sub(qt_dx_rinv, fnp.real(qt_dx_rinv).astype(do.dtype))))
+        re = lax.convert_element_type(lax.real(qt_dx_rinv), do.dtype)
+        do = lax.add(do, lax.mul(eye, lax.sub(qt_dx_rinv, re)))
     dq = lax.add(_mm(q, lax.sub(do, qt_dx_rinv)), dx_rinv)
     dr = _mm(lax.sub(qt_dx_rinv, do), r)
     return [q, r], [dq, dr]

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from funcgrad import core
+from funcgrad import core, lax
 from funcgrad.core import Primitive, ShapedArray, shaped_aval
 from funcgrad.interpreters import ad, ad_templates, batching
 from funcgrad.lax._base import NUMBER, check_dtype
@@ -242,8 +242,6 @@ ad.deflinear(psum_p, lambda ct, x, *, axis_name: [psum_p.bind(ct, axis_name=axis
 def _chooser_jvp(prim: Primitive):
     def jvp(g, ans, x, *, axis_name):
         """The tangent of the instances that attain the extremum, averaged over ties."""
-        from funcgrad import lax
-
         g = np.asarray(g) if not isinstance(g, core.Tracer) else g
         location = lax.convert_element_type(lax.eq(x, ans), core.get_aval(g).dtype)
         num = psum_p.bind(lax.mul(g, location), axis_name=axis_name)
@@ -420,12 +418,23 @@ def psum(x: Any, axis_name: Any) -> Any:
 def pmean(x: Any, axis_name: Any) -> Any:
     """Mean of ``x`` over the instances of ``axis_name`` (integers give floats, as
     ``numpy.mean``)."""
-    from funcgrad import numpy as fnp
-
     n = 1
     for name in _names(axis_name):
         n *= axis_size(name)
-    return tree_map(lambda s: fnp.true_divide(s, n), psum(x, axis_name))
+    return tree_map(_divide_by(n), psum(x, axis_name))
+
+
+def _divide_by(n: int) -> Any:
+    """``s / n`` with NumPy's true-division dtypes (integers and bools give float64)."""
+
+    def div(s: Any) -> Any:
+        dtype = core.get_aval(s).dtype
+        if dtype.kind in "biu":
+            s = lax.convert_element_type(s, np.dtype(np.float64))
+            dtype = np.dtype(np.float64)
+        return lax.div(s, np.asarray(n, dtype)[()])
+
+    return div
 
 
 def pmax(x: Any, axis_name: Any) -> Any:
@@ -483,8 +492,4 @@ def axis_index(axis_name: Any) -> Any:
 
 
 def _as_array(x: Any) -> Any:
-    if isinstance(x, (core.Tracer, np.ndarray, np.generic)):
-        return x
-    from funcgrad import numpy as fnp
-
-    return fnp.asarray(x)
+    return core.as_array(x)
