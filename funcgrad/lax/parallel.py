@@ -203,8 +203,6 @@ pmin_p = _reduction("pmin", "min", ORDERED)
 
 
 def _psum_own(size, args, dims, *, axis_name):
-    from funcgrad import lax
-
     (x,), (d,) = args, dims
     if d is None:
         dtype = core.get_aval(x).dtype
@@ -221,14 +219,10 @@ def _chooser_own(reduce):
 
 
 def _reduce_max(x, axes):
-    from funcgrad import lax
-
     return lax.reduce_max(x, axes)
 
 
 def _reduce_min(x, axes):
-    from funcgrad import lax
-
     return lax.reduce_min(x, axes)
 
 
@@ -298,8 +292,6 @@ all_gather_p.def_impl(_all_gather_impl)
 
 
 def _all_gather_own(size, args, dims, *, axis_name, axis, tiled, axis_size):
-    from funcgrad import lax
-
     (x,), (d,) = args, dims
     if d is None:
         shape = core.get_aval(x).shape
@@ -322,8 +314,6 @@ def _all_gather_other(args, dims, *, axis_name, axis, tiled, axis_size):
 
 def _all_gather_transpose(ct, x, *, axis_name, axis, tiled, axis_size):
     """Sum the cotangents of every instance, keep this instance's block."""
-    from funcgrad import lax
-
     summed = psum_p.bind(ct, axis_name=axis_name)
     idx = axis_index_p.bind(axis_name=axis_name)
     if tiled:
@@ -351,8 +341,6 @@ axis_index_p.def_impl(_axis_index_impl)
 
 
 def _axis_index_own(size, args, dims, *, axis_name):
-    from funcgrad import lax
-
     return lax.iota(np.int32, size), 0
 
 
@@ -485,8 +473,6 @@ def axis_index(axis_name: Any) -> Any:
     names = _names(axis_name)
     idx = axis_index_p.bind(axis_name=names[0])
     for name in names[1:]:
-        from funcgrad import lax
-
         idx = lax.add(lax.mul(idx, np.int32(axis_size(name))), axis_index_p.bind(axis_name=name))
     return idx
 
