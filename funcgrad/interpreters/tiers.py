@@ -1,0 +1,347 @@
+"""Tiered execution for ``jit``: run a staged jaxpr on NumPy while numba compiles its kernel.
+
+A jitted function's first call with a new signature traces and generates the kernel source
+on the calling thread (milliseconds). If the kernel for that source is already in memory it
+runs at once. Otherwise the call runs the jaxpr on the *interpreter tier* (:class:`Program`:
+the primitives' NumPy implementations, with the equations flattened once into a list of
+``(impl, params, input slots, output slots)``) while a background worker compiles the
+kernel, or loads it from the disk cache; numba is imported by that worker, never on the
+calling thread. When the kernel is ready the worker switches the signature's call to it, so
+the next call runs the kernel and the steady-state dispatch path is untouched.
+
+Why a worker thread, not a compile-server process (measured on the 2-core development box,
+``benchmarks/tier_worker.py``): numba's typing and lowering are Python code that holds the GIL,
+so the interpreter tier runs slower while a thread compiles; a server process avoids that
+but pays a process start, ``import funcgrad`` and ``import numba`` (~0.6 s) before its first
+compile, and the calling process must then import numba and load the kernel from disk
+anyway. See the figures in ``benchmarks/tier_worker.py``'s docstring.
+
+One worker compiles one kernel at a time, in submission order (on two cores parallel
+numba compiles only fight each other). A kernel that fails to compile leaves its signature
+on the interpreter tier with one warning naming the primitive and shapes. The worker is a
+daemon thread: exiting the interpreter during a compile does not wait for it, and the disk
+cache writes are atomic (``compile.py``), so an interrupted compile leaves no half entry.
+
+``FUNCGRAD_JIT_COMPILE=sync`` (or ``jit(f, compile="sync")``) restores blocking compiles:
+the first call waits for the kernel and a ``LoweringError`` is raised. ``wait_for_compiles()``
+blocks until every queued kernel is ready (benchmarks, tests, and users who want the kernel
+tier before timing).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import warnings
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from funcgrad.ir import Jaxpr, Literal
+
+log = logging.getLogger("funcgrad.jit")
+
+MODES = ("background", "sync")
+
+
+def default_mode() -> str:
+    """The compile mode of ``jit`` functions that do not pass ``compile=``."""
+    mode = os.environ.get("FUNCGRAD_JIT_COMPILE", "").strip().lower() or "background"
+    if mode not in MODES:
+        raise ValueError(
+            f"FUNCGRAD_JIT_COMPILE={mode!r}: expected 'background' (run on NumPy while the "
+            "kernel compiles) or 'sync' (block on the compile, as before)"
+        )
+    return mode
+
+
+# ----------------------------------------------------------------------------------------
+# The interpreter tier
+
+
+class Program:
+    """A jaxpr flattened for fast interpretation: ``program(*args)`` returns what the kernel
+    would (one array, or a tuple of arrays for several outputs).
+
+    Slots number the variables; the environment is a list, prefilled with the literals.
+    Nested ``jit`` equations are inlined (their kernels are not needed here: the enclosing
+    kernel inlines them too). Each step frees the slots it used last, so temporaries die
+    as early as under eager execution. Results are fresh arrays of the traced dtypes, never
+    an input or a view of one.
+    """
+
+    __slots__ = ("n_in", "steps", "template", "out_slots", "out_dtypes", "in_dtypes", "name")
+
+    def __init__(self, jaxpr: Jaxpr, name: str = "f") -> None:
+        from funcgrad.interpreters.jit import jit_p
+
+        self.name = name
+        slots: dict[Any, int] = {}
+        template: list[Any] = []
+
+        def new_slot(value: Any = None) -> int:
+            template.append(value)
+            return len(template) - 1
+
+        for v in jaxpr.invars:
+            slots[v] = new_slot()
+        self.n_in = len(jaxpr.invars)
+        self.in_dtypes = [v.aval.dtype for v in jaxpr.invars]
+        raw_steps: list[list[Any]] = []
+
+        def atom(x: Any, env: dict) -> int:
+            if type(x) is Literal:
+                return new_slot(x.val)
+            return env[x]
+
+        def emit(j: Jaxpr, env: dict) -> None:
+            for eqn in j.eqns:
+                ins = [atom(x, env) for x in eqn.inputs]
+                if eqn.primitive is jit_p:
+                    inner = eqn.params["jaxpr"].jaxpr
+                    sub = dict(zip(inner.invars, ins, strict=True))
+                    emit(inner, sub)
+                    for v, o in zip(eqn.outvars, inner.outvars, strict=True):
+                        env[v] = atom(o, sub)
+                    continue
+                prim = eqn.primitive
+                impl = prim.unchecked_impl or prim.impl
+                if impl is None:
+                    raise NotImplementedError(f"primitive {prim.name} has no NumPy impl")
+                outs = [new_slot() for _ in eqn.outvars]
+                for v, o in zip(eqn.outvars, outs, strict=True):
+                    env[v] = o
+                raw_steps.append(
+                    [impl, eqn.params, tuple(ins), outs if prim.multiple_results else outs[0]]
+                )
+
+        env = dict(slots)
+        emit(jaxpr, env)
+        self.out_slots = [atom(o, env) for o in jaxpr.outvars]
+        self.out_dtypes = [o.aval.dtype for o in jaxpr.outvars]
+        # Liveness: after its last use, a temporary slot is cleared.
+        last: dict[int, int] = {}
+        for i, (_, _, ins, _) in enumerate(raw_steps):
+            for s in ins:
+                last[s] = i
+        keep = set(self.out_slots)
+        frees: list[list[int]] = [[] for _ in raw_steps]
+        for s, i in last.items():
+            if s not in keep and template[s] is None:
+                frees[i].append(s)
+        self.steps = [
+            (impl, params, ins, outs, tuple(f))
+            for (impl, params, ins, outs), f in zip(raw_steps, frees, strict=True)
+        ]
+        self.template = template
+
+    def run(self, args: Sequence[Any]) -> list[Any]:
+        env = self.template.copy()
+        env[: self.n_in] = args
+        for impl, params, ins, outs, free in self.steps:
+            r = impl(*[env[i] for i in ins], **params)
+            if type(outs) is int:
+                env[outs] = r
+            else:
+                for o, x in zip(outs, r, strict=True):
+                    env[o] = x
+            for i in free:
+                env[i] = None
+        results = []
+        seen: set[int] = set()
+        for slot, dt in zip(self.out_slots, self.out_dtypes, strict=True):
+            x = env[slot]
+            if type(x) is not np.ndarray or x.dtype != dt:
+                x = np.asarray(x, dtype=dt)
+            # Fresh, C-contiguous, not an input: as a kernel's results are.
+            if (
+                slot < self.n_in
+                or x.base is not None
+                or id(x) in seen
+                or not x.flags.c_contiguous
+                or not x.flags.writeable
+                or self.template[slot] is not None
+            ):
+                x = np.array(x, order="C")
+            seen.add(id(x))
+            results.append(x)
+        return results
+
+    def __call__(self, *args: Any) -> Any:
+        """Kernel-compatible call: arguments of the traced dtypes (else TypeError, which
+        sends the dispatch fast paths to the general path, as numba's dispatcher does)."""
+        for x, dt in zip(args, self.in_dtypes, strict=True):
+            if type(x) is not np.ndarray or x.dtype != dt:
+                raise TypeError(f"jit({self.name}): interpreter tier got another dtype")
+        out = self.run(args)
+        return out[0] if len(out) == 1 else tuple(out)
+
+
+# ----------------------------------------------------------------------------------------
+# The background compiler
+
+
+class Job:
+    """One kernel being compiled (or loaded) in the background, shared by every signature
+    whose lowering generated the same source."""
+
+    __slots__ = ("lowering", "name", "kernel", "error", "done", "callbacks", "submitted", "ready_s")
+
+    def __init__(self, lowering: Any, name: str) -> None:
+        self.lowering = lowering
+        self.name = name
+        self.kernel: Any = None
+        self.error: BaseException | None = None
+        self.done = threading.Event()
+        self.callbacks: list[Callable[[Job], None]] = []
+        self.submitted = time.perf_counter()
+        self.ready_s = 0.0
+
+
+_lock = threading.Lock()
+_jobs: dict[str, Job] = {}  # by source text: pending and finished (kernels stay in memory)
+_queue: deque[Job] = deque()
+_wake = threading.Condition(_lock)
+_worker: threading.Thread | None = None
+_pending = 0
+_idle = threading.Condition(_lock)
+
+
+def kernel_for(text: str) -> Any:
+    """The kernel already built for this source, or None (a dict lookup, no numba)."""
+    job = _jobs.get(text)
+    return job.kernel if job is not None else None
+
+
+def remember(text: str, kernel: Any) -> None:
+    """Record a kernel built outside the worker (sync mode) so later lookups find it."""
+    with _lock:
+        job = _jobs.get(text)
+        if job is None or job.kernel is None:
+            job = Job(None, "")
+            job.kernel = kernel
+            job.done.set()
+            _jobs[text] = job
+
+
+def program_for(lowering: Any, name: str) -> Callable[..., Any]:
+    """The interpreter tier of ``lowering``, with the kernel's calling convention (backend
+    constants first). Runs the prepared jaxpr (calls inlined, CSE and DCE done) when every
+    primitive in it has a NumPy impl, else the jaxpr as traced."""
+    try:
+        return Program(lowering.jaxpr, name)
+    except NotImplementedError:
+        prog = Program(lowering.closed.jaxpr, name)
+        n = len(lowering.consts)
+        return lambda *args: prog(*args[n:])
+
+
+def warn_once_then(call: Callable[..., Any], name: str, error: BaseException) -> Callable:
+    """``call``, warning (on the caller's thread) at its first use that the kernel failed."""
+    warned = [False]
+
+    def first(*args: Any) -> Any:
+        if not warned[0]:
+            warned[0] = True
+            warn_failure(name, error)
+        return call(*args)
+
+    return first
+
+
+def submit(lowering: Any, name: str, on_done: Callable[[Job], None]) -> Job:
+    """Compile ``lowering`` in the background (once per source) and call ``on_done(job)``
+    on the worker when it is ready or failed (at once, here, if it already is)."""
+    global _worker, _pending
+    text = lowering.source.text
+    with _lock:
+        job = _jobs.get(text)
+        if job is None:
+            job = _jobs[text] = Job(lowering, name)
+            _queue.append(job)
+            _pending += 1
+            if _worker is None or not _worker.is_alive():
+                _worker = threading.Thread(target=_work, name="funcgrad-jit-compiler", daemon=True)
+                _worker.start()
+            _wake.notify()
+        if not job.done.is_set():
+            job.callbacks.append(on_done)
+            return job
+    on_done(job)
+    return job
+
+
+def _work() -> None:
+    global _pending
+    while True:
+        with _lock:
+            while not _queue:
+                _wake.wait()
+            job = _queue.popleft()
+        try:
+            job.kernel = job.lowering.compile()
+        except BaseException as e:  # noqa: BLE001 - reported to the calls that wait on it
+            job.error = e
+        job.ready_s = time.perf_counter() - job.submitted
+        with _lock:
+            callbacks, job.callbacks = job.callbacks, []
+            job.done.set()
+        for cb in callbacks:
+            try:
+                cb(job)
+            except Exception:  # noqa: BLE001 - a callback must not kill the worker
+                log.exception("funcgrad: tier switch callback failed")
+        with _lock:
+            _pending -= 1
+            _idle.notify_all()
+
+
+def pending() -> int:
+    """How many kernels are queued or compiling."""
+    return _pending
+
+
+def wait_for_compiles(timeout: float | None = None) -> bool:
+    """Block until every kernel queued for background compilation is ready (or failed);
+    False if ``timeout`` seconds passed first."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    with _lock:
+        while _pending:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return False
+            _idle.wait(left)
+    return True
+
+
+_warned: set[str] = set()
+
+
+def warn_failure(name: str, error: BaseException) -> None:
+    """Report a background compile failure once per function and message."""
+    msg = (
+        f"jit({name}): the kernel failed to compile, so this function keeps running on the "
+        f"NumPy interpreter tier (correct, slower): {error}. "
+        "With FUNCGRAD_JIT_COMPILE=sync (or jit(f, compile='sync')) this error is raised."
+    )
+    if msg in _warned:
+        return
+    _warned.add(msg)
+    warnings.warn(msg, RuntimeWarning, stacklevel=4)
+
+
+def log_switch(name: str, event: str, seconds: float = 0.0) -> None:
+    """``FUNCGRAD_LOG_COMPILES=1`` lines for tier changes."""
+    from funcgrad.interpreters.jit import _ensure_handler
+
+    _ensure_handler()
+    if event == "interpreting":
+        log.info("jit(%s): running on the interpreter while the kernel compiles", name)
+    elif event == "ready":
+        log.info("jit(%s): kernel ready after %.2f s, switching", name, seconds)
+    else:
+        log.info("jit(%s): kernel failed after %.2f s, staying on the interpreter", name, seconds)
