@@ -130,7 +130,7 @@ def test_interpreter_tier_matches_kernel_tier(family):
 
     closed = trace_to_jaxpr(all_cases, [core.shaped_aval(x) for x in flat])
     lowered = lower(closed, "tiers")
-    interp = Executable(lowered, None, tiers.program_for(lowered, "tiers")).call_flat(flat)
+    interp = Executable.interpreted(closed, "tiers").call_flat(flat)
     kernel = Executable(lowered, lowered.compile()).call_flat(flat)
     i = 0
     for c, d, args, n in zip(cases, dtypes, operands, n_outs, strict=True):

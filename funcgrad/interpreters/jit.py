@@ -214,15 +214,25 @@ class Executable:
 
     __slots__ = ("lowering", "kernel", "program", "call", "n_out", "in_avals", "__weakref__")
 
-    def __init__(self, lowering: Any, kernel: Any, program: Any = None) -> None:
+    def __init__(self, lowering: Any, kernel: Any) -> None:
         self.lowering = lowering
         self.kernel = kernel
-        self.program = program
+        self.program = None
         consts = lowering.consts = _normalized_consts(lowering.consts)
-        fn = kernel.fn if kernel is not None else program
+        fn = kernel.fn
         self.call = functools.partial(fn, *consts) if consts else fn
         self.n_out = len(lowering.jaxpr.outvars)
         self.in_avals = lowering.jaxpr.in_avals[len(consts) :]
+
+    @classmethod
+    def interpreted(cls, closed: ClosedJaxpr, name: str) -> Executable:
+        """The interpreter tier of ``closed`` (constant-free), before any source exists."""
+        self = cls.__new__(cls)
+        self.lowering = self.kernel = None
+        self.program = self.call = tiers.program_for(closed, name)
+        self.n_out = len(closed.jaxpr.outvars)
+        self.in_avals = closed.in_avals
+        return self
 
     def call_flat(self, args: Sequence[Any]) -> list[Any]:
         args = [_kernel_arg(x, a) for x, a in zip(args, self.in_avals, strict=True)]
@@ -288,20 +298,37 @@ def _compile_mode(mode: str | None) -> str:
     return mode if mode is not None else tiers.default_mode()
 
 
-def _tiered(lowering: Any, name: str, mode: str, install: Callable[[Executable], None]) -> None:
-    """Install the executable to run for ``lowering``: its kernel if it is in memory (or,
-    with ``mode == "sync"``, once compiled here); else the interpreter tier now, with the
-    kernel queued for the background compiler and installed by the worker when it is built
-    (on failure the interpreter stays, and warns once on the next call)."""
-    text = lowering.source.text
-    kernel = tiers.kernel_for(text)
-    if kernel is None and mode == "sync":
-        kernel = lowering.compile()
-        tiers.remember(text, kernel)
-    if kernel is not None:
+def _tiered(
+    closed: ClosedJaxpr,
+    name: str,
+    mode: str,
+    install: Callable[[Executable], None],
+    lowering: Any = None,
+) -> None:
+    """Install the executable to run for ``closed`` (``install`` is called again at each
+    tier switch).
+
+    ``mode == "sync"``: the kernel, compiled here (errors raise). Background: if
+    ``lowering`` is given (the source was generated here) and its kernel is in memory, that
+    kernel at once; otherwise the interpreter tier now, while the worker generates the
+    source (if not given: the first signature of a function skips it on the calling thread,
+    where no kernel can be found anyway) and loads or compiles the kernel, then installs
+    it. If that fails, the interpreter stays and warns once on its next call.
+    """
+    if mode == "sync":
+        lowering = lowering if lowering is not None else _lower(closed, name)
+        kernel = tiers.kernel_for(lowering.source.text)
+        if kernel is None:
+            kernel = lowering.compile()
+            tiers.remember(lowering.source.text, kernel)
         install(Executable(lowering, kernel))
         return
-    interp = Executable(lowering, None, tiers.program_for(lowering, name))
+    if lowering is not None:
+        kernel = tiers.kernel_for(lowering.source.text)
+        if kernel is not None:
+            install(Executable(lowering, kernel))
+            return
+    interp = Executable.interpreted(closed, name)
     install(interp)
     if config.log_compiles:
         tiers.log_switch(name, "interpreting")
@@ -313,11 +340,11 @@ def _tiered(lowering: Any, name: str, mode: str, install: Callable[[Executable],
             interp.call = tiers.warn_once_then(interp.call, name, job.error)
             install(interp)
             return
-        install(Executable(lowering, job.kernel))
+        install(Executable(job.lowering, job.kernel))
         if config.log_compiles:
             tiers.log_switch(name, "ready", job.ready_s)
 
-    tiers.submit(lowering, name, done)
+    tiers.submit(closed, name, lowering, done)
 
 
 def _executable(closed: ClosedJaxpr, name: str) -> Executable:
@@ -333,7 +360,7 @@ def _executable(closed: ClosedJaxpr, name: str) -> Executable:
                     if config.log_compiles and new.kernel is not None:
                         _log_compile(name, "a transformed jaxpr (jvp/vjp/vmap of a jit)", 0.0, new)
 
-                _tiered(_lower(closed, name), name, _compile_mode(None), install)
+                _tiered(closed, name, _compile_mode(None), install)
                 exe = _executables[closed]
     return exe
 
@@ -780,7 +807,10 @@ class JitFunction:
             t0 = time.perf_counter()
             traced = self._trace(key[:2] + (avals,), avals, rebuild, dyn_args, dyn_kwargs)
             trace_s = time.perf_counter() - t0
-            lowering = _lower(traced.jaxpr, self._name)
+            mode = _compile_mode(self._mode)
+            # A later signature generates its source here: a shape-generic kernel of an
+            # earlier one is then found in memory and runs at once.
+            lowering = _lower(traced.jaxpr, self._name) if self._cache or mode == "sync" else None
             entry = _Entry(traced)
             reason = self._reason(key, avals, traced.names) if config.log_compiles else ""
             name = self._name
@@ -790,7 +820,7 @@ class JitFunction:
                 if config.log_compiles and exe.kernel is not None:
                     _log_compile(name, reason, trace_s, exe)
 
-            _tiered(lowering, name, _compile_mode(self._mode), install)
+            _tiered(traced.jaxpr, name, mode, install, lowering)
             self._cache[key] = entry
             if key[0] is None and key[1] == _flat_tree(len(leaves)):
                 self._flat[key[2]] = entry

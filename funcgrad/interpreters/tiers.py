@@ -186,58 +186,46 @@ class Program:
 
 
 class Job:
-    """One kernel being compiled (or loaded) in the background, shared by every signature
-    whose lowering generated the same source."""
+    """One background build: generate the source of ``closed`` (unless ``lowering`` came
+    with it), then find its kernel in memory, load it from disk or compile it."""
 
-    __slots__ = ("lowering", "name", "kernel", "error", "done", "callbacks", "submitted", "ready_s")
+    __slots__ = ("closed", "name", "lowering", "kernel", "error", "on_done", "submitted", "ready_s")
 
-    def __init__(self, lowering: Any, name: str) -> None:
-        self.lowering = lowering
+    def __init__(
+        self, closed: Any, name: str, lowering: Any, on_done: Callable[[Job], None]
+    ) -> None:
+        self.closed = closed
         self.name = name
+        self.lowering = lowering
+        self.on_done = on_done
         self.kernel: Any = None
         self.error: BaseException | None = None
-        self.done = threading.Event()
-        self.callbacks: list[Callable[[Job], None]] = []
         self.submitted = time.perf_counter()
         self.ready_s = 0.0
 
 
 _lock = threading.Lock()
-_jobs: dict[str, Job] = {}  # by source text: pending and finished (kernels stay in memory)
+_jobs: dict[str, Any] = {}  # source text -> kernel, for every kernel this process built
 _queue: deque[Job] = deque()
 _wake = threading.Condition(_lock)
+_idle = threading.Condition(_lock)
 _worker: threading.Thread | None = None
 _pending = 0
-_idle = threading.Condition(_lock)
 
 
 def kernel_for(text: str) -> Any:
     """The kernel already built for this source, or None (a dict lookup, no numba)."""
-    job = _jobs.get(text)
-    return job.kernel if job is not None else None
+    return _jobs.get(text)
 
 
 def remember(text: str, kernel: Any) -> None:
     """Record a kernel built outside the worker (sync mode) so later lookups find it."""
-    with _lock:
-        job = _jobs.get(text)
-        if job is None or job.kernel is None:
-            job = Job(None, "")
-            job.kernel = kernel
-            job.done.set()
-            _jobs[text] = job
+    _jobs[text] = kernel
 
 
-def program_for(lowering: Any, name: str) -> Callable[..., Any]:
-    """The interpreter tier of ``lowering``, with the kernel's calling convention (backend
-    constants first). Runs the prepared jaxpr (calls inlined, CSE and DCE done) when every
-    primitive in it has a NumPy impl, else the jaxpr as traced."""
-    try:
-        return Program(lowering.jaxpr, name)
-    except NotImplementedError:
-        prog = Program(lowering.closed.jaxpr, name)
-        n = len(lowering.consts)
-        return lambda *args: prog(*args[n:])
+def program_for(closed: Any, name: str) -> Program:
+    """The interpreter tier of a (constant-free) closed jaxpr, as traced."""
+    return Program(closed.jaxpr, name)
 
 
 def warn_once_then(call: Callable[..., Any], name: str, error: BaseException) -> Callable:
@@ -253,26 +241,32 @@ def warn_once_then(call: Callable[..., Any], name: str, error: BaseException) ->
     return first
 
 
-def submit(lowering: Any, name: str, on_done: Callable[[Job], None]) -> Job:
-    """Compile ``lowering`` in the background (once per source) and call ``on_done(job)``
-    on the worker when it is ready or failed (at once, here, if it already is)."""
+def submit(closed: Any, name: str, lowering: Any, on_done: Callable[[Job], None]) -> Job:
+    """Build the kernel of ``closed`` on the background worker (in submission order, one at
+    a time) and call ``on_done(job)`` there when it is ready or failed."""
     global _worker, _pending
-    text = lowering.source.text
+    job = Job(closed, name, lowering, on_done)
     with _lock:
-        job = _jobs.get(text)
-        if job is None:
-            job = _jobs[text] = Job(lowering, name)
-            _queue.append(job)
-            _pending += 1
-            if _worker is None or not _worker.is_alive():
-                _worker = threading.Thread(target=_work, name="funcgrad-jit-compiler", daemon=True)
-                _worker.start()
-            _wake.notify()
-        if not job.done.is_set():
-            job.callbacks.append(on_done)
-            return job
-    on_done(job)
+        _queue.append(job)
+        _pending += 1
+        if _worker is None or not _worker.is_alive():
+            _worker = threading.Thread(target=_work, name="funcgrad-jit-compiler", daemon=True)
+            _worker.start()
+        _wake.notify()
     return job
+
+
+def _build(job: Job) -> None:
+    if job.lowering is None:
+        from funcgrad.backend.numba import lower
+
+        job.lowering = lower(job.closed, job.name)
+    text = job.lowering.source.text
+    kernel = _jobs.get(text)
+    if kernel is None:
+        kernel = job.lowering.compile()  # compile.py: memory, then disk, then numba
+        _jobs[text] = kernel
+    job.kernel = kernel
 
 
 def _work() -> None:
@@ -283,18 +277,14 @@ def _work() -> None:
                 _wake.wait()
             job = _queue.popleft()
         try:
-            job.kernel = job.lowering.compile()
+            _build(job)
         except BaseException as e:  # noqa: BLE001 - reported to the calls that wait on it
             job.error = e
         job.ready_s = time.perf_counter() - job.submitted
-        with _lock:
-            callbacks, job.callbacks = job.callbacks, []
-            job.done.set()
-        for cb in callbacks:
-            try:
-                cb(job)
-            except Exception:  # noqa: BLE001 - a callback must not kill the worker
-                log.exception("funcgrad: tier switch callback failed")
+        try:
+            job.on_done(job)
+        except Exception:  # noqa: BLE001 - a callback must not kill the worker
+            log.exception("funcgrad: tier switch failed")
         with _lock:
             _pending -= 1
             _idle.notify_all()
