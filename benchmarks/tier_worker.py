@@ -92,8 +92,8 @@ while proc.poll() is None:
 t2 = time.perf_counter()
 # load from disk (numba import included) on a thread while the interpreter keeps going
 loaded = []
-th = threading.Thread(target=lambda: loaded.append(
-    fg.jit(run, compile="sync").lower(params, zeros, zeros, np.float32(1.0), x, y).compile()))
+lowered = fg.jit(run, compile="sync").lower(params, zeros, zeros, np.float32(1.0), x, y)
+th = threading.Thread(target=lambda: loaded.append(lowered.compile()))
 th.start()
 while th.is_alive():
     out = step(params, zeros, zeros, np.float32(1.0), x, y)
@@ -115,6 +115,7 @@ def _run(body: str) -> dict:
     with tempfile.TemporaryDirectory() as d:
         env = dict(os.environ, FUNCGRAD_CACHE_DIR=d, FUNCGRAD_JIT_COMPILE="background")
         env.pop("FUNCGRAD_LOG_COMPILES", None)
+        env.pop("PYTHONDONTWRITEBYTECODE", None)  # as an installed package: .pyc files
         code = _PRELUDE.format(root=str(ROOT)) + body
         out = subprocess.run(
             [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False

@@ -469,3 +469,37 @@ def test_closure_constants_of_every_layout(tmp_path, monkeypatch, mode):
             tiers.wait_for_compiles(300)
         assert jf.tier() == "kernel" and jt.tier() == "kernel"
         np.testing.assert_array_equal(np.asarray(W, np.float64), before)  # not mutated
+
+
+# ----------------------------------------------------------------------------------------
+# What the user sees in fit
+
+
+def test_fit_says_it_compiles_in_the_background(held, capsys):
+    params, x, y, _, _ = _seed_problem()
+
+    def loss_fn(p, x, y):
+        h = fnp.maximum(x @ p["w1"] + p["b1"], 0.0)
+        return fnp.mean((h @ p["w2"] + p["b2"] - y) ** 2)
+
+    trained, history = fg.train.fit(
+        loss_fn, params, x, y, optimizer=fg.optim.sgd(0.05), epochs=3, batch_size=16, verbose=2
+    )
+    out = capsys.readouterr().out
+    assert "compiling the training step in the background" in out
+    assert "cached for the next run" in out
+    assert out.count("Epoch") == 3 and "eta" in out
+    # trained on the interpreter tier: the loss went down as with the kernel
+    assert history.history["loss"][-1] < history.history["loss"][0]
+
+
+def test_eta_leaves_out_epochs_before_the_kernel():
+    from funcgrad.train import _Progress
+
+    p = _Progress(epochs=10, verbose=0)
+    p.update(1, 30.0, {}, steady=False)  # compile / interpreter epoch
+    assert p.eta(1) == "~4m30s"  # nothing steady yet: marked approximate
+    p.update(2, 2.0, {}, steady=True)
+    p.update(3, 4.0, {}, steady=True)
+    assert p.eta(3) == "21s"  # 7 epochs left x mean(2, 4) s
+    assert p.eta(10) == ""
