@@ -356,9 +356,12 @@ _CHILD = textwrap.dedent(
 )
 
 
-def _child(tmp_path, *args, timeout=300):
+def _child(tmp_path, *args, exit_wait="60"):
     env = dict(
-        os.environ, FUNCGRAD_CACHE_DIR=str(tmp_path / "cache"), FUNCGRAD_JIT_COMPILE="background"
+        os.environ,
+        FUNCGRAD_CACHE_DIR=str(tmp_path / "cache"),
+        FUNCGRAD_JIT_COMPILE="background",
+        FUNCGRAD_JIT_EXIT_WAIT=exit_wait,
     )
     return subprocess.Popen(
         [sys.executable, "-c", _CHILD, *args],
@@ -392,7 +395,7 @@ def test_two_processes_compile_into_one_cache(tmp_path):
 
 
 def test_exit_during_compile_does_not_hang_or_corrupt(tmp_path):
-    p = _child(tmp_path, "exit")
+    p = _child(tmp_path, "exit", exit_wait="0")  # abandon the compile at exit
     out, err = p.communicate(timeout=120)  # a hang would time out
     assert p.returncode == 0, err[-2000:]
     q = _child(tmp_path, "wait")
@@ -400,6 +403,18 @@ def test_exit_during_compile_does_not_hang_or_corrupt(tmp_path):
     assert q.returncode == 0, err[-2000:]
     r = json.loads(out.strip().splitlines()[-1])
     assert r["tier"] == "kernel" and r["after"] == pytest.approx(_expected(), rel=1e-12)
+
+
+def test_exit_finishes_the_compile_for_the_next_run(tmp_path):
+    p = _child(tmp_path, "exit")  # default: the queued compile finishes at exit
+    out, err = p.communicate(timeout=600)
+    assert p.returncode == 0, err[-2000:]
+    assert "finishing 1 kernel compile" in err
+    q = _child(tmp_path, "wait")
+    out, err = q.communicate(timeout=600)
+    assert q.returncode == 0, err[-2000:]
+    r = json.loads(out.strip().splitlines()[-1])
+    assert r["from_disk"] == [True] and r["after"] == pytest.approx(_expected(), rel=1e-12)
 
 
 def test_killed_compile_leaves_a_usable_cache(tmp_path):

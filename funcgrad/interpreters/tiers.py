@@ -9,18 +9,24 @@ kernel, or loads it from the disk cache; numba is imported by that worker, never
 calling thread. When the kernel is ready the worker switches the signature's call to it, so
 the next call runs the kernel and the steady-state dispatch path is untouched.
 
-Why a worker thread, not a compile-server process (measured on the 2-core development box,
-``benchmarks/tier_worker.py``): numba's typing and lowering are Python code that holds the GIL,
-so the interpreter tier runs slower while a thread compiles; a server process avoids that
-but pays a process start, ``import funcgrad`` and ``import numba`` (~0.6 s) before its first
-compile, and the calling process must then import numba and load the kernel from disk
-anyway. See the figures in ``benchmarks/tier_worker.py``'s docstring.
+Why a worker thread, not a compile-server process (``benchmarks/tier_worker.py``, seed train
+step, empty cache, the 2-core development box under load): the thread had the kernel
+running 24.0 s after the first call, the server 29.6 s (1.23x later: a second interpreter,
+``import funcgrad``/``numba`` and a trace before its compile, then a disk load here); while
+compiling, the interpreter tier took 866 us per step beside the thread and 922 us beside the
+server (398 us alone): numba's Python-heavy typing holds the GIL, but on two busy cores a
+second process takes the same CPU away. A thread also needs no IPC and shares the in-memory
+kernel table.
 
 One worker compiles one kernel at a time, in submission order (on two cores parallel
 numba compiles only fight each other). A kernel that fails to compile leaves its signature
 on the interpreter tier with one warning naming the primitive and shapes. The worker is a
 daemon thread: exiting the interpreter during a compile does not wait for it, and the disk
 cache writes are atomic (``compile.py``), so an interrupted compile leaves no half entry.
+
+At exit, queued compiles get up to ``FUNCGRAD_JIT_EXIT_WAIT`` seconds (default 60, ``0``:
+none) to finish, with a one-line notice, so that a program shorter than its compile still
+leaves its kernels cached for the next run; past that the daemon worker is abandoned.
 
 ``FUNCGRAD_JIT_COMPILE=sync`` (or ``jit(f, compile="sync")``) restores blocking compiles:
 the first call waits for the kernel and a ``LoweringError`` is raised. ``wait_for_compiles()``
@@ -30,6 +36,7 @@ tier before timing).
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import threading
@@ -250,8 +257,14 @@ def submit(closed: Any, name: str, lowering: Any, on_done: Callable[[Job], None]
         _queue.append(job)
         _pending += 1
         if _worker is None or not _worker.is_alive():
-            _worker = threading.Thread(target=_work, name="funcgrad-jit-compiler", daemon=True)
-            _worker.start()
+            worker = threading.Thread(target=_work, name="funcgrad-jit-compiler", daemon=True)
+            try:
+                worker.start()
+            except RuntimeError:  # interpreter shutting down: stay on the interpreter tier
+                _queue.remove(job)
+                _pending -= 1
+                return job
+            _worker = worker
         _wake.notify()
     return job
 
@@ -288,6 +301,38 @@ def _work() -> None:
         with _lock:
             _pending -= 1
             _idle.notify_all()
+
+
+def _exit_wait() -> float:
+    raw = os.environ.get("FUNCGRAD_JIT_EXIT_WAIT", "").strip()
+    try:
+        return max(0.0, float(raw)) if raw else 60.0
+    except ValueError:
+        return 60.0
+
+
+def _finish_at_exit() -> None:
+    """At interpreter exit, let queued compiles finish (bounded, interruptible) so their
+    kernels reach the disk cache and the next run starts on compiled code. A short program
+    that ended on the interpreter tier would otherwise never get its kernel cached."""
+    limit = _exit_wait()
+    if not _pending or limit <= 0:
+        return
+    import sys
+
+    print(
+        f"funcgrad: finishing {_pending} kernel compile(s) so the next run starts compiled "
+        f"(at most {limit:.0f} s; Ctrl-C or FUNCGRAD_JIT_EXIT_WAIT=0 skips)",
+        file=sys.stderr,
+        flush=True,
+    )
+    try:
+        wait_for_compiles(limit)
+    except KeyboardInterrupt:
+        pass
+
+
+atexit.register(_finish_at_exit)
 
 
 def pending() -> int:
