@@ -356,12 +356,13 @@ _CHILD = textwrap.dedent(
 )
 
 
-def _child(tmp_path, *args, exit_wait="60"):
+def _child(tmp_path, *args, exit_wait="60", exit_after="0"):
     env = dict(
         os.environ,
         FUNCGRAD_CACHE_DIR=str(tmp_path / "cache"),
         FUNCGRAD_JIT_COMPILE="background",
         FUNCGRAD_JIT_EXIT_WAIT=exit_wait,
+        FUNCGRAD_JIT_EXIT_WAIT_AFTER=exit_after,  # "0": wait however short the run was
     )
     return subprocess.Popen(
         [sys.executable, "-c", _CHILD, *args],
@@ -415,6 +416,13 @@ def test_exit_finishes_the_compile_for_the_next_run(tmp_path):
     assert q.returncode == 0, err[-2000:]
     r = json.loads(out.strip().splitlines()[-1])
     assert r["from_disk"] == [True] and r["after"] == pytest.approx(_expected(), rel=1e-12)
+
+
+def test_short_run_exits_without_waiting(tmp_path):
+    p = _child(tmp_path, "exit", exit_after="1000")  # ran far less than that interpreting
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 0, err[-2000:]
+    assert "finishing" not in err
 
 
 def test_killed_compile_leaves_a_usable_cache(tmp_path):

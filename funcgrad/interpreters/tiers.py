@@ -24,9 +24,11 @@ on the interpreter tier with one warning naming the primitive and shapes. The wo
 daemon thread: exiting the interpreter during a compile does not wait for it, and the disk
 cache writes are atomic (``compile.py``), so an interrupted compile leaves no half entry.
 
-At exit, queued compiles get up to ``FUNCGRAD_JIT_EXIT_WAIT`` seconds (default 60, ``0``:
-none) to finish, with a one-line notice, so that a program shorter than its compile still
-leaves its kernels cached for the next run; past that the daemon worker is abandoned.
+At exit, if the process ran at least ``FUNCGRAD_JIT_EXIT_WAIT_AFTER`` seconds (default 1) on
+the interpreter tier, queued compiles get up to ``FUNCGRAD_JIT_EXIT_WAIT`` seconds (default
+60, ``0``: none) to finish, with a one-line notice, so that a program shorter than its
+compile still leaves its kernels cached for the next run; otherwise, or past that, the
+daemon worker is abandoned (the disk cache only ever holds complete entries).
 
 ``FUNCGRAD_JIT_COMPILE=sync`` (or ``jit(f, compile="sync")``) restores blocking compiles:
 the first call waits for the kernel and a ``LoweringError`` is raised. ``wait_for_compiles()``
@@ -147,6 +149,13 @@ class Program:
         self.template = template
 
     def run(self, args: Sequence[Any]) -> list[Any]:
+        t0 = time.perf_counter()
+        try:
+            return self._run(args)
+        finally:
+            _interp_s[0] += time.perf_counter() - t0
+
+    def _run(self, args: Sequence[Any]) -> list[Any]:
         env = self.template.copy()
         env[: self.n_in] = args
         for impl, params, ins, outs, free in self.steps:
@@ -303,20 +312,28 @@ def _work() -> None:
             _idle.notify_all()
 
 
-def _exit_wait() -> float:
-    raw = os.environ.get("FUNCGRAD_JIT_EXIT_WAIT", "").strip()
+# Seconds this process spent running jaxprs on the interpreter tier (approximate).
+_interp_s = [0.0]
+
+
+def _env_seconds(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
     try:
-        return max(0.0, float(raw)) if raw else 60.0
+        return max(0.0, float(raw)) if raw else default
     except ValueError:
-        return 60.0
+        return default
 
 
 def _finish_at_exit() -> None:
     """At interpreter exit, let queued compiles finish (bounded, interruptible) so their
-    kernels reach the disk cache and the next run starts on compiled code. A short program
-    that ended on the interpreter tier would otherwise never get its kernel cached."""
-    limit = _exit_wait()
+    kernels reach the disk cache and the next run starts on compiled code, if this process
+    spent at least ``FUNCGRAD_JIT_EXIT_WAIT_AFTER`` seconds (default 1) on the interpreter
+    tier: a run that long would have gained from the kernel. Shorter runs exit at once (a
+    compile would cost them more than it could save)."""
+    limit = _env_seconds("FUNCGRAD_JIT_EXIT_WAIT", 60.0)
     if not _pending or limit <= 0:
+        return
+    if _interp_s[0] < _env_seconds("FUNCGRAD_JIT_EXIT_WAIT_AFTER", 1.0):
         return
     import sys
 
