@@ -326,7 +326,8 @@ class _Progress:
             self.compiling, self.compile_t0 = True, time.perf_counter()
             self.say(
                 "funcgrad: compiling the training step in the background; the first steps "
-                "run on NumPy meanwhile (slower). The kernel is cached for the next run."
+                "run on NumPy meanwhile (slower). Once built, the kernel is cached on disk "
+                "for the next run."
             )
         elif now == "kernel" and self.compiling:
             self.compiling = False

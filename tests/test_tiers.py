@@ -510,7 +510,7 @@ def test_fit_says_it_compiles_in_the_background(held, capsys):
     )
     out = capsys.readouterr().out
     assert "compiling the training step in the background" in out
-    assert "cached for the next run" in out
+    assert "cached on disk for the next run" in out
     assert out.count("Epoch") == 3 and "eta" in out
     # trained on the interpreter tier: the loss went down as with the kernel
     assert history.history["loss"][-1] < history.history["loss"][0]
