@@ -526,3 +526,30 @@ def test_eta_leaves_out_epochs_before_the_kernel():
     p.update(3, 4.0, {}, steady=True)
     assert p.eta(3) == "21s"  # 7 epochs left x mean(2, 4) s
     assert p.eta(10) == ""
+
+
+def _chain(x):
+    return fnp.sum(fnp.sin(x) * fnp.exp(-x) + x**2)
+
+
+COMPOSITIONS = {
+    "grad_jit": (lambda: fg.grad(fg.jit(_chain)), lambda: fg.grad(_chain)),
+    "jit_grad": (lambda: fg.jit(fg.grad(_chain)), lambda: fg.grad(_chain)),
+    "jit_grad_jit": (lambda: fg.jit(fg.grad(fg.jit(_chain))), lambda: fg.grad(_chain)),
+    "vmap_jit": (lambda: fg.vmap(fg.jit(fg.grad(_chain))), lambda: fg.vmap(fg.grad(_chain))),
+    "jit_vmap": (lambda: fg.jit(fg.vmap(fg.grad(_chain))), lambda: fg.vmap(fg.grad(_chain))),
+    "jit_jit": (lambda: fg.jit(fg.jit(_chain)), lambda: _chain),
+}
+
+
+@pytest.mark.parametrize("name", sorted(COMPOSITIONS))
+def test_compositions_on_both_tiers(held, name):
+    make, ref = COMPOSITIONS[name]
+    x = np.linspace(-1.0, 1.0, 12).reshape(3, 4)
+    f, expected = make(), ref()(x)  # eager reference
+    first = f(x)
+    held()
+    second = f(x)
+    for got in (first, second):
+        assert np.shape(got) == np.shape(expected)
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-14)
