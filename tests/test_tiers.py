@@ -16,6 +16,7 @@ import sys
 import textwrap
 import threading
 import warnings
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +39,7 @@ def background(monkeypatch):
     """Background compilation, and a kernel table of its own (so kernels other tests built
     are not found in memory and the interpreter tier really runs)."""
     monkeypatch.setenv("FUNCGRAD_JIT_COMPILE", "background")
-    monkeypatch.setattr(tiers, "_jobs", {})
+    monkeypatch.setattr(tiers, "_jobs", OrderedDict())
     yield
     tiers.wait_for_compiles(120)
 
@@ -47,7 +48,7 @@ def background(monkeypatch):
 def held(monkeypatch):
     """Background compilation whose jobs wait in ``held`` until the test releases them."""
     monkeypatch.setenv("FUNCGRAD_JIT_COMPILE", "background")
-    monkeypatch.setattr(tiers, "_jobs", {})
+    monkeypatch.setattr(tiers, "_jobs", OrderedDict())
     queued: list = []
     real = tiers.submit
     monkeypatch.setattr(tiers, "submit", lambda *a: queued.append(a))

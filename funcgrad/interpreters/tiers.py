@@ -44,7 +44,7 @@ import os
 import threading
 import time
 import warnings
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -221,7 +221,11 @@ class Job:
 
 
 _lock = threading.Lock()
-_jobs: dict[str, Any] = {}  # source text -> kernel, for every kernel this process built
+# Source text -> kernel, the most recently used last; bounded like compile.py's own memory
+# cache, so that this table does not keep kernels alive that the compile cache let go.
+_jobs: OrderedDict[str, Any] = OrderedDict()
+MAX_KERNELS = 512
+_table_lock = threading.Lock()
 _queue: deque[Job] = deque()
 _wake = threading.Condition(_lock)
 _idle = threading.Condition(_lock)
@@ -231,12 +235,22 @@ _pending = 0
 
 def kernel_for(text: str) -> Any:
     """The kernel already built for this source, or None (a dict lookup, no numba)."""
-    return _jobs.get(text)
+    kernel = _jobs.get(text)
+    if kernel is not None:
+        try:
+            _jobs.move_to_end(text)
+        except KeyError:  # evicted meanwhile by another thread
+            pass
+    return kernel
 
 
 def remember(text: str, kernel: Any) -> None:
-    """Record a kernel built outside the worker (sync mode) so later lookups find it."""
-    _jobs[text] = kernel
+    """Record a built kernel (by the worker, or a sync compile) for later lookups."""
+    with _table_lock:
+        _jobs[text] = kernel
+        _jobs.move_to_end(text)
+        while len(_jobs) > MAX_KERNELS:
+            _jobs.popitem(last=False)
 
 
 def program_for(closed: Any, name: str) -> Program:
@@ -284,10 +298,10 @@ def _build(job: Job) -> None:
 
         job.lowering = lower(job.closed, job.name)
     text = job.lowering.source.text
-    kernel = _jobs.get(text)
+    kernel = kernel_for(text)
     if kernel is None:
         kernel = job.lowering.compile()  # compile.py: memory, then disk, then numba
-        _jobs[text] = kernel
+        remember(text, kernel)
     job.kernel = kernel
 
 
