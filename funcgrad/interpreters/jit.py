@@ -5,13 +5,21 @@ constants, the values the function closed over being leading operands; ``name``)
 rules transform that jaxpr and bind ``jit`` again, so jit composes with every other
 transformation in any order (Autodidax's ``xla_call_p``):
 
-- impl: compile the jaxpr (numba backend, cached on the jaxpr) and run the kernel;
+- impl: run the jaxpr's kernel (numba backend, cached on the jaxpr), or the interpreter
+  tier while it compiles in the background (``tiers.py``);
 - abstract eval: the jaxpr's output types; staging records one ``jit`` equation (the
   backend inlines nested calls before lowering, so ``jit(jit(f))`` is one kernel);
 - jvp: ``jit`` of the JVP jaxpr; partial evaluation (reverse mode): ``jit`` of the known
   part now, one ``jit`` equation for the unknown part; transpose: ``jit`` of the transposed
   jaxpr. So ``grad(jit(f))`` runs two kernels (forward with residuals, backward);
 - batching: ``jit`` of the batched jaxpr. Transformed jaxprs are memoized per jaxpr.
+
+Tiers (``tiers.py``): a new signature is traced on the calling thread and runs at once on
+the NumPy interpreter tier while a background thread builds its kernel; the worker then
+swaps the entry's ``call`` to the kernel, so the fast paths below never check a tier.
+``compile="sync"`` / ``FUNCGRAD_JIT_COMPILE=sync`` compile on the calling thread instead.
+Closed-over constants are normalized once per traced signature to C-contiguous, writeable,
+native arrays (any other layout would be refused by numba's frozen dispatcher).
 
 The public :func:`jit` keeps one entry per (input tree, shapes, dtypes, static values). The
 eager call path has two fast paths before the general one: plain array arguments (keyed by
