@@ -554,3 +554,46 @@ def test_compositions_on_both_tiers(held, name):
     for got in (first, second):
         assert np.shape(got) == np.shape(expected)
         np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-14)
+
+
+_NUMBA_THREAD = textwrap.dedent(
+    """
+    import sys, threading, json
+    seen = []
+
+    class Spy:
+        def find_spec(self, name, path=None, target=None):
+            if name == "numba" and not seen:
+                seen.append(threading.current_thread().name)
+            return None
+
+    sys.meta_path.insert(0, Spy())
+    import numpy as np, funcgrad as fg, funcgrad.numpy as fnp
+    f = fg.jit(lambda x: fnp.sum(fnp.cos(x) * fnp.exp(-x)))
+    x = np.linspace(0, 2, 9)
+    first = float(f(x))
+    f.wait()
+    print(json.dumps({"first": first, "importer": seen, "tier": f.tier()}))
+    """
+)
+
+
+def test_numba_is_imported_off_the_calling_thread(tmp_path):
+    env = dict(
+        os.environ,
+        FUNCGRAD_CACHE_DIR=str(tmp_path / "cache"),
+        FUNCGRAD_JIT_COMPILE="background",
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", _NUMBA_THREAD],
+        env=env,
+        cwd=str(ROOT),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    assert r["importer"] == ["funcgrad-jit-compiler"] and r["tier"] == "kernel"
+    assert r["first"] == pytest.approx(_expected(), rel=1e-12)
