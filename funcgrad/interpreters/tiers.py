@@ -39,6 +39,7 @@ tier before timing).
 from __future__ import annotations
 
 import atexit
+import functools
 import logging
 import os
 import threading
@@ -76,14 +77,24 @@ class Program:
     """A jaxpr flattened for fast interpretation: ``program(*args)`` returns what the kernel
     would (one array, or a tuple of arrays for several outputs).
 
-    Slots number the variables; the environment is a list, prefilled with the literals.
+    Slots number the variables (literals are constants); the steps are generated into one
+    straight-line Python function calling each primitive's NumPy impl.
     Nested ``jit`` equations are inlined (their kernels are not needed here: the enclosing
-    kernel inlines them too). Each step frees the slots it used last, so temporaries die
+    kernel inlines them too). Each step deletes the values it used last, so temporaries die
     as early as under eager execution. Results are fresh arrays of the traced dtypes, never
     an input or a view of one.
     """
 
-    __slots__ = ("n_in", "steps", "template", "out_slots", "out_dtypes", "in_dtypes", "name")
+    __slots__ = (
+        "n_in",
+        "steps",
+        "template",
+        "out_slots",
+        "out_dtypes",
+        "in_dtypes",
+        "name",
+        "body",
+    )
 
     def __init__(self, jaxpr: Jaxpr, name: str = "f") -> None:
         from funcgrad.interpreters.jit import jit_p
@@ -132,7 +143,7 @@ class Program:
         emit(jaxpr, env)
         self.out_slots = [atom(o, env) for o in jaxpr.outvars]
         self.out_dtypes = [o.aval.dtype for o in jaxpr.outvars]
-        # Liveness: after its last use, a temporary slot is cleared.
+        # Liveness: after its last use, a temporary slot is deleted.
         last: dict[int, int] = {}
         for i, (_, _, ins, _) in enumerate(raw_steps):
             for s in ins:
@@ -147,6 +158,35 @@ class Program:
             for (impl, params, ins, outs), f in zip(raw_steps, frees, strict=True)
         ]
         self.template = template
+        self.body = self._generate()
+
+    def _generate(self) -> Callable[[Sequence[Any]], tuple]:
+        """The steps as one straight-line Python function (locals, no environment list):
+        measured ~1.3x less overhead per equation than a loop over the steps."""
+        glob: dict[str, Any] = {}
+        lines = ["def body(args):"]
+        if self.n_in:
+            lines.append("    " + "".join(f"s{i}, " for i in range(self.n_in)) + "= args")
+
+        def ref(slot: int) -> str:
+            if self.template[slot] is not None:
+                glob[f"c{slot}"] = self.template[slot]
+                return f"c{slot}"
+            return f"s{slot}"
+
+        for k, (impl, params, ins, outs, free) in enumerate(self.steps):
+            glob[f"f{k}"] = functools.partial(impl, **params) if params else impl
+            call = f"f{k}({', '.join(ref(i) for i in ins)})"
+            if type(outs) is int:
+                lines.append(f"    s{outs} = {call}")
+            else:
+                lines.append(f"    {''.join(f's{o}, ' for o in outs)}= {call}")
+            if free:
+                lines.append(f"    del {', '.join(f's{i}' for i in free)}")
+        outs = "".join(f"{ref(s)}, " for s in self.out_slots)
+        lines.append(f"    return ({outs})")
+        exec(compile("\n".join(lines), f"<funcgrad interpreter tier of {self.name}>", "exec"), glob)
+        return glob["body"]
 
     def run(self, args: Sequence[Any]) -> list[Any]:
         t0 = time.perf_counter()
@@ -156,21 +196,10 @@ class Program:
             _interp_s[0] += time.perf_counter() - t0
 
     def _run(self, args: Sequence[Any]) -> list[Any]:
-        env = self.template.copy()
-        env[: self.n_in] = args
-        for impl, params, ins, outs, free in self.steps:
-            r = impl(*[env[i] for i in ins], **params)
-            if type(outs) is int:
-                env[outs] = r
-            else:
-                for o, x in zip(outs, r, strict=True):
-                    env[o] = x
-            for i in free:
-                env[i] = None
+        values = self.body(args)
         results = []
         seen: set[int] = set()
-        for slot, dt in zip(self.out_slots, self.out_dtypes, strict=True):
-            x = env[slot]
+        for x, slot, dt in zip(values, self.out_slots, self.out_dtypes, strict=True):
             if type(x) is not np.ndarray or x.dtype != dt:
                 x = np.asarray(x, dtype=dt)
             # Fresh, C-contiguous, not an input: as a kernel's results are.
