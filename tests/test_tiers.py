@@ -597,3 +597,21 @@ def test_numba_is_imported_off_the_calling_thread(tmp_path):
     r = json.loads(out.stdout.strip().splitlines()[-1])
     assert r["importer"] == ["funcgrad-jit-compiler"] and r["tier"] == "kernel"
     assert r["first"] == pytest.approx(_expected(), rel=1e-12)
+
+
+def test_several_functions_queue_one_worker(background):
+    fs = [
+        fg.jit(lambda x: fnp.sin(x) + 1.0),
+        fg.jit(lambda x: fnp.cos(x) * 2.0),
+        fg.jit(lambda x: fnp.tanh(x) - x),
+    ]
+    refs = [lambda x: np.sin(x) + 1.0, lambda x: np.cos(x) * 2.0, lambda x: np.tanh(x) - x]
+    x = np.linspace(-2, 2, 7)
+    for f, r in zip(fs, refs, strict=True):
+        np.testing.assert_allclose(f(x), r(x), rtol=1e-12)
+    workers = [t for t in threading.enumerate() if t.name == "funcgrad-jit-compiler"]
+    assert len(workers) == 1  # one compile at a time
+    assert tiers.wait_for_compiles(600) and tiers.pending() == 0
+    for f, r in zip(fs, refs, strict=True):
+        assert f.tier() == "kernel"
+        np.testing.assert_allclose(f(x), r(x), rtol=1e-12)
