@@ -395,6 +395,23 @@ def _finish_at_exit() -> None:
 atexit.register(_finish_at_exit)
 
 
+def _after_fork_in_child() -> None:
+    """A forked child has no worker thread: start afresh (its queued jobs are dropped, so
+    their functions stay on the interpreter tier, correct and slower)."""
+    global _lock, _wake, _idle, _table_lock, _worker, _pending, _queue
+    _lock = threading.Lock()
+    _wake = threading.Condition(_lock)
+    _idle = threading.Condition(_lock)
+    _table_lock = threading.Lock()
+    _queue = deque()
+    _worker = None
+    _pending = 0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def pending() -> int:
     """How many kernels are queued or compiling."""
     return _pending
