@@ -92,7 +92,9 @@ def main() -> None:
     }
     for _ in range(args.repeats):
         with tempfile.TemporaryDirectory() as cache:
-            env = {**os.environ, "FUNCGRAD_CACHE_DIR": cache}
+            # compile time itself: a blocking compile (the default runs on the interpreter
+            # tier meanwhile; benchmarks/first_run.py measures that)
+            env = {**os.environ, "FUNCGRAD_CACHE_DIR": cache, "FUNCGRAD_JIT_COMPILE": "sync"}
             cold = _run(_FUNCGRAD, env)
             warm = _run(_FUNCGRAD, env)
         rows["funcgrad import"].append(cold["import_s"])

@@ -29,10 +29,13 @@ Batches: each epoch shuffles the examples (with ``key``, ``fg.random.key(0)`` by
 cuts them into batches of ``batch_size``; the last batch is filled up with examples from the
 start of the epoch's order, so every step has one shape (``jit`` compiles the step once, and
 eager runs match jitted ones). ``jit=True`` (default) compiles the training step with
-:func:`funcgrad.jit`: the first epoch pays the compile (seconds; cached on disk across runs).
+:func:`funcgrad.jit`: while numba compiles it in the background (seconds, once: it is cached
+on disk for the next run) the first steps run on NumPy, and ``fit`` says so.
 
 Progress: ``verbose=0`` is silent, ``1`` shows a tqdm bar over the epochs when tqdm is
-installed and otherwise prints about ten epoch lines, ``2`` prints every epoch.
+installed and otherwise prints about ten epoch lines, ``2`` prints every epoch. The time
+left is estimated from epochs that ran on the compiled step only, so compile time and
+the slower first steps do not inflate it.
 """
 
 from __future__ import annotations
@@ -283,34 +286,114 @@ def _initial_state(target: Any, loss: Any, state: Any, key: Any, x: np.ndarray) 
 
 
 class _Progress:
+    """Epoch lines or a tqdm bar, the compile notices, and an ETA without compile time.
+
+    The ETA averages the epochs that ran wholly on the compiled step (``steady``): an epoch
+    that started before the kernel was ready (interpreter tier, or a blocking compile) is
+    left out; until one such epoch exists, all epochs are used and the ETA is marked ``~``.
+    """
+
     def __init__(self, epochs: int, verbose: int) -> None:
         self.epochs = epochs
         self.verbose = verbose
         self.bar = None
+        self.steady: list[float] = []
+        self.all: list[float] = []
+        self.compiling = False
+        self.compile_t0 = 0.0
         if verbose == 1:
             try:
                 from tqdm.auto import tqdm
             except ImportError:
                 tqdm = None
             if tqdm is not None:
-                self.bar = tqdm(total=epochs, unit="epoch", file=sys.stdout)
+                self.bar = tqdm(
+                    total=epochs,
+                    unit="epoch",
+                    file=sys.stdout,
+                    # tqdm's own ETA would count the compile: ours is in the postfix.
+                    bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]",
+                )
 
-    def update(self, epoch: int, seconds: float, logs: dict[str, float]) -> None:
+    def say(self, text: str) -> None:
         if self.verbose == 0:
             return
         if self.bar is not None:
-            self.bar.set_postfix({k: f"{v:.4g}" for k, v in logs.items()}, refresh=False)
+            self.bar.write(text, file=sys.stdout)
+        else:
+            print(text, flush=True)
+
+    def step_tier(self, step: Any) -> None:
+        """After a training step: announce a background compile, and its end."""
+        tier = getattr(step, "tier", None)
+        if tier is None:
+            return
+        now = tier()
+        if now == "interpreter" and not self.compiling:
+            self.compiling, self.compile_t0 = True, time.perf_counter()
+            self.say(
+                "funcgrad: compiling the training step in the background; the first steps "
+                "run on NumPy meanwhile (slower). Once built, the kernel is cached on disk "
+                "for the next run."
+            )
+        elif now == "kernel" and self.compiling:
+            self.compiling = False
+            took = time.perf_counter() - self.compile_t0
+            self.say(
+                f"funcgrad: training step compiled after {took:.1f} s; switched to the kernel."
+            )
+
+    def eta(self, epoch: int) -> str:
+        left = self.epochs - epoch
+        if left <= 0 or not self.all:
+            return ""
+        times = self.steady or self.all
+        est = left * sum(times) / len(times)
+        return ("" if self.steady else "~") + _fmt_seconds(est)
+
+    def update(
+        self, epoch: int, seconds: float, logs: dict[str, float], steady: bool = True
+    ) -> None:
+        self.all.append(seconds)
+        if steady:
+            self.steady.append(seconds)
+        if self.verbose == 0:
+            return
+        if self.bar is not None:
+            post = {k: f"{v:.4g}" for k, v in logs.items()}
+            eta = self.eta(epoch)
+            if eta:
+                post["eta"] = eta
+            self.bar.set_postfix(post, refresh=False)
             self.bar.update(1)
             return
         every = 1 if self.verbose >= 2 else max(1, self.epochs // 10)
         if epoch == 1 or epoch == self.epochs or epoch % every == 0:
             width = len(str(self.epochs))
             parts = " - ".join(f"{k}: {v:.4g}" for k, v in logs.items())
-            print(f"Epoch {epoch:>{width}}/{self.epochs} - {seconds:.2f}s - {parts}", flush=True)
+            eta = self.eta(epoch)
+            tail = f" - eta {eta}" if eta else ""
+            print(
+                f"Epoch {epoch:>{width}}/{self.epochs} - {seconds:.2f}s - {parts}{tail}", flush=True
+            )
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+def _fmt_seconds(s: float) -> str:
+    if s < 60:
+        return f"{s:.0f}s"
+    if s < 3600:
+        return f"{int(s // 60)}m{int(s % 60):02d}s"
+    return f"{int(s // 3600)}h{int(s % 3600 // 60):02d}m"
+
+
+def _on_kernel(step: Any) -> bool:
+    """True when a jitted step runs its kernel (and so an epoch starting now is steady)."""
+    tier = getattr(step, "tier", None)
+    return tier is None or tier() == "kernel"
 
 
 # ----------------------------------------------------------------------------------------
@@ -478,6 +561,7 @@ def fit(
     try:
         for epoch in range(first_epoch, epochs + 1):
             t0 = time.perf_counter()
+            steady = _on_kernel(step)
             key, k_perm, k_steps = random.split(key, 3)
             order = np.asarray(random.permutation(k_perm, n)) if shuffle else np.arange(n)
             order = np.concatenate([order, order[: n_batches * bs - n]]).reshape(n_batches, bs)
@@ -491,6 +575,8 @@ def fit(
                 params, opt_state, state, value, logs = step(
                     params, opt_state, state, step_key, *batch
                 )
+                if b == 0 or progress.compiling:
+                    progress.step_tier(step)
                 for k, v in {"loss": value, **logs}.items():
                     totals[k] = totals.get(k, 0.0) + float(v)
             epoch_logs = {k: v / n_batches for k, v in totals.items()}
@@ -499,7 +585,7 @@ def fit(
                 epoch_logs["val_loss"] = float(value)
                 epoch_logs.update({f"val_{k}": float(v) for k, v in logs.items()})
             history._record(epoch, epoch_logs)
-            progress.update(epoch, time.perf_counter() - t0, epoch_logs)
+            progress.update(epoch, time.perf_counter() - t0, epoch_logs, steady)
             if dp is not None:
                 dp.check(params, opt_state, state, epoch)
             if (

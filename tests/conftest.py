@@ -14,3 +14,7 @@ settings.load_profile("funcgrad")
 os.environ.setdefault(
     "FUNCGRAD_CACHE_DIR", str(Path(__file__).resolve().parent.parent / ".funcgrad_cache")
 )
+
+# Most tests exist to test kernels: jit compiles synchronously (and raises LoweringError)
+# unless a test opts into background compilation (tests/test_tiers.py does, explicitly).
+os.environ.setdefault("FUNCGRAD_JIT_COMPILE", "sync")

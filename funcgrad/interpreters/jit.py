@@ -5,13 +5,21 @@ constants, the values the function closed over being leading operands; ``name``)
 rules transform that jaxpr and bind ``jit`` again, so jit composes with every other
 transformation in any order (Autodidax's ``xla_call_p``):
 
-- impl: compile the jaxpr (numba backend, cached on the jaxpr) and run the kernel;
+- impl: run the jaxpr's kernel (numba backend, cached on the jaxpr), or the interpreter
+  tier while it compiles in the background (``tiers.py``);
 - abstract eval: the jaxpr's output types; staging records one ``jit`` equation (the
   backend inlines nested calls before lowering, so ``jit(jit(f))`` is one kernel);
 - jvp: ``jit`` of the JVP jaxpr; partial evaluation (reverse mode): ``jit`` of the known
   part now, one ``jit`` equation for the unknown part; transpose: ``jit`` of the transposed
   jaxpr. So ``grad(jit(f))`` runs two kernels (forward with residuals, backward);
 - batching: ``jit`` of the batched jaxpr. Transformed jaxprs are memoized per jaxpr.
+
+Tiers (``tiers.py``): a new signature is traced on the calling thread and runs at once on
+the NumPy interpreter tier while a background thread builds its kernel; the worker then
+swaps the entry's ``call`` to the kernel, so the fast paths below never check a tier.
+``compile="sync"`` / ``FUNCGRAD_JIT_COMPILE=sync`` compile on the calling thread instead.
+Closed-over constants are normalized once per traced signature to C-contiguous, writeable,
+native arrays (any other layout would be refused by numba's frozen dispatcher).
 
 The public :func:`jit` keeps one entry per (input tree, shapes, dtypes, static values). The
 eager call path has two fast paths before the general one: plain array arguments (keyed by
@@ -37,6 +45,7 @@ import functools
 import inspect
 import logging
 import os
+import threading
 import time
 import weakref
 from collections.abc import Callable, Sequence
@@ -49,7 +58,7 @@ from funcgrad import core, tree_util
 from funcgrad.api_util import arg_names, fun_name
 from funcgrad.core import Primitive, ShapedArray, Tracer
 from funcgrad.hints import list_arguments
-from funcgrad.interpreters import ad, batching
+from funcgrad.interpreters import ad, batching, tiers
 from funcgrad.interpreters import partial_eval as pe
 from funcgrad.ir import ClosedJaxpr
 
@@ -198,23 +207,66 @@ batching.primitive_batchers[jit_p] = _jit_batch
 
 
 class Executable:
-    """A compiled jaxpr: ``call_flat(args) -> list of outputs`` (fresh NumPy arrays)."""
+    """A compiled jaxpr: ``call_flat(args) -> list of outputs`` (fresh NumPy arrays).
 
-    __slots__ = ("lowering", "kernel", "call", "n_out", "in_avals", "__weakref__")
+    ``kernel`` is the numba kernel, or None on the interpreter tier (``program`` then runs
+    the jaxpr on NumPy, with the same calling convention; see ``tiers.py``).
+    """
+
+    __slots__ = ("lowering", "kernel", "program", "call", "n_out", "in_avals", "__weakref__")
 
     def __init__(self, lowering: Any, kernel: Any) -> None:
         self.lowering = lowering
         self.kernel = kernel
-        consts = lowering.consts
+        self.program = None
+        consts = lowering.consts = _normalized_consts(lowering.consts)
         fn = kernel.fn
         self.call = functools.partial(fn, *consts) if consts else fn
         self.n_out = len(lowering.jaxpr.outvars)
         self.in_avals = lowering.jaxpr.in_avals[len(consts) :]
 
+    @classmethod
+    def interpreted(cls, closed: ClosedJaxpr, name: str) -> Executable:
+        """The interpreter tier of ``closed`` (constant-free), before any source exists."""
+        self = cls.__new__(cls)
+        self.lowering = self.kernel = None
+        self.program = self.call = tiers.program_for(closed, name)
+        self.n_out = len(closed.jaxpr.outvars)
+        self.in_avals = closed.in_avals
+        return self
+
     def call_flat(self, args: Sequence[Any]) -> list[Any]:
         args = [_kernel_arg(x, a) for x, a in zip(args, self.in_avals, strict=True)]
         out = self.call(*args)
         return [out] if self.n_out == 1 else list(out)
+
+
+def _normalized_consts(consts: list[Any]) -> list[Any]:
+    """Closed-over constants as kernels take them: C-contiguous, aligned, writeable, native
+    ``np.ndarray`` copies of any other layout (Fortran order, reversed or strided views,
+    ``broadcast_to`` views, read-only arrays and memmaps, ``as_strided`` windows), made
+    once per traced signature rather than per call. numba's dispatcher is frozen to
+    C-contiguous writeable arrays, so any other layout would be refused with a TypeError."""
+    if all(_kernel_ready(c) for c in consts):
+        return consts
+    return [c if _kernel_ready(c) else _as_kernel_array(c) for c in consts]
+
+
+def _kernel_ready(x: Any) -> bool:
+    return (
+        type(x) is np.ndarray
+        and x.flags.c_contiguous
+        and x.flags.aligned
+        and x.flags.writeable
+        and x.dtype.isnative
+    )
+
+
+def _as_kernel_array(x: Any) -> Any:
+    if isinstance(x, Tracer):
+        return x
+    arr = np.asarray(x)
+    return np.array(arr, dtype=arr.dtype.newbyteorder("="), order="C", subok=False)
 
 
 def _kernel_arg(x: Any, aval: ShapedArray) -> np.ndarray:
@@ -234,6 +286,7 @@ def _kernel_arg(x: Any, aval: ShapedArray) -> np.ndarray:
 
 
 _executables: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_executables_lock = threading.Lock()
 
 
 def _lower(closed: ClosedJaxpr, name: str) -> Any:
@@ -242,13 +295,74 @@ def _lower(closed: ClosedJaxpr, name: str) -> Any:
     return lower(closed, name)
 
 
+def _compile_mode(mode: str | None) -> str:
+    return mode if mode is not None else tiers.default_mode()
+
+
+def _tiered(
+    closed: ClosedJaxpr,
+    name: str,
+    mode: str,
+    install: Callable[[Executable], None],
+    lowering: Any = None,
+) -> None:
+    """Install the executable to run for ``closed`` (``install`` is called again at each
+    tier switch).
+
+    ``mode == "sync"``: the kernel, compiled here (errors raise). Background: if
+    ``lowering`` is given (the source was generated here) and its kernel is in memory, that
+    kernel at once; otherwise the interpreter tier now, while the worker generates the
+    source (if not given: the first signature of a function skips it on the calling thread,
+    where no kernel can be found anyway) and loads or compiles the kernel, then installs
+    it. If that fails, the interpreter stays and warns once on its next call.
+    """
+    if mode == "sync":
+        lowering = lowering if lowering is not None else _lower(closed, name)
+        kernel = tiers.kernel_for(lowering.source.text)
+        if kernel is None:
+            kernel = lowering.compile()
+            tiers.remember(lowering.source.text, kernel)
+        install(Executable(lowering, kernel))
+        return
+    if lowering is not None:
+        kernel = tiers.kernel_for(lowering.source.text)
+        if kernel is not None:
+            install(Executable(lowering, kernel))
+            return
+    interp = Executable.interpreted(closed, name)
+    install(interp)
+    if config.log_compiles:
+        tiers.log_switch(name, "interpreting")
+
+    def done(job: tiers.Job) -> None:
+        if job.error is not None:
+            if config.log_compiles:
+                tiers.log_switch(name, "failed", job.ready_s)
+            interp.call = tiers.warn_once_then(interp.call, name, job.error)
+            install(interp)
+            return
+        install(Executable(job.lowering, job.kernel))
+        if config.log_compiles:
+            tiers.log_switch(name, "ready", job.ready_s)
+
+    tiers.submit(closed, name, lowering, done)
+
+
 def _executable(closed: ClosedJaxpr, name: str) -> Executable:
+    """The executable of a transformed jaxpr (``jit_p``'s impl: grad/vmap of a jit)."""
     exe = _executables.get(closed)
     if exe is None:
-        lowering = _lower(closed, name)
-        exe = _executables[closed] = Executable(lowering, lowering.compile())
-        if config.log_compiles:
-            _log_compile(name, "a transformed jaxpr (jvp/vjp/vmap of a jit)", 0.0, exe)
+        with _executables_lock:
+            exe = _executables.get(closed)
+            if exe is None:
+
+                def install(new: Executable) -> None:
+                    _executables[closed] = new
+                    if config.log_compiles and new.kernel is not None:
+                        _log_compile(name, "a transformed jaxpr (jvp/vjp/vmap of a jit)", 0.0, new)
+
+                _tiered(closed, name, _compile_mode(None), install)
+                exe = _executables[closed]
     return exe
 
 
@@ -271,28 +385,48 @@ class _Traced:
 
 
 class _Entry:
-    """What the eager call path needs for one signature."""
+    """What the eager call path needs for one signature.
 
-    __slots__ = ("call", "post", "exe", "traced")
+    ``call`` runs the current tier: the interpreter until the background compiler installs
+    the kernel (``set_exe``, an attribute store the next call sees), so the fast paths
+    below never test which tier they run."""
 
-    def __init__(self, exe: Executable, traced: _Traced) -> None:
-        self.exe = exe
+    __slots__ = ("call", "post", "exe", "traced", "in_avals", "switched_at")
+
+    def __init__(self, traced: _Traced, exe: Executable | None = None) -> None:
         self.traced = traced
+        self.exe: Executable | None = None
+        self.call: Any = None
+        self.switched_at: float | None = None
+        self.post: Any = None
+        if exe is not None:
+            self.set_exe(exe)
+
+    def set_exe(self, exe: Executable) -> None:
+        """Run ``exe`` from the next call on (the tier switch)."""
+        traced = self.traced
+        if self.exe is None:
+            self.in_avals = exe.in_avals[len(traced.consts) :]
+            self.post = self._post(traced, exe.n_out)
+        elif exe.kernel is not None:
+            self.switched_at = time.perf_counter()
         # Kernel operands: the backend's constants (bound in exe.call), the values the
         # function closed over, then the flat arguments.
         consts = traced.consts
         self.call = functools.partial(exe.call, *consts) if consts else exe.call
+        self.exe = exe
+
+    @staticmethod
+    def _post(traced: _Traced, n: int) -> Any:
         # The output tree is rebuilt on every call: compile its unflatten now (the kernel
         # returns exactly ``n_out`` leaves, so tree_unflatten's checks are not needed).
         out_tree = traced.out_tree
-        n = exe.n_out
         if n == 1 and tree_util.treedef_is_leaf(out_tree):
-            self.post = None
-        elif n == 1:
+            return None
+        if n == 1:
             unflatten = tree_util.unflattener(out_tree)
-            self.post = lambda out: unflatten((out,))
-        else:
-            self.post = tree_util.unflattener(out_tree)
+            return lambda out: unflatten((out,))
+        return tree_util.unflattener(out_tree)
 
 
 # The cache key of one leaf (measured cheaper than dtype.num or dtype.char for 100 leaves).
@@ -400,10 +534,16 @@ class JitFunction:
     """The callable :func:`jit` returns; ``.lower(*args)`` exposes the generated source."""
 
     def __init__(
-        self, fun: Callable, static_argnums: tuple[int, ...], static_argnames: tuple[str, ...]
+        self,
+        fun: Callable,
+        static_argnums: tuple[int, ...],
+        static_argnames: tuple[str, ...],
+        mode: str | None = None,
     ) -> None:
         functools.update_wrapper(self, fun)
         self._fun = fun
+        self._mode = mode
+        self._lock = threading.RLock()
         self._name = fun_name(fun)
         self._static_argnums, self._static_argnames = _resolve_statics(
             fun, static_argnums, static_argnames
@@ -421,6 +561,27 @@ class JitFunction:
 
     def __repr__(self) -> str:
         return f"<jit of {self._name}>"
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the kernels queued for this process's jitted functions are built
+        (``tiers.wait_for_compiles``); False if ``timeout`` seconds passed first."""
+        return tiers.wait_for_compiles(timeout)
+
+    def tier(self) -> str:
+        """``"kernel"`` when every signature called so far runs its compiled kernel,
+        ``"interpreter"`` while one still runs on NumPy (compiling, or failed), ``"none"``
+        before the first call."""
+        entries = list(self._cache.values())
+        if not entries:
+            return "none"
+        on_kernel = all(e.exe is not None and e.exe.kernel is not None for e in entries)
+        return "kernel" if on_kernel else "interpreter"
+
+    def switched_at(self) -> float | None:
+        """``time.perf_counter()`` of the latest switch of a signature to its kernel (None
+        if none switched while running: e.g. all kernels came from memory or sync mode)."""
+        times = [e.switched_at for e in list(self._cache.values()) if e.switched_at is not None]
+        return max(times) if times else None
 
     def __get__(self, obj: Any, objtype: Any = None) -> Any:
         if obj is None:
@@ -525,12 +686,7 @@ class JitFunction:
             if _only_fast_leaves(map(type, raw)):
                 self._remember(key, entry, args, kwargs, _no_python_scalars(map(type, raw)))
             out = entry.call(
-                *[
-                    _kernel_arg(x, a)
-                    for x, a in zip(
-                        leaves, entry.exe.in_avals[len(entry.traced.consts) :], strict=True
-                    )
-                ]
+                *[_kernel_arg(x, a) for x, a in zip(leaves, entry.in_avals, strict=True)]
             )
             return out if entry.post is None else entry.post(out)
         # Under a transformation: bind the jit primitive on the (traced) leaves.
@@ -621,7 +777,7 @@ class JitFunction:
         with list_arguments("jit", self._fun, dyn_args):
             closed = pe.trace_to_jaxpr(flat_fun, list(avals), names)
         jaxpr, consts = pe.hoist_consts(closed)
-        traced = _Traced(jaxpr, consts, out_store[0], names)
+        traced = _Traced(jaxpr, _normalized_consts(consts), out_store[0], names)
         # A function closing over values of an outer transformation (tracers) is traced
         # again next time: those values change from call to call.
         if not any(isinstance(c, Tracer) for c in consts):
@@ -645,19 +801,32 @@ class JitFunction:
         dyn_args: tuple,
         dyn_kwargs: dict,
     ) -> _Entry:
-        avals = _avals(raw, leaves)
-        t0 = time.perf_counter()
-        traced = self._trace(key[:2] + (avals,), avals, rebuild, dyn_args, dyn_kwargs)
-        trace_s = time.perf_counter() - t0
-        lowering = _lower(traced.jaxpr, self._name)
-        exe = Executable(lowering, lowering.compile())
-        entry = _Entry(exe, traced)
-        if config.log_compiles:
-            _log_compile(self._name, self._reason(key, avals, traced.names), trace_s, exe)
-        self._cache[key] = entry
-        if key[0] is None and key[1] == _flat_tree(len(leaves)):
-            self._flat[key[2]] = entry
-        return entry
+        with self._lock:  # threads calling with one new signature trace and lower it once
+            entry = self._cache.get(key)
+            if entry is not None:
+                return entry
+            avals = _avals(raw, leaves)
+            t0 = time.perf_counter()
+            traced = self._trace(key[:2] + (avals,), avals, rebuild, dyn_args, dyn_kwargs)
+            trace_s = time.perf_counter() - t0
+            mode = _compile_mode(self._mode)
+            # A later signature generates its source here: a shape-generic kernel of an
+            # earlier one is then found in memory and runs at once.
+            lowering = _lower(traced.jaxpr, self._name) if self._cache or mode == "sync" else None
+            entry = _Entry(traced)
+            reason = self._reason(key, avals, traced.names) if config.log_compiles else ""
+            name = self._name
+
+            def install(exe: Executable) -> None:
+                entry.set_exe(exe)
+                if config.log_compiles and exe.kernel is not None:
+                    _log_compile(name, reason, trace_s, exe)
+
+            _tiered(traced.jaxpr, name, mode, install, lowering)
+            self._cache[key] = entry
+            if key[0] is None and key[1] == _flat_tree(len(leaves)):
+                self._flat[key[2]] = entry
+            return entry
 
     def _reason(self, key: Any, avals: tuple, names: list[str] | None) -> str:
         """Why this signature compiles: what differs from the closest cached one."""
@@ -666,7 +835,7 @@ class JitFunction:
         static_key, in_tree, _ = key
         for (other_static, other_tree, _), entry in self._cache.items():
             if other_tree == in_tree and other_static == static_key:
-                old = entry.exe.in_avals[len(entry.traced.consts) :]
+                old = entry.in_avals
                 diffs = [
                     f"{names[i] if names and i < len(names) else f'leaf {i}'}: "
                     f"{a0.str_short()} -> {a.str_short()}"
@@ -728,8 +897,10 @@ class Lowered:
         return source_html(self.as_text())
 
     def compile(self) -> Compiled:
-        exe = Executable(self.lowering, self.lowering.compile())
-        entry = _Entry(exe, self._traced)
+        """Compile the kernel now (blocking, whatever the compile mode)."""
+        kernel = self.lowering.compile()
+        tiers.remember(self.lowering.source.text, kernel)
+        entry = _Entry(self._traced, Executable(self.lowering, kernel))
         self._fun._cache.setdefault(self._key, entry)
         return Compiled(self._fun, entry, self._key)
 
@@ -755,10 +926,7 @@ class Compiled:
                 "itself to compile for new arguments"
             )
         entry = self._entry
-        n_consts = len(entry.traced.consts)
-        out = entry.call(
-            *[_kernel_arg(x, a) for x, a in zip(leaves, entry.exe.in_avals[n_consts:], strict=True)]
-        )
+        out = entry.call(*[_kernel_arg(x, a) for x, a in zip(leaves, entry.in_avals, strict=True)])
         return out if entry.post is None else entry.post(out)
 
 
@@ -795,6 +963,7 @@ def jit(
     *,
     static_argnums: int | Sequence[int] = (),
     static_argnames: str | Sequence[str] = (),
+    compile: str | None = None,
     **kwargs: Any,
 ) -> Any:
     """Compile ``fun`` to a numba kernel per input signature (shapes, dtypes, pytree
@@ -804,6 +973,11 @@ def jit(
     ``static_argnums``/``static_argnames`` mark arguments that are compiled in (any
     hashable value: numbers, strings, tuples, functions); Python control flow may depend on
     them. ``jit(f).lower(*args).as_text()`` shows the generated source.
+
+    ``compile="background"`` (the default, or ``FUNCGRAD_JIT_COMPILE``): a call never waits
+    for numba; until a signature's kernel is built it runs on the NumPy interpreter tier
+    (same shapes and dtypes, values to rounding). ``compile="sync"``: the first call waits
+    for the kernel and compile errors raise (bitwise-reproducible runs, benchmarks).
 
     >>> f = jit(lambda x: fnp.sin(x) * 2.0)
     >>> f(np.ones(3, np.float32))
@@ -817,21 +991,30 @@ def jit(
         static_argnames = (static_argnames,)
     static_argnums = tuple(int(i) for i in static_argnums)
     static_argnames = tuple(static_argnames)
+    if compile is not None and compile not in tiers.MODES:
+        raise ValueError(
+            f"jit: compile={compile!r}; expected 'background' (run on NumPy while the kernel "
+            "compiles) or 'sync' (wait for the kernel)"
+        )
     if fun is None:
         return functools.partial(
-            jit, static_argnums=static_argnums, static_argnames=static_argnames
+            jit, static_argnums=static_argnums, static_argnames=static_argnames, compile=compile
         )
     if not callable(fun):
         raise TypeError(f"jit: expected a function, got {type(fun).__name__}")
-    return JitFunction(fun, static_argnums, static_argnames)
+    return JitFunction(fun, static_argnums, static_argnames, compile)
 
 
-def _log_compile(name: str, reason: str, trace_s: float, exe: Executable) -> None:
+def _ensure_handler() -> None:
     if not log.handlers and not logging.getLogger().handlers:
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("funcgrad: %(message)s"))
         log.addHandler(handler)
     log.setLevel(logging.INFO)
+
+
+def _log_compile(name: str, reason: str, trace_s: float, exe: Executable) -> None:
+    _ensure_handler()
     k = exe.kernel
     how = "loaded from the disk cache" if k.from_disk else "compiled by numba"
     plan = exe.lowering.plan

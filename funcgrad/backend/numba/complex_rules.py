@@ -7,6 +7,8 @@ complex128).
 
 from __future__ import annotations
 
+from typing import Any
+
 from funcgrad.backend.numba.lowering import ELEMENTWISE
 
 
@@ -26,6 +28,12 @@ def _complex(ctx, x, y):
     return f"np.{ctx.out_aval.dtype.name}(complex({x}, {y}))"
 
 
-for _name, _fn in (("real", _real), ("imag", _imag), ("conj", _conj), ("complex", _complex)):
+_RULES: tuple[tuple[str, Any], ...] = (
+    ("real", _real),
+    ("imag", _imag),
+    ("conj", _conj),
+    ("complex", _complex),
+)
+for _name, _fn in _RULES:
     _fn.atomic = False
     ELEMENTWISE[_name] = _fn
