@@ -38,8 +38,8 @@ file behind and degrades to an in-memory kernel with one warning per process; wr
 atomic (temporary file, then rename), so readers see whole files or none.
 
 Size: the folder holds at most ``FUNCGRAD_CACHE_MAX_MB`` megabytes (default 1024; ``0``
-turns the disk cache off). It is checked on the first write of a process and every
-:data:`TRIM_EVERY` writes after; when over the limit, whole entries are deleted, least
+turns the disk cache off). It is checked after the first compiled-code write of a process
+and every :data:`TRIM_EVERY` such writes after; when over the limit, whole entries are deleted, least
 recently used first (a load refreshes an entry's modification time), down to 90% of it.
 """
 
@@ -176,8 +176,11 @@ def _fill(f: Any, data: bytes) -> None:
     f.write(data)
 
 
-def write_file(path: Path, data: bytes) -> bool:
-    """Write ``path`` atomically (mode 0600); on failure warn once, leave nothing, False."""
+def write_file(path: Path, data: bytes, *, counted: bool = False) -> bool:
+    """Write ``path`` atomically (mode 0600); on failure warn once, leave nothing, False.
+
+    ``counted`` writes (compiled code) trigger the size check, the first one in a process
+    and every :data:`TRIM_EVERY` after."""
     global _writes
     tmp = None
     try:
@@ -201,9 +204,10 @@ def write_file(path: Path, data: bytes) -> bool:
                 os.unlink(tmp)
             except OSError:
                 pass
-    _writes += 1
-    if _writes % TRIM_EVERY == 1:
-        trim(path.parent)
+    if counted:
+        _writes += 1
+        if _writes % TRIM_EVERY == 1:
+            trim(path.parent)
     return True
 
 
@@ -340,7 +344,7 @@ class NumbaCache:
             "sha256": hashlib.sha256(payload).hexdigest(),
         }
         header = _MAGIC + json.dumps(head, sort_keys=True).encode() + b"\n"
-        write_file(self.entry.data_path(target), header + payload)
+        write_file(self.entry.data_path(target), header + payload, counted=True)
 
 
 def trim(root: Path, limit: int | None = None) -> None:
