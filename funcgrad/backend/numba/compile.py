@@ -95,8 +95,11 @@ FLAGS: dict[str, Any] = {
 }
 
 
-def njit(fn: Any, *, parallel: bool = False, cache: bool = True) -> Any:
-    """The one njit wrapper: every kernel, sub-function and helper compiles through here."""
+def njit(fn: Any, *, parallel: bool = False, cache: bool = False) -> Any:
+    """The one njit wrapper: every kernel, sub-function and helper compiles through here.
+
+    Kernels are cached by ``disk_cache.NumbaCache``, never by numba's stock file cache
+    (``cache=True``), which would load unverified pickles."""
     return numba_module().njit(cache=cache, parallel=parallel, **FLAGS)(fn)
 
 
@@ -187,9 +190,8 @@ _kernels: OrderedDict[str, Kernel] = OrderedDict()
 _helpers: dict[str, Any] = {}
 
 
-def _remember(kernel: Kernel) -> None:
+def _remember(kernel: Kernel, limit: int) -> None:
     _kernels[kernel.key] = kernel
-    limit = kernel_cache_size()
     while len(_kernels) > limit:
         _, old = _kernels.popitem(last=False)
         if sys.modules.get(old.module.__name__) is old.module:
@@ -232,8 +234,9 @@ def compile_source(source: Any, in_avals: list[Any]) -> Kernel:
     with _lock:
         kernel = _kernels.get(key)
         if kernel is None:
+            limit = kernel_cache_size()  # a bad setting fails before any work
             kernel = _build(key, source, in_avals)
-            _remember(kernel)
+            _remember(kernel, limit)
         return kernel
 
 
@@ -244,10 +247,11 @@ def _build(key: str, source: Any, in_avals: list[Any]) -> Kernel:
     path = entry.source_path() if entry is not None else None
     filename = str(path) if path is not None else f"<funcgrad kernel k_{key[:40]}>"
     modname = f"funcgrad_kernel_{key[:40]}"
-    mod = _module(modname, source.text, filename)
-    # numba rebuilds a cached kernel's environment by importing its module by name.
-    sys.modules[modname] = mod
+    mod = None
     try:
+        mod = _module(modname, source.text, filename)
+        # numba rebuilds a cached kernel's environment by importing its module by name.
+        sys.modules[modname] = mod
         _bind(mod, source)
         fn = njit(getattr(mod, source.entry), parallel=source.parallel, cache=False)
         if entry is not None and path is not None:
@@ -255,7 +259,7 @@ def _build(key: str, source: Any, in_avals: list[Any]) -> Kernel:
         fn.compile(tuple(array_type(a) for a in [*in_avals, *source.buffers]))
         fn.disable_compile()  # other layouts are converted by the caller instead
     except BaseException as e:
-        if sys.modules.get(modname) is mod:
+        if mod is not None and sys.modules.get(modname) is mod:
             del sys.modules[modname]
         if isinstance(e, Exception):  # any numba failure becomes a LoweringError
             raise _lowering_error(source, filename, e, in_avals) from None

@@ -39,8 +39,9 @@ atomic (temporary file, then rename), so readers see whole files or none.
 
 Size: the folder holds at most ``FUNCGRAD_CACHE_MAX_MB`` megabytes (default 1024; ``0``
 turns the disk cache off). It is checked after the first compiled-code write of a process
-and every :data:`TRIM_EVERY` such writes after; when over the limit, whole entries are deleted, least
-recently used first (a load refreshes an entry's modification time), down to 90% of it.
+and every :data:`TRIM_EVERY` such writes after; when over the limit, whole entries are
+deleted, least recently used first (a load refreshes an entry's modification time), down
+to 90% of it.
 """
 
 from __future__ import annotations
