@@ -14,6 +14,7 @@ loaded). So:
   writable by neither group nor others; a symlink to it must be owned by the current uid
   too; no folder above it may be writable by everyone without the sticky bit (``/tmp``
   itself is fine). A folder that fails is refused, never "fixed". Files are created 0600.
+  Where there is no POSIX file ownership to check (Windows), the disk cache is off.
 - What is verified, before anything is executed or unpickled: the entry's key is the
   SHA-256 of funcgrad's backend fingerprint (funcgrad, numba and Python versions, helper
   sources) and the kernel source. The source funcgrad executes is always the text it just
