@@ -524,3 +524,20 @@ def test_output_pool_on_other_pythons(python):
         env={**os.environ, "PYTHONPATH": root},
     )
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
+
+
+def test_concurrent_compiles_share_one_kernel_per_key(private_cache):
+    # The background compile worker and the main thread may ask for the same kernels.
+    from concurrent.futures import ThreadPoolExecutor
+
+    x = np.linspace(-1.0, 1.0, 11)
+    consts = [0.40625, 0.53125, 0.65625]
+    lowered = [fg.jit(lambda x, k=k: fnp.tanh(x) * k - fnp.sin(x)).lower(x) for k in consts]
+    with ThreadPoolExecutor(6) as pool:
+        kernels = list(pool.map(lambda i: lowered[i % 3].lowering.compile(), range(18)))
+    for i, k in enumerate(consts):
+        mine = {id(kernels[j]) for j in range(i, 18, 3)}
+        assert len(mine) == 1  # compiled once, shared
+        out = kernels[i](x)
+        out = out[0] if isinstance(out, tuple) else out
+        np.testing.assert_allclose(out, np.tanh(x) * k - np.sin(x), rtol=1e-12)
