@@ -164,8 +164,9 @@ def unsafe_reason(path: Path) -> str | None:
 
 def read_file(path: Path) -> bytes | None:
     """The bytes of a regular file, or None if it is missing or not a regular file."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        fd = os.open(path, flags)  # no symlink followed; a FIFO does not block
     except OSError:
         return None
     with os.fdopen(fd, "rb") as f:
