@@ -20,13 +20,18 @@ but never alias an input or another live result; a temporary's block is free aga
 as the call returns.
 
 The pool holds at most ``FUNCGRAD_OUTPUT_POOL_MB`` megabytes of blocks (default 256;
-``0`` turns recycling off: plain ``np.empty``), and at most :data:`BLOCKS_PER_SHAPE` per
-shape and dtype; past either bound, arrays are plain fresh ones. :func:`clear` drops the
-pool's blocks.
+``0`` turns recycling off: plain ``np.empty``; anything but a finite number >= 0 is a
+ValueError naming the variable), and at most :data:`BLOCKS_PER_SHAPE` per
+shape and dtype; past either bound, arrays are plain fresh ones. Whether a block is free
+is read from ``sys.getrefcount``, whose count for a given code path differs between
+CPython versions: the baseline is measured at import (:func:`_calibrate`), and an
+interpreter where it cannot be measured gets no recycling rather than a wrong answer.
+:func:`clear` drops the pool's blocks.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import threading
@@ -38,9 +43,37 @@ import numpy as np
 #: (``y = f(y)``) needs two; a few more cover results kept for a step or two.
 BLOCKS_PER_SHAPE = 4
 
-# References to a free block while `_take` inspects it: the pool's list, the loop
-# variable, and getrefcount's own argument.
-_FREE_REFS = 3
+
+def _find_free(blocks: list[np.ndarray], free_refs: int) -> np.ndarray | None:
+    """The first block whose only references are the pool's (list, loop, call)."""
+    for block in blocks:
+        if sys.getrefcount(block) <= free_refs:
+            return block
+    return None
+
+
+def _calibrate() -> int | None:
+    """The reference count :func:`_find_free` sees for a block only the pool holds.
+
+    Measured at import on the interpreter that runs, not assumed: how many references a
+    loop variable and a call argument add differs between CPython versions. None if the
+    interpreter does not count references so that one more user reference shows (then
+    the pool never recycles)."""
+    if not hasattr(sys, "getrefcount"):
+        return None
+    probe = [np.empty(1)]
+    for refs in range(1, 16):
+        if _find_free(probe, refs) is not None:
+            break
+    else:
+        return None
+    held = probe[0].view()  # a user-visible view holds the block through ``.base``
+    busy = _find_free(probe, refs) is None
+    del held
+    return refs if busy and _find_free(probe, refs) is not None else None
+
+
+_FREE_REFS = _calibrate()
 
 
 class OutputPool:
@@ -59,11 +92,15 @@ class OutputPool:
             blocks = self._blocks.get(key)
             if blocks is None:
                 blocks = self._blocks[key] = []
-            for block in blocks:
-                if sys.getrefcount(block) <= _FREE_REFS:
-                    return block.view()
+            block = _find_free(blocks, _FREE_REFS) if _FREE_REFS is not None else None
+            if block is not None:
+                return block.view()
             nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-            if len(blocks) >= BLOCKS_PER_SHAPE or self.held + nbytes > self.budget:
+            if (
+                _FREE_REFS is None
+                or len(blocks) >= BLOCKS_PER_SHAPE
+                or self.held + nbytes > self.budget
+            ):
                 return np.empty(shape, dtype)
             block = np.empty(shape, dtype)
             blocks.append(block)
@@ -77,16 +114,29 @@ class OutputPool:
             self.held = 0
 
 
-def _budget() -> int:
-    raw = os.environ.get("FUNCGRAD_OUTPUT_POOL_MB", "").strip()
+def env_number(name: str, default: float, zero: str) -> float:
+    """A finite number >= 0 from environment variable ``name`` (``default`` if unset or
+    empty); anything else is a ValueError naming the variable (a setting silently ignored
+    is worse than one refused). ``zero`` says what 0 means."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return float(default)
     try:
-        mb = float(raw) if raw else 256.0
+        value = float(raw)
     except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
         raise ValueError(
-            f"FUNCGRAD_OUTPUT_POOL_MB={raw!r} is not a number; set it to a size in megabytes "
-            "(0 turns output recycling off)"
-        ) from None
-    return max(0, int(mb * (1 << 20)))
+            f"{name}={raw!r} is not valid: expected a finite number >= 0 (default {default:g}; "
+            f"{zero}). Fix: set {name} to such a number, or unset it"
+        )
+    return value
+
+
+def _budget() -> int:
+    """``FUNCGRAD_OUTPUT_POOL_MB`` in bytes."""
+    mb = env_number("FUNCGRAD_OUTPUT_POOL_MB", 256, "0 turns output recycling off")
+    return int(mb * (1 << 20))
 
 
 pool = OutputPool(_budget())

@@ -4,23 +4,26 @@
 - :func:`njit` is the only place that decides compiler flags: ``error_model="numpy"``
   (float division by zero gives inf/nan, as NumPy, instead of raising), FMA contraction
   only (``fastmath={"contract"}``: no flag that changes NaN/inf semantics), ``nogil``.
-- Memory cache: one :class:`Kernel` per cache key per process.
-- Disk cache: the source is written once to ``<cache>/<key>.py`` (never rewritten: numba
-  stamps its index with the file's mtime and size), imported under a module name
-  registered in ``sys.modules`` (numba's cache loader needs an importable module), and
-  compiled with ``njit(cache=True)``; numba's stock locator then keeps the machine code in
-  ``<cache>/__pycache__``. A second process with the same program compiles nothing.
+- Memory cache: one :class:`Kernel` per cache key, least recently used evicted past
+  ``FUNCGRAD_KERNEL_CACHE_SIZE`` kernels (default 256).
+- Disk cache (``disk_cache.py``, which states its security model): the generated source
+  is executed from memory in a fresh module, registered in ``sys.modules`` while it compiles
+  (numba rebuilds a cached kernel's environment by module name) and removed again if the
+  compile does not complete; the entry function's dispatcher gets a verified cache object
+  in place of numba's stock file cache. A second process with the same program compiles nothing.
 - The key is the SHA-256 of the generated source (which embeds the jaxpr text and every
   shape and dtype) plus the funcgrad, numba and Python versions and the helper sources.
 
 ``FUNCGRAD_CACHE_DIR`` picks the folder (default: ``$XDG_CACHE_HOME/funcgrad/kernels`` or
-``~/.cache/funcgrad/kernels``); ``FUNCGRAD_NUM_THREADS`` turns ``prange`` threads on and
-sets their count (see ``lowering.parallel_threshold``); on AVX-512 machines kernels use
-512-bit vectors unless ``FUNCGRAD_VECTOR_WIDTH=256`` (see :func:`_prefer_wide_vectors`).
+``~/.cache/funcgrad/kernels``) and ``FUNCGRAD_CACHE_MAX_MB`` its size;
+``FUNCGRAD_NUM_THREADS`` turns ``prange`` threads on and sets their count (see
+``lowering.parallel_threshold``); on AVX-512 machines kernels use 512-bit vectors unless
+``FUNCGRAD_VECTOR_WIDTH=256`` (see :func:`_prefer_wide_vectors`).
 """
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import importlib.util
 import os
@@ -28,10 +31,12 @@ import re
 import sys
 import threading
 import time
+import types
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
-from funcgrad.backend.numba import buffers
+from funcgrad.backend.numba import buffers, disk_cache
 from funcgrad.errors import LoweringError
 
 _numba: Any = None
@@ -90,17 +95,15 @@ FLAGS: dict[str, Any] = {
 }
 
 
-def njit(fn: Any, *, parallel: bool = False, cache: bool = True) -> Any:
-    """The one njit wrapper: every kernel, sub-function and helper compiles through here."""
+def njit(fn: Any, *, parallel: bool = False, cache: bool = False) -> Any:
+    """The one njit wrapper: every kernel, sub-function and helper compiles through here.
+
+    Kernels are cached by ``disk_cache.NumbaCache``, never by numba's stock file cache
+    (``cache=True``), which would load unverified pickles."""
     return numba_module().njit(cache=cache, parallel=parallel, **FLAGS)(fn)
 
 
-def cache_dir() -> Path:
-    env = os.environ.get("FUNCGRAD_CACHE_DIR")
-    if env:
-        return Path(env).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "funcgrad" / "kernels"
+cache_dir = disk_cache.cache_dir
 
 
 _fingerprint: str | None = None
@@ -141,69 +144,58 @@ class Kernel:
     arguments (``buffers.py``).
     """
 
-    __slots__ = ("key", "source", "dispatcher", "fn", "path", "compile_s", "from_disk")
+    __slots__ = ("key", "source", "dispatcher", "fn", "path", "compile_s", "from_disk", "module")
 
     def __init__(
-        self, key: str, source: Any, dispatcher: Any, path: Path, compile_s: float, from_disk: bool
+        self,
+        key: str,
+        source: Any,
+        dispatcher: Any,
+        path: Path | None,
+        compile_s: float,
+        from_disk: bool,
+        module: types.ModuleType,
     ) -> None:
         self.key = key
         self.source = source
         self.dispatcher = dispatcher
         self.fn = buffers.with_buffers(dispatcher, source.buffers)
-        self.path = path
+        self.path = path  # the readable source in the disk cache (None: uncached)
         self.compile_s = compile_s
         self.from_disk = from_disk
+        self.module = module
 
     def __call__(self, *args: Any) -> Any:
         return self.fn(*args)
 
 
-_kernels: dict[str, Kernel] = {}
+def kernel_cache_size() -> int:
+    """``FUNCGRAD_KERNEL_CACHE_SIZE``: kernels kept in this process's table (default 256)."""
+    n = buffers.env_number(
+        "FUNCGRAD_KERNEL_CACHE_SIZE", 256, "0 keeps none (each lowering compiles or loads again)"
+    )
+    if n != int(n):
+        raise ValueError(
+            f"FUNCGRAD_KERNEL_CACHE_SIZE={os.environ['FUNCGRAD_KERNEL_CACHE_SIZE']!r} is not a "
+            "whole number of kernels; set it to an integer such as 256"
+        )
+    return int(n)
+
+
+# The memory cache: key -> Kernel, least recently used first. Bounded because each kernel
+# holds about a megabyte (machine code, numba's type data, the module): jitted functions
+# keep their own kernels alive, so eviction only drops this table's reference (and the
+# module's sys.modules entry) and a live jitted function keeps working.
+_kernels: OrderedDict[str, Kernel] = OrderedDict()
 _helpers: dict[str, Any] = {}
 
 
-def _write_once(path: Path, text: str) -> None:
-    if path.exists():
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.write_text(text)
-    try:
-        os.link(tmp, path)  # atomic, and fails if another process got there first
-    except FileExistsError:
-        pass
-    except OSError:  # no hard links on this filesystem
-        if not path.exists():
-            os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _source_path(key: str, text: str) -> Path:
-    """Write the kernel source once into the cache folder (or, if that folder cannot be
-    written, a per-user temporary one) and return its path."""
-    name = f"k_{key[:40]}.py"
-    try:
-        path = cache_dir() / name
-        _write_once(path, text)
-    except OSError:
-        import tempfile
-
-        user = getattr(os, "getuid", lambda: 0)()
-        path = Path(tempfile.gettempdir()) / f"funcgrad-kernels-{user}" / name
-        _write_once(path, text)
-    return path
-
-
-def _import(modname: str, path: Path) -> Any:
-    mod = sys.modules.get(modname)
-    if mod is not None:
-        return mod
-    spec = importlib.util.spec_from_file_location(modname, path)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[modname] = mod
-    spec.loader.exec_module(mod)
-    return mod
+def _remember(kernel: Kernel, limit: int) -> None:
+    _kernels[kernel.key] = kernel
+    while len(_kernels) > limit:
+        _, old = _kernels.popitem(last=False)
+        if sys.modules.get(old.module.__name__) is old.module:
+            del sys.modules[old.module.__name__]
 
 
 def _helper(name: str) -> Any:
@@ -225,36 +217,75 @@ def array_type(aval: Any) -> Any:
 
 
 def compile_source(source: Any, in_avals: list[Any]) -> Kernel:
-    """The kernel for ``source`` (a ``codegen.Source``), compiled or loaded once."""
+    """The kernel for ``source`` (a ``codegen.Source``), compiled or loaded once.
+
+    Thread-safe (one compile at a time; a memory hit takes no lock) and interruption-safe:
+    until the kernel is complete nothing is registered (module, table entry), so a
+    compile stopped by any exception, KeyboardInterrupt included, leaves nothing behind
+    and the next call starts afresh."""
     key = cache_key(source.text)
     kernel = _kernels.get(key)
     if kernel is not None:
+        try:
+            _kernels.move_to_end(key)
+        except KeyError:  # evicted by another thread meanwhile: the kernel still works
+            pass
         return kernel
     with _lock:
         kernel = _kernels.get(key)
-        if kernel is not None:
-            return kernel
-        t0 = time.perf_counter()
-        path = _source_path(key, source.text)
-        try:
-            mod = _import(f"funcgrad_kernel_{key[:40]}", path)
-            for name in source.helpers:
-                setattr(mod, name, _helper(name))
-            for fname in source.functions:
-                if fname != source.entry:
-                    setattr(mod, fname, njit(getattr(mod, fname), cache=False))
-            fn = njit(getattr(mod, source.entry), parallel=source.parallel)
-            fn.compile(tuple(array_type(a) for a in [*in_avals, *source.buffers]))
-        except Exception as e:  # noqa: BLE001 - any numba failure becomes a LoweringError
-            raise _lowering_error(source, path, e, in_avals) from None
-        fn.disable_compile()  # other layouts are converted by the caller instead
-        from_disk = sum(fn.stats.cache_hits.values()) > 0
-        kernel = Kernel(key, source, fn, path, time.perf_counter() - t0, from_disk)
-        _kernels[key] = kernel
+        if kernel is None:
+            limit = kernel_cache_size()  # a bad setting fails before any work
+            kernel = _build(key, source, in_avals)
+            _remember(kernel, limit)
         return kernel
 
 
-def _lowering_error(source: Any, path: Path, e: Exception, in_avals: list[Any]) -> LoweringError:
+def _build(key: str, source: Any, in_avals: list[Any]) -> Kernel:
+    t0 = time.perf_counter()
+    root = disk_cache.folder()
+    entry = disk_cache.Entry(root, key, source.text) if root is not None else None
+    path = entry.source_path() if entry is not None else None
+    filename = str(path) if path is not None else f"<funcgrad kernel k_{key[:40]}>"
+    modname = f"funcgrad_kernel_{key[:40]}"
+    mod = None
+    try:
+        mod = _module(modname, source.text, filename)
+        # numba rebuilds a cached kernel's environment by importing its module by name.
+        sys.modules[modname] = mod
+        _bind(mod, source)
+        fn = njit(getattr(mod, source.entry), parallel=source.parallel, cache=False)
+        if entry is not None and path is not None:
+            fn._cache = disk_cache.NumbaCache(entry, fn.py_func)
+        fn.compile(tuple(array_type(a) for a in [*in_avals, *source.buffers]))
+        fn.disable_compile()  # other layouts are converted by the caller instead
+    except BaseException as e:
+        if mod is not None and sys.modules.get(modname) is mod:
+            del sys.modules[modname]
+        if isinstance(e, Exception):  # any numba failure becomes a LoweringError
+            raise _lowering_error(source, filename, e, in_avals) from None
+        raise
+    from_disk = sum(fn.stats.cache_hits.values()) > 0
+    return Kernel(key, source, fn, path, time.perf_counter() - t0, from_disk, mod)
+
+
+def _module(name: str, text: str, filename: str) -> types.ModuleType:
+    """A fresh module executing ``text``: the generated source in memory, never a file."""
+    mod = types.ModuleType(name)
+    mod.__file__ = filename
+    exec(builtins.compile(text, filename, "exec"), mod.__dict__)  # noqa: S102
+    return mod
+
+
+def _bind(mod: types.ModuleType, source: Any) -> None:
+    """Point the module's helper names at compiled helpers and jit its sub-functions."""
+    for name in source.helpers:
+        setattr(mod, name, _helper(name))
+    for fname in source.functions:
+        if fname != source.entry:
+            setattr(mod, fname, njit(getattr(mod, fname), cache=False))
+
+
+def _lowering_error(source: Any, filename: str, e: Exception, in_avals: list[Any]) -> LoweringError:
     """Name the equation numba failed on: compile each equation alone to find it (only on
     this error path), else map numba's line number back through the source."""
     from funcgrad.backend.numba.codegen import lowering_error
@@ -265,17 +296,17 @@ def _lowering_error(source: Any, path: Path, e: Exception, in_avals: list[Any]) 
     if culprit is not None:
         eqn, why = culprit
         return lowering_error(eqn, f"numba failed: {why}")
-    name = re.escape(path.name)
+    name = re.escape(os.path.basename(filename))
     lines = [int(a or b) for a, b in re.findall(rf'{name}", line (\d+)|{name} \((\d+)\)', msg)]
     for n in lines:
         eqn = source.line_eqns.get(n)
         if eqn is not None:
             err = lowering_error(eqn, f"numba failed: {reason}")
-            return LoweringError(f"{err} (kernel source: {path}, line {n})")
+            return LoweringError(f"{err} (kernel source: {filename}, line {n})")
     prims = sorted({eqn.primitive.name for eqn in source.line_eqns.values()})
     return LoweringError(
         f"numba backend could not compile kernel {source.entry} (primitives: "
-        f"{', '.join(prims) or 'none'}): {reason} (kernel source: {path})"
+        f"{', '.join(prims) or 'none'}): {reason} (kernel source: {filename})"
     )
 
 
@@ -295,27 +326,15 @@ def _probe(source: Any) -> tuple[Any, str] | None:
         one = Jaxpr([], ins, [eqn], list(eqn.outvars))
         try:
             sub = codegen.generate(one, "probe")
-            key = cache_key(sub.text)
-            mod = _import(f"funcgrad_probe_{key[:40]}", _probe_file(sub.text, key))
-            for name in sub.helpers:
-                setattr(mod, name, _helper(name))
-            for fname in sub.functions:
-                if fname != sub.entry:
-                    setattr(mod, fname, njit(getattr(mod, fname), cache=False))
+            # In memory only, uncached: nothing written to or imported from any folder.
+            mod = _module("funcgrad_probe", sub.text, "<funcgrad probe>")
+            _bind(mod, sub)
             njit(getattr(mod, sub.entry), cache=False).compile(
                 tuple(array_type(v.aval) for v in ins)
             )
         except Exception as e:  # noqa: BLE001
             return eqn, _first_line(re.sub(r"\x1b\[[0-9;]*m", "", str(e)))
     return None
-
-
-def _probe_file(text: str, key: str) -> Path:
-    import tempfile
-
-    path = Path(tempfile.gettempdir()) / f"funcgrad_probe_{key[:40]}.py"
-    _write_once(path, text)
-    return path
 
 
 def _first_line(msg: str) -> str:
