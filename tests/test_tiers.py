@@ -39,7 +39,7 @@ def background(monkeypatch):
     """Background compilation, and a kernel table of its own (so kernels other tests built
     are not found in memory and the interpreter tier really runs)."""
     monkeypatch.setenv("FUNCGRAD_JIT_COMPILE", "background")
-    monkeypatch.setattr(tiers, "_jobs", OrderedDict())
+    monkeypatch.setattr(tiers, "_keys", OrderedDict())
     yield
     tiers.wait_for_compiles(120)
 
@@ -48,7 +48,7 @@ def background(monkeypatch):
 def held(monkeypatch):
     """Background compilation whose jobs wait in ``held`` until the test releases them."""
     monkeypatch.setenv("FUNCGRAD_JIT_COMPILE", "background")
-    monkeypatch.setattr(tiers, "_jobs", OrderedDict())
+    monkeypatch.setattr(tiers, "_keys", OrderedDict())
     queued: list = []
     real = tiers.submit
     monkeypatch.setattr(tiers, "submit", lambda *a: queued.append(a))

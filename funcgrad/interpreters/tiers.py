@@ -181,6 +181,8 @@ class Program:
             call = f"f{k}({', '.join(ref(i) for i in ins)})"
             if type(outs) is int:
                 lines.append(f"    s{outs} = {call}")
+            elif not outs:  # an effect with no results (debug_callback)
+                lines.append(f"    {call}")
             else:
                 lines.append(f"    {''.join(f's{o}, ' for o in outs)}= {call}")
             if free:
@@ -252,10 +254,12 @@ class Job:
 
 
 _lock = threading.Lock()
-# Source text -> kernel, the most recently used last; bounded like compile.py's own memory
-# cache, so that this table does not keep kernels alive that the compile cache let go.
-_jobs: OrderedDict[str, Any] = OrderedDict()
-MAX_KERNELS = 512
+# Source text -> the key its kernel has in the backend's memory cache, most recently used
+# last. The key needs numba's version (the cache fingerprint), which the calling thread must
+# not import, so the text is looked up here; the kernel itself stays in the backend's table
+# (bounded there: an evicted kernel is simply looked up, or built, again).
+_keys: OrderedDict[str, str] = OrderedDict()
+MAX_KEYS = 4096
 _table_lock = threading.Lock()
 _queue: deque[Job] = deque()
 _wake = threading.Condition(_lock)
@@ -265,23 +269,22 @@ _pending = 0
 
 
 def kernel_for(text: str) -> Any:
-    """The kernel already built for this source, or None (a dict lookup, no numba)."""
-    kernel = _jobs.get(text)
-    if kernel is not None:
-        try:
-            _jobs.move_to_end(text)
-        except KeyError:  # evicted meanwhile by another thread
-            pass
-    return kernel
+    """The kernel already built for this source, or None (dict lookups, no numba)."""
+    key = _keys.get(text)
+    if key is None:
+        return None
+    from funcgrad.backend.numba.compile import cached_kernel
+
+    return cached_kernel(key)
 
 
 def remember(text: str, kernel: Any) -> None:
-    """Record a built kernel (by the worker, or a sync compile) for later lookups."""
+    """Record a built kernel's key (by the worker, or a sync compile) for later lookups."""
     with _table_lock:
-        _jobs[text] = kernel
-        _jobs.move_to_end(text)
-        while len(_jobs) > MAX_KERNELS:
-            _jobs.popitem(last=False)
+        _keys[text] = kernel.key
+        _keys.move_to_end(text)
+        while len(_keys) > MAX_KEYS:
+            _keys.popitem(last=False)
 
 
 def program_for(closed: Any, name: str) -> Program:

@@ -61,16 +61,19 @@ _CALLOUTS = {
 }
 
 
+_registered: set[str] = set()
+
+
 def _use(ctx: Any, name: str) -> str:
     """Make ``name`` (a call-out, or numba's ``objmode``) a global of the kernel module.
 
     Kernel modules import their helpers from ``helpers.py`` by name, and the compiler keeps
     ready helpers in its table; both get these Python objects (not compiled: object mode
     calls them as they are)."""
-    if name not in _compile._helpers:
+    if name not in _registered:
         value = _compile.numba_module().objmode if name == _OBJMODE else _CALLOUTS[name]
-        setattr(_helpers_module, name, value)
-        _compile._helpers[name] = value
+        _helpers_module.register(name, value, plain=True)
+        _registered.add(name)
     return ctx.helper(name)
 
 

@@ -205,7 +205,8 @@ def _helper(name: str) -> Any:
 
         build = getattr(helpers, f"_numba_{name}", None)
         fn = build() if build is not None else getattr(helpers, name)
-        if not hasattr(fn, "py_func"):  # plain Python: compile it; dispatchers are kept
+        if not hasattr(fn, "py_func") and not helpers.is_plain(name):
+            # plain Python: compile it; dispatchers (and object-mode call-outs) are kept
             fn = njit(fn, cache=False)
         _helpers[name] = fn
     return fn
@@ -216,6 +217,18 @@ def array_type(aval: Any) -> Any:
     return nb.types.Array(nb.from_dtype(aval.dtype), aval.ndim, "C")
 
 
+def cached_kernel(key: str) -> Kernel | None:
+    """The kernel this process's memory cache holds under ``key``, or None: a dict lookup
+    that imports nothing (the interpreter tier asks before any compile)."""
+    kernel = _kernels.get(key)
+    if kernel is not None:
+        try:
+            _kernels.move_to_end(key)
+        except KeyError:  # evicted by another thread meanwhile: the kernel still works
+            pass
+    return kernel
+
+
 def compile_source(source: Any, in_avals: list[Any]) -> Kernel:
     """The kernel for ``source`` (a ``codegen.Source``), compiled or loaded once.
 
@@ -224,12 +237,8 @@ def compile_source(source: Any, in_avals: list[Any]) -> Kernel:
     compile stopped by any exception, KeyboardInterrupt included, leaves nothing behind
     and the next call starts afresh."""
     key = cache_key(source.text)
-    kernel = _kernels.get(key)
+    kernel = cached_kernel(key)
     if kernel is not None:
-        try:
-            _kernels.move_to_end(key)
-        except KeyError:  # evicted by another thread meanwhile: the kernel still works
-            pass
         return kernel
     with _lock:
         kernel = _kernels.get(key)
@@ -272,7 +281,7 @@ def _module(name: str, text: str, filename: str) -> types.ModuleType:
     """A fresh module executing ``text``: the generated source in memory, never a file."""
     mod = types.ModuleType(name)
     mod.__file__ = filename
-    exec(builtins.compile(text, filename, "exec"), mod.__dict__)  # noqa: S102
+    exec(builtins.compile(text, filename, "exec"), mod.__dict__)
     return mod
 
 

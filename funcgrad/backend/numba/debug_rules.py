@@ -33,8 +33,7 @@ def _numba_fg_debug_callback():
 
 
 # Generated sources import helpers from ``funcgrad.backend.numba.helpers`` by name.
-helpers.fg_debug_callback = fg_debug_callback
-helpers._numba_fg_debug_callback = _numba_fg_debug_callback
+helpers.register("fg_debug_callback", fg_debug_callback, _numba_fg_debug_callback)
 
 
 @opaque("debug_callback")

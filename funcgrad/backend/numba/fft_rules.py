@@ -17,6 +17,7 @@ import functools
 
 import numpy as np
 
+from funcgrad.backend.numba import helpers
 from funcgrad.backend.numba.lowering import opaque
 
 _KINDS = {"FFT": 0, "IFFT": 1, "RFFT": 2, "IRFFT": 3}
@@ -59,3 +60,7 @@ def _fft(ctx, x, *, fft_type, fft_lengths):
         return
     fn = ctx.helper("fg_fft")
     ctx.emit(f"{fn}({ctx.arg(x)}, {out}, {_KINDS[fft_type]}, {len(fft_lengths)})")
+
+
+# Generated sources import helpers from ``funcgrad.backend.numba.helpers`` by name.
+helpers.register("fg_fft", fg_fft, _numba_fg_fft)

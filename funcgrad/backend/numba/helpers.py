@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import Any
 
 import numpy as np
 
@@ -289,14 +290,37 @@ def _numba_fg_gemv():
     return fg_gemv
 
 
-def __getattr__(name: str):
+#: Helpers that live with their lowering rules (``register``): name -> (Python function or
+#: object, numba builder or None). Generated sources import them from this module by name.
+_registered: dict[str, tuple[Any, Any]] = {}
+#: Registered helpers that kernels use as they are (object-mode call-outs, ``objmode``).
+_plain: set[str] = set()
+
+
+def register(name: str, value: Any, build: Any = None, *, plain: bool = False) -> None:
+    """Make ``value`` importable from this module as ``name`` for generated kernels, with
+    ``build()`` (optional) returning its compiled form; ``plain`` helpers are never
+    compiled (object mode calls them as Python)."""
+    _registered[name] = (value, build)
+    if plain:
+        _plain.add(name)
+
+
+def is_plain(name: str) -> bool:
+    """Whether kernels take helper ``name`` as it is (see :func:`register`)."""
+    return name in _plain
+
+
+def __getattr__(name: str) -> Any:
     # The Threefry block lives with funcgrad.random's own numba kernels; reuse it.
     if name == "fg_threefry2x32":
         from funcgrad.backend.numba.random_kernels import threefry2x32
 
         return threefry2x32
-    if name in ("fg_fft", "_numba_fg_fft"):  # the FFT call-out lives with its lowering
-        from funcgrad.backend.numba import fft_rules
-
-        return getattr(fft_rules, name)
+    if name in _registered:
+        return _registered[name][0]
+    if name.startswith("_numba_") and name[7:] in _registered:
+        build = _registered[name[7:]][1]
+        if build is not None:
+            return build
     raise AttributeError(name)
