@@ -259,7 +259,7 @@ class ExprCtx:
 class _Node:
     """A scalar value in a nest: a literal, a loop index, an array read or a member result."""
 
-    __slots__ = ("kind", "expr", "depth", "uses", "consumer_depth", "local")
+    __slots__ = ("kind", "expr", "depth", "uses", "consumer_depth", "local", "nesting")
 
     def __init__(self, kind: str, expr: str, depth: int) -> None:
         self.kind = kind
@@ -268,6 +268,13 @@ class _Node:
         self.uses = 0
         self.consumer_depth = 0
         self.local: str | None = None
+        self.nesting = 0  # member results inlined into ``expr`` along its deepest path
+
+
+#: A member expression that inlines more than this many member results along one path is
+#: bound to a local instead: Python's parser refuses ~200 nested parentheses, and a long
+#: chain (``for _ in range(1000): x = x + 1.0``) must still compile.
+MAX_INLINE_NESTING = 32
 
 
 #: Arrays of the entry function from this size (bytes), results and temporaries alike, are
@@ -800,10 +807,10 @@ class _NestEmitter:
             """``a`` at its consumer: inlined, or a local computed at ``a``'s own depth."""
             if a.local is not None:
                 return a.local
-            if (
-                a.kind in ("lit", "idx")
-                or a.consumer_depth == a.depth
+            if a.kind in ("lit", "idx") or (
+                a.consumer_depth == a.depth
                 and (a.kind == "read" or a.uses == 1)
+                and a.nesting < MAX_INLINE_NESTING
             ):
                 return a.expr
             a.local = fb.fresh("t")
@@ -818,7 +825,12 @@ class _NestEmitter:
                     self._reduction(m, ref(args[0]), allocs, at, inits, finals)
                     continue
                 in_avals = [None if r.kind == "index" else r.atom.aval for r in m.reads]
-                node.expr, guards = self._member_expr(m, in_avals, [ref(a) for a in args])
+                refs = [ref(a) for a in args]
+                node.nesting = 1 + max(
+                    (a.nesting for a, r in zip(args, refs, strict=True) if r is a.expr),
+                    default=0,
+                )
+                node.expr, guards = self._member_expr(m, in_avals, refs)
                 if guards:
                     # Check the operands in a separate, simple loop before the nest when they
                     # are cheap to recompute there (plain reads, or arithmetic on them): a

@@ -261,18 +261,35 @@ def _integer_pow(ctx, x):
     return f"({_one(ctx)} / {p})" if y < 0 else _int_fix(ctx, p)
 
 
-@_rule("div")
+@_rule("div", atomic=True)
 def _div(ctx, x, y):
-    if ctx.out_aval.dtype.kind in "iu":
-        return _int_fix(ctx, f"{ctx.helper('fg_idiv')}({x}, {y})")
-    return f"({x} / {y})"
+    """Integer ``div`` truncates toward zero and gives 0 for ``x / 0`` (lax.div), computed
+    in integers: Python's floor ``//`` plus one where the quotient is negative and inexact.
+    ``y == -1`` is a negation (``INT_MIN // -1`` traps in hardware; negation wraps)."""
+    dt = ctx.out_aval.dtype
+    if dt.kind not in "iu":
+        return f"({x} / {y})"
+    zero = ctx.lit(0)
+    if dt.kind == "u":
+        return _int_fix(ctx, f"({zero} if {y} == 0 else {x} // {y})")
+    inexact = f"(({x} % {y} != 0) and (({x} < 0) != ({y} < 0)))"
+    q = f"({x} // {y} + {inexact})"
+    return _int_fix(ctx, f"({zero} if {y} == 0 else ((-{x}) if {y} == -1 else {q}))")
 
 
-@_rule("rem")
+@_rule("rem", atomic=True)
 def _rem(ctx, x, y):
-    if ctx.out_aval.dtype.kind in "iu":
-        return _int_fix(ctx, f"{ctx.helper('fg_irem')}({x}, {y})")
-    return f"np.fmod({x}, {y})"
+    """Integer ``rem`` has the sign of ``x`` (C's ``%``) and gives 0 for ``x % 0``: Python's
+    floor ``%`` minus ``y`` where the signs differ; in integers (exact for 64 bits)."""
+    dt = ctx.out_aval.dtype
+    if dt.kind not in "iu":
+        return f"np.fmod({x}, {y})"
+    zero = ctx.lit(0)
+    if dt.kind == "u":
+        return _int_fix(ctx, f"({zero} if {y} == 0 else {x} % {y})")
+    r = f"({x} % {y})"
+    fix = f"({r} - {y} if ({r} != 0 and ({r} < 0) != ({x} < 0)) else {r})"
+    return _int_fix(ctx, f"({zero} if ({y} == 0 or {y} == -1) else {fix})")
 
 
 @_rule("max", atomic=True)
