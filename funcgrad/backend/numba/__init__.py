@@ -77,6 +77,13 @@ class Lowering:
     def plan(self) -> Any:
         return self.source.plan
 
+    @property
+    def specialized_on(self) -> list[str]:
+        """Why this kernel depends on sizes beyond ranks and dtypes (BLAS cut-over,
+        caller-allocated buffers, threads), for the compile log; empty: any sizes on the
+        same side of every decision share it."""
+        return self.source.specialized_on
+
     def as_text(self) -> str:
         return self.source.text
 

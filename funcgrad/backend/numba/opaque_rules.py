@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from funcgrad.backend.numba.lowering import REDUCTIONS, cast, opaque
+from funcgrad.backend.numba.sizes import concrete
 
 #: ``dot_general`` calls BLAS when ``M*N*K`` reaches this (``benchmarks/workloads/
 #: dot_cutover.py``); below it an inlined loop avoids the call overhead.
@@ -43,16 +44,18 @@ def _idx(parts: Sequence[str]) -> str:
 
 
 def _prod(xs: Sequence[int]) -> int:
-    n = 1
+    """A product of sizes that keeps their symbolic forms (``sizes.Dim``)."""
+    n: Any = 1
     for x in xs:
-        n *= int(x)
+        n = n * x
     return n
 
 
 # -- reshape (a general one; unit-axis reshapes are views in plan.py)
 @opaque("reshape", returns_view=True)
 def _reshape(ctx, x, *, new_sizes, **_):
-    ctx.emit(f"{ctx.outs[0]} = {ctx.arg(x)}.reshape({ctx.shape(tuple(new_sizes))})")
+    # The result's shape, not ``new_sizes``: its sizes carry their symbolic forms.
+    ctx.emit(f"{ctx.outs[0]} = {ctx.arg(x)}.reshape({ctx.shape(ctx.out_avals[0].shape)})")
 
 
 # -- concatenate
@@ -287,6 +290,14 @@ def _dot_general(ctx, lhs, rhs, *, dimension_numbers, preferred_element_type=Non
         and M * N * K >= DOT_BLAS_MIN
         and min(M, N, K) > 0
     )
+    if dt.kind in "fc" and la.dtype == dt and ra.dtype == dt and min(M, N, K) > 0:
+        work = int(M) * int(N) * int(K)
+        how = "BLAS" if blas else "inlined loops"
+        side = ">=" if blas else "<"
+        ctx.specialize(
+            f"dot_general {concrete(la)} x {concrete(ra)}: {how} (M*N*K = {work} {side} "
+            f"DOT_BLAS_MIN = {DOT_BLAS_MIN})"
+        )
     if not blas:
         _dot_loops(ctx, a, b, la, ra, (lb, lf, lc), (rb, rf, rc), out, oaval)
         return
