@@ -141,7 +141,7 @@ def test_size_that_changes_the_plan_recompiles_and_says_why(njit_calls):
     ids = [id(k) for _, k in got]
     assert ids[0] == ids[1] and ids[2] == ids[3] and ids[0] != ids[2]
     assert any("inlined loops" in r and "DOT_BLAS_MIN" in r for r in got[0][0].specialized_on)
-    assert any("BLAS (M*N*K" in r for r in got[2][0].specialized_on)
+    assert any(" BLAS (" in r for r in got[2][0].specialized_on)
     for (_, kernel), x in zip(got, small + large, strict=True):
         np.testing.assert_allclose(kernel(w, x), np.tanh(x @ w) * 1.75, rtol=1e-5, atol=1e-6)
 

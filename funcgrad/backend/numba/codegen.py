@@ -102,12 +102,22 @@ class _Module:
         self.plans: list[Plan] = []
         self.subs: dict[int, str] = {}
         self.buffers: list[Any] = []
-        self.specialized_on: list[str] = []
+        self.decisions: dict[str, list[str]] = {}
 
-    def specialize(self, reason: str) -> None:
+    def specialize(self, kind: str, detail: str) -> None:
         """Record a decision taken on a size's value (shown by the compile log)."""
-        if reason not in self.specialized_on:
-            self.specialized_on.append(reason)
+        details = self.decisions.setdefault(kind, [])
+        if detail not in details:
+            details.append(detail)
+
+    @property
+    def specialized_on(self) -> list[str]:
+        """One line per kind of size-dependent decision, with its first instances."""
+        out = []
+        for kind, details in self.decisions.items():
+            more = f"; and {len(details) - 2} more" if len(details) > 2 else ""
+            out.append(f"{kind}: {'; '.join(details[:2])}{more}")
+        return out
 
     def fresh_fname(self, base: str) -> str:
         name, i = base, 0
@@ -424,6 +434,10 @@ class _FunctionBuilder:
         params = [self.name(v) for v in jaxpr.invars]
         bounds = []  # where each step's lines start in self.lines
         with self.indent():
+            # The parameters' types (dtype, rank: what numba's signature holds) are part of
+            # the text that keys the kernel.
+            binders = " ".join(self.module.namer.binder(v) for v in jaxpr.invars)
+            self.emit(f"# ({binders or 'no parameters'})")
             for sym, k, axis in self.table.symbols:
                 self.emit(f"{sym} = {params[k]}.shape[{axis}]")
             for step in self.plan.steps:
@@ -504,8 +518,9 @@ class _FunctionBuilder:
             param = self.fresh(name + "_buf")
             self.buffers.append((param, aval))
             self.module.specialize(
-                f"{name}: {sizes.concrete(aval)} is "
-                f"allocated by the caller (>= {CALLER_ALLOC_MIN_BYTES >> 20} MiB)"
+                f"allocated by the caller (>= {CALLER_ALLOC_MIN_BYTES >> 20} MiB; the shapes "
+                "key the kernel)",
+                f"{name} {sizes.concrete(aval)}",
             )
             return param
         return f"np.empty({shape_expr(aval.shape)}, {dtype_expr(aval.dtype)})"
@@ -613,9 +628,9 @@ class OpaqueCtx:
     def subfunction(self, closed: ClosedJaxpr, base: str) -> str:
         return self._fb.module.subfunction(closed, base)
 
-    def specialize(self, reason: str) -> None:
+    def specialize(self, kind: str, detail: str) -> None:
         """Record a decision taken on a size's value (``Source.specialized_on``)."""
-        self._fb.module.specialize(reason)
+        self._fb.module.specialize(kind, detail)
 
     dtype = staticmethod(dtype_expr)
     shape = staticmethod(shape_expr)
@@ -669,8 +684,8 @@ def _blame(eqn: Eqn | None) -> Iterator[None]:
 def lowering_error(eqn: Eqn | None, reason: str) -> LoweringError:
     if eqn is None:
         return LoweringError(f"numba backend: {reason}")
-    ins = ", ".join(x.aval.str_short() for x in eqn.inputs) or "no operands"
-    outs = ", ".join(v.aval.str_short() for v in eqn.outvars)
+    ins = ", ".join(sizes.concrete(x.aval) for x in eqn.inputs) or "no operands"
+    outs = ", ".join(sizes.concrete(v.aval) for v in eqn.outvars)
     return LoweringError(
         f"numba backend could not lower '{eqn.primitive.name}' ({ins} -> {outs}): {reason}"
     )
@@ -1022,8 +1037,8 @@ class _NestEmitter:
             return False
         self.fb.module.parallel = True
         self.fb.module.specialize(
-            f"a loop nest of {work} elements runs threaded (>= {threshold}, "
-            "FUNCGRAD_PARALLEL_MIN_WORK)"
+            f"threaded loop nests (>= FUNCGRAD_PARALLEL_MIN_WORK = {threshold} elements)",
+            f"{work} elements",
         )
         return True
 

@@ -295,8 +295,8 @@ def _dot_general(ctx, lhs, rhs, *, dimension_numbers, preferred_element_type=Non
         how = "BLAS" if blas else "inlined loops"
         side = ">=" if blas else "<"
         ctx.specialize(
-            f"dot_general {concrete(la)} x {concrete(ra)}: {how} (M*N*K = {work} {side} "
-            f"DOT_BLAS_MIN = {DOT_BLAS_MIN})"
+            f"dot_general: BLAS from M*N*K >= DOT_BLAS_MIN = {DOT_BLAS_MIN}, loops below",
+            f"{concrete(la)} x {concrete(ra)} {how} ({work} {side} {DOT_BLAS_MIN})",
         )
     if not blas:
         _dot_loops(ctx, a, b, la, ra, (lb, lf, lc), (rb, rf, rc), out, oaval)
