@@ -118,8 +118,9 @@ def main() -> None:
 
     listener = Listener()
     t0 = time.perf_counter()
-    with event.install_listener("numba:run_pass", listener), event.install_listener(
-        "numba:llvm_lock", listener
+    with (
+        event.install_listener("numba:run_pass", listener),
+        event.install_listener("numba:llvm_lock", listener),
     ):
         kernel = lowered.lowering.compile()
     compile_s = time.perf_counter() - t0
@@ -140,9 +141,9 @@ def main() -> None:
 
 
 def _flat(args):
-    from funcgrad.tree_util import tree_leaves
-
     import numpy as np
+
+    from funcgrad.tree_util import tree_leaves
 
     return [np.asarray(x) for x in tree_leaves(args)]
 
