@@ -95,6 +95,7 @@ def main() -> None:
     text = lowered.as_text()
     code = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
     passes: dict[str, float] = defaultdict(float)
+    by_overload: dict[str, float] = defaultdict(float)
     starts: dict[tuple, float] = {}
 
     class Listener(event.Listener):
@@ -113,17 +114,19 @@ def main() -> None:
                     passes[name] += took  # a pass over a kernel function
                 else:
                     passes["(numba's own overloads: " + name + ")"] += took
+                    by_overload[fn.rstrip("]").split(".<locals>")[0]] += took
             elif ev.kind == "numba:llvm_lock":
                 passes["(LLVM lock held)"] += now - starts.pop((ev.kind, 0), now)
 
     listener = Listener()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     with (
         event.install_listener("numba:run_pass", listener),
         event.install_listener("numba:llvm_lock", listener),
     ):
         kernel = lowered.lowering.compile()
     compile_s = time.perf_counter() - t0
+    compile_cpu_s = time.process_time() - c0
     kernel(*lowered.lowering.consts, *[a for a in _flat(fargs)])
     typing = passes.get("nopython_type_inference", 0.0)
     lowering = passes.get("native_lowering", 0.0)
@@ -132,12 +135,14 @@ def main() -> None:
     print(f"workload {args.workload} batch {args.batch}: {len(code)} code lines")
     print(f"  numba import + setup   {import_s:7.3f} s")
     print(f"  trace + generate       {trace_generate_s:7.3f} s")
-    print(f"  numba compile (total)  {compile_s:7.3f} s")
+    print(f"  numba compile (total)  {compile_s:7.3f} s  (CPU time {compile_cpu_s:.3f} s)")
     print(f"    type inference       {typing:7.3f} s")
     print(f"    native lowering      {lowering:7.3f} s  (of it, LLVM lock held {llvm:.3f} s)")
     print(f"    numba's overloads    {overloads:7.3f} s  (np.empty & co. compiled on first use)")
     top = sorted(passes.items(), key=lambda kv: -kv[1])[:6]
     print("  top passes: " + ", ".join(f"{k} {v:.3f}" for k, v in top))
+    top = sorted(by_overload.items(), key=lambda kv: -kv[1])[:8]
+    print("  overloads: " + ", ".join(f"{k} {v:.3f}" for k, v in top))
 
 
 def _flat(args):

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from funcgrad.backend.numba import sizes as sizes_mod
 from funcgrad.backend.numba.lowering import REDUCTIONS, cast, opaque
 from funcgrad.backend.numba.sizes import concrete
 
@@ -25,17 +26,24 @@ DOT_BLAS_MIN = 4096
 
 @contextmanager
 def loops(ctx: Any, sizes: Sequence[int], base: str = "j") -> Iterator[list[str]]:
-    """Open ``for`` loops over ``sizes`` (outermost first); yields the index names."""
+    """Open ``for`` loops over ``sizes`` (outermost first); yields the index names. An axis
+    of size 1 gets no loop (its index is ``0``): less code for numba to type and LLVM to
+    compile."""
     names = []
+    opened = 0
     try:
         for n in sizes:
+            if not isinstance(n, sizes_mod.Dim) and n == 1:
+                names.append("0")
+                continue
             name = ctx.fresh(base)
             names.append(name)
             ctx.emit(f"for {name} in range({n}):")
             ctx.push()
+            opened += 1
         yield names
     finally:
-        for _ in names:
+        for _ in range(opened):
             ctx.pop()
 
 
