@@ -247,3 +247,30 @@ def test_literals_equal_to_a_size_are_written_from_it():
     assert table.literal_form(320, np.int64) == "np.int64((N0 * N1))"
     assert table.literal_form(1.0, np.float32) is None  # 0 and 1 stay literal
     assert table.literal_form(3.5, np.float64) is None
+
+
+def test_scan_over_a_new_sequence_length_reuses_the_kernel(njit_calls):
+    """The trip count is read from the stacked operand's shape."""
+
+    def f(c, xs):
+        def body(c, x):
+            c = c * 0.625 + x
+            return c, c * 2.0
+
+        return fg.lax.scan(body, c, xs)
+
+    rng = np.random.default_rng(4)
+    arg_sets = [(np.zeros(4), rng.standard_normal((t, 4))) for t in (7, 11, 3)]
+    got = _kernels(f, arg_sets[:1])
+    first = len(njit_calls)
+    got += _kernels(f, arg_sets[1:])
+    assert first >= 1 and len(njit_calls) == first
+    assert len({id(k) for _, k in got}) == 1
+    for (_, kernel), (c, xs) in zip(got, arg_sets, strict=True):
+        carry, ys = kernel(c, xs)
+        want = []
+        for x in xs:  # a Python loop is the reference
+            c = c * 0.625 + x
+            want.append(c * 2.0)
+        np.testing.assert_allclose(carry, c, rtol=1e-14)
+        np.testing.assert_allclose(ys, np.array(want), rtol=1e-14)
