@@ -110,7 +110,7 @@ def main() -> None:
             if ev.kind == "numba:run_pass":
                 took = now - starts.pop(("pass", ev.data["name"]), now)
                 name, _, fn = ev.data["name"].partition(" [")
-                if fn.startswith("run"):
+                if fn.rstrip("]") in own:
                     passes[name] += took  # a pass over a kernel function
                 else:
                     passes["(numba's own overloads: " + name + ")"] += took
@@ -118,6 +118,7 @@ def main() -> None:
             elif ev.kind == "numba:llvm_lock":
                 passes["(LLVM lock held)"] += now - starts.pop((ev.kind, 0), now)
 
+    own = set(lowered.lowering.source.functions)
     listener = Listener()
     t0, c0 = time.perf_counter(), time.process_time()
     with (

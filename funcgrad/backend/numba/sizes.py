@@ -30,6 +30,7 @@ threads) make the source differ across the cut-over; each is recorded as a reaso
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -233,9 +234,16 @@ class Sizes:
 SHAPE_PARAMS = frozenset({"shape", "new_sizes", "length", "limit_indices", "sizes"})
 
 
+#: ``FUNCGRAD_SHAPE_GENERIC=0`` writes every size as its value (one kernel per shape, as
+#: before shape-generic kernels): for comparisons and as a way out.
+SHAPE_GENERIC = os.environ.get("FUNCGRAD_SHAPE_GENERIC", "1").strip() != "0"
+
+
 def symbolize(jaxpr: Jaxpr) -> tuple[Jaxpr, Sizes]:
     """A copy of ``jaxpr`` whose avals' sizes are :class:`Dim`s where they have a form."""
     sizes = Sizes()
+    if not SHAPE_GENERIC:
+        return jaxpr, sizes
     env: dict[Var, Var] = {}
 
     def new_var(v: Var, shape: tuple) -> Var:
