@@ -262,15 +262,20 @@ class ExprCtx:
     registers a condition under which the nest must rerun with ``exact`` set.
     """
 
-    __slots__ = ("in_avals", "out_aval", "params", "exact", "guards", "_module")
+    __slots__ = ("in_avals", "out_aval", "params", "exact", "guards", "literals", "_module")
 
-    def __init__(self, module: _Module, in_avals, out_aval, params, exact: bool = False) -> None:
+    def __init__(
+        self, module: _Module, in_avals, out_aval, params, exact: bool = False, literals=None
+    ) -> None:
         self._module = module
         self.in_avals = in_avals
         self.out_aval = out_aval
         self.params = params
         self.exact = exact
         self.guards: list[str] = []
+        # Per operand: its value when it is a jaxpr literal, else None (rules decide on
+        # values, never on the text of an operand).
+        self.literals = literals or [None] * len(in_avals)
 
     def helper(self, name: str) -> str:
         self._module.helpers.add(name)
@@ -1021,7 +1026,8 @@ class _NestEmitter:
         rule = lowering.iota_rule if m.name == "iota" else lowering.ELEMENTWISE.get(m.name)
         if rule is None:
             raise lowering_error(m.eqn, "no lowering rule for this primitive")
-        ctx = ExprCtx(self.fb.module, in_avals, m.out.aval, m.params, self.exact)
+        literals = [r.atom.val if r.kind == "lit" else None for r in m.reads]
+        ctx = ExprCtx(self.fb.module, in_avals, m.out.aval, m.params, self.exact, literals)
         return rule(ctx, *args), ctx.guards
 
     def _parallel(self, nkept: int) -> bool:

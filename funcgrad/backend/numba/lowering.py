@@ -20,7 +20,6 @@ stays float32, and literals are typed (``np.float32(2.0)``).
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -333,14 +332,11 @@ def _bits(ctx: Any) -> int:
     return ctx.out_aval.dtype.itemsize * 8
 
 
-_INT_LITERAL = re.compile(r"np\.u?int(?:8|16|32|64)\((-?\d+)\)")
-
-
 def _shift_in_range(ctx: Any, y: str) -> bool:
     """Whether the shift amount is a literal in ``[0, bits)``: then the plain operator is
     exact and vectorizes (the helpers branch on out-of-range amounts)."""
-    m = _INT_LITERAL.fullmatch(y)
-    return m is not None and 0 <= int(m.group(1)) < _bits(ctx)
+    val = ctx.literals[1]
+    return val is not None and 0 <= int(val) < _bits(ctx)
 
 
 @_rule("shift_left")
