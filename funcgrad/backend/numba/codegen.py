@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import ast
 import keyword
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -262,7 +261,16 @@ class ExprCtx:
     registers a condition under which the nest must rerun with ``exact`` set.
     """
 
-    __slots__ = ("in_avals", "out_aval", "params", "exact", "guards", "literals", "_module")
+    __slots__ = (
+        "in_avals",
+        "out_aval",
+        "params",
+        "exact",
+        "guards",
+        "literals",
+        "calls",
+        "_module",
+    )
 
     def __init__(
         self, module: _Module, in_avals, out_aval, params, exact: bool = False, literals=None
@@ -276,13 +284,17 @@ class ExprCtx:
         # Per operand: its value when it is a jaxpr literal, else None (rules decide on
         # values, never on the text of an operand).
         self.literals = literals or [None] * len(in_avals)
+        self.calls = False  # the expression calls a helper or a math-library function
 
     def helper(self, name: str) -> str:
         self._module.helpers.add(name)
+        self.calls = True
         return name
 
     def mathlib(self, name: str) -> str:
         self._module.mathlib.add(name)
+        if name.endswith(("_f32", "_f64")):  # a function, not a constant
+            self.calls = True
         return name
 
     def guard(self, cond: str) -> None:
@@ -298,7 +310,7 @@ class ExprCtx:
 class _Node:
     """A scalar value in a nest: a literal, a loop index, an array read or a member result."""
 
-    __slots__ = ("kind", "expr", "depth", "uses", "consumer_depth", "local", "nesting")
+    __slots__ = ("kind", "expr", "depth", "uses", "consumer_depth", "local", "nesting", "cheap")
 
     def __init__(self, kind: str, expr: str, depth: int) -> None:
         self.kind = kind
@@ -308,6 +320,9 @@ class _Node:
         self.consumer_depth = 0
         self.local: str | None = None
         self.nesting = 0  # member results inlined into ``expr`` along its deepest path
+        # ``expr`` uses only reads, indices, literals and arithmetic (no local of the main
+        # loop, no helper or math-library call): cheap to recompute in a guard loop.
+        self.cheap = kind in ("lit", "idx", "read")
 
 
 #: A member expression that inlines more than this many member results along one path is
@@ -907,13 +922,16 @@ class _NestEmitter:
                     (a.nesting for a, r in zip(args, refs, strict=True) if r is a.expr),
                     default=0,
                 )
-                node.expr, guards = self._member_expr(m, in_avals, refs)
+                node.expr, guards, calls = self._member_expr(m, in_avals, refs)
+                node.cheap = not calls and all(
+                    a.cheap and r is a.expr for a, r in zip(args, refs, strict=True)
+                )
                 if guards:
                     # Check the operands in a separate, simple loop before the nest when they
                     # are cheap to recompute there (plain reads, or arithmetic on them): a
                     # reduction inside the main loop stops LLVM from vectorizing it.
-                    _, pre = self._member_expr(m, in_avals, [a.expr for a in args])
-                    if self._recomputable(pre, nodes):
+                    _, pre, _ = self._member_expr(m, in_avals, [a.expr for a in args])
+                    if all(a.cheap for a in args):
                         depth = max((a.depth for a in args), default=0)
                         self.pre_flag = self.pre_flag or fb.fresh("big")
                         for cond in pre:
@@ -982,15 +1000,6 @@ class _NestEmitter:
             with fb.indent():
                 _NestEmitter(fb, nest, exact=True).emit()
 
-    def _recomputable(self, conds: list[str], nodes: dict) -> bool:
-        """Whether guard conditions use only reads, indices, literals and arithmetic: no
-        local of the main loop and no math-library or helper call (too costly to repeat)."""
-        module = self.fb.module
-        banned = {n.local for n in nodes.values() if n.local is not None}
-        banned |= {f for f in module.mathlib if f.endswith(("_f32", "_f64"))}
-        banned |= set(module.helpers)
-        return not banned.intersection(re.findall(r"[A-Za-z_]\w*", " ".join(conds)))
-
     def _guard_loops(self, guards: list, parallel: bool, eqn0: Eqn | None) -> None:
         """Count the guard conditions over their operands' index space, before the nest.
 
@@ -1019,16 +1028,17 @@ class _NestEmitter:
 
         level(0)
 
-    def _member_expr(self, m: Member, in_avals, args: list[str]) -> tuple[str, list[str]]:
-        """The member's scalar expression, and the guard conditions its rule registered."""
+    def _member_expr(self, m: Member, in_avals, args: list[str]) -> tuple[str, list[str], bool]:
+        """The member's scalar expression, the guard conditions its rule registered, and
+        whether it calls a helper or math-library function."""
         if m.name == "copy":
-            return args[0], []
+            return args[0], [], False
         rule = lowering.iota_rule if m.name == "iota" else lowering.ELEMENTWISE.get(m.name)
         if rule is None:
             raise lowering_error(m.eqn, "no lowering rule for this primitive")
         literals = [r.atom.val if r.kind == "lit" else None for r in m.reads]
         ctx = ExprCtx(self.fb.module, in_avals, m.out.aval, m.params, self.exact, literals)
-        return rule(ctx, *args), ctx.guards
+        return rule(ctx, *args), ctx.guards, ctx.calls
 
     def _parallel(self, nkept: int) -> bool:
         """Threads on the outermost loop when it is independent and the work is large."""
