@@ -27,7 +27,7 @@ from funcgrad.backend.numba.plan import LoopNest, Member, Opaque, Plan, make_pla
 from funcgrad.core import ShapedArray
 from funcgrad.errors import LoweringError
 from funcgrad.ir import ClosedJaxpr, Eqn, Jaxpr, Literal, Var
-from funcgrad.pretty import Namer, _pp_jaxpr
+from funcgrad.pretty import Namer
 
 INDENT, DEDENT = object(), object()
 
@@ -76,9 +76,13 @@ def generate(jaxpr: Jaxpr, name: str = "kernel") -> Source:
     """Source for ``jaxpr`` (no constvars, no calls; see ``passes.prepare``)."""
     module = _Module()
     jaxpr, table = sizes.symbolize(jaxpr)
-    # Print first (the text is dropped: it holds concrete literals): the printer names every
-    # variable in order, and the code reuses those names.
-    _pp_jaxpr(jaxpr, module.namer, 100, 0)
+    # Name every variable in program order first (as the jaxpr printer would), so the
+    # code's names follow the jaxpr's text: a, b, c...
+    for v in jaxpr.invars:
+        module.namer.bind(v)
+    for eqn in jaxpr.eqns:
+        for v in eqn.outvars:
+            module.namer.bind(v)
     entry = module.function(jaxpr, _py_name(name) or "kernel", entry=True, table=table)
     return module.finish(entry)
 
