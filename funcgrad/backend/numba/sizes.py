@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from funcgrad.core import ShapedArray
-from funcgrad.ir import Eqn, Jaxpr, Literal, Var
+from funcgrad.ir import Eqn, Jaxpr, Var
 
 
 class Dim(int):
@@ -265,7 +265,3 @@ def symbolize(jaxpr: Jaxpr) -> tuple[Jaxpr, Sizes]:
         eqns.append(Eqn(eqn.primitive, ins, eqn.params, outs))
     outvars = [read(x) for x in jaxpr.outvars]
     return Jaxpr(list(jaxpr.constvars), invars, eqns, outvars), sizes
-
-
-def is_literal(x: Any) -> bool:
-    return type(x) is Literal
