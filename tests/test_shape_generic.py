@@ -274,3 +274,21 @@ def test_scan_over_a_new_sequence_length_reuses_the_kernel(njit_calls):
             want.append(c * 2.0)
         np.testing.assert_allclose(carry, c, rtol=1e-14)
         np.testing.assert_allclose(ys, np.array(want), rtol=1e-14)
+
+
+def test_caller_allocated_buffers_key_the_kernel(njit_calls):
+    """Results of 4 MiB and more are allocated by the caller from the source's buffer
+    shapes: two such sizes must not share a kernel (and each must be right)."""
+    small = [np.linspace(0, 1, n, dtype=np.float32) for n in (1000, 3000)]
+    large = [np.linspace(0, 1, n, dtype=np.float32) for n in (1 << 21, 3 << 20)]
+
+    def f(x):
+        return x * 2.5 + 1.0
+
+    got = _kernels(f, [(x,) for x in small + large])
+    ids = [id(k) for _, k in got]
+    assert ids[0] == ids[1] and len({ids[0], ids[2], ids[3]}) == 3
+    assert any("allocated by the caller" in r for r in got[2][0].specialized_on)
+    assert got[0][0].specialized_on == []
+    for (_, kernel), x in zip(got, small + large, strict=True):
+        np.testing.assert_allclose(kernel(x), x * np.float32(2.5) + np.float32(1.0), rtol=1e-6)
