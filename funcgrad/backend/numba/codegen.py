@@ -218,11 +218,11 @@ def literal(val: Any, dtype: np.dtype) -> str:
             text = "np.inf" if f > 0 else "-np.inf"
         else:
             text = repr(f)
-        return f"np.{dtype.name}({text})"
+        return f"np.{sizes.dtype_name(dtype)}({text})"
     if dtype.kind in "iu":
-        return f"np.{dtype.name}({int(val)})"
+        return f"np.{sizes.dtype_name(dtype)}({int(val)})"
     if dtype.kind == "c":
-        return f"np.{dtype.name}({complex(val)!r})"
+        return f"np.{sizes.dtype_name(dtype)}({complex(val)!r})"
     raise LoweringError(f"numba backend: no literal of dtype {dtype}")
 
 
@@ -249,7 +249,7 @@ def dtype_expr(dtype: np.dtype) -> str:
             f"numba backend: dtype {dtype.name} is not supported in kernels; convert to "
             "float32/float64 or an integer type first"
         )
-    return f"np.{dtype.name}"
+    return f"np.{sizes.dtype_name(dtype)}"
 
 
 def shape_expr(shape: tuple[int, ...]) -> str:
@@ -459,7 +459,7 @@ class _FunctionBuilder:
         with self.indent():
             # The parameters' types (dtype, rank: what numba's signature holds) are part of
             # the text that keys the kernel.
-            binders = " ".join(self.module.namer.binder(v) for v in jaxpr.invars)
+            binders = " ".join(_binder(self.module.namer, v) for v in jaxpr.invars)
             self.emit(f"# ({binders or 'no parameters'})")
             for sym, k, axis in self.table.symbols:
                 self.emit(f"{sym} = {params[k]}.shape[{axis}]")
@@ -660,6 +660,10 @@ class OpaqueCtx:
     lit = staticmethod(literal)
 
 
+def _binder(namer: Namer, v: Var) -> str:
+    return f"{namer.bind(v)}:{sizes.aval_text(v.aval)}"
+
+
 def eqn_comment(eqn: Eqn, namer: Namer, table: sizes.Sizes | None = None) -> str:
     """``c:f32[N0] = mul b 2.0:f32[]``, with sub-jaxprs elided; sizes (also literals and
     shape params equal to one) written as the code computes them."""
@@ -668,7 +672,7 @@ def eqn_comment(eqn: Eqn, namer: Namer, table: sizes.Sizes | None = None) -> str
         if table is not None and type(x) is Literal:
             form = table.comment_literal(x.val, x.aval.dtype)
             if form is not None:
-                return f"{form}:{x.aval.str_short()}"
+                return f"{form}:{sizes.aval_text(x.aval)}"
         return namer.atom(x)
 
     ins = " ".join(atom(x) for x in eqn.inputs)
@@ -687,7 +691,7 @@ def eqn_comment(eqn: Eqn, namer: Namer, table: sizes.Sizes | None = None) -> str
             text = repr(v)
         items.append(f"{k}={text}")
     params = "[" + " ".join(items) + "]" if items else ""
-    outs = " ".join(namer.binder(v) for v in eqn.outvars)
+    outs = " ".join(_binder(namer, v) for v in eqn.outvars)
     return f"{outs} = {eqn.primitive.name}{params} {ins}".rstrip()
 
 

@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from funcgrad.backend.numba.sizes import dtype_name
+
 SUPPORTED_DTYPES = frozenset(
     [
         "bool",
@@ -48,7 +50,7 @@ def cast(expr: str, dtype: np.dtype) -> str:
     """``expr`` converted to ``dtype`` (nonzero -> True for bool, NumPy's astype)."""
     if dtype.kind == "b":
         return f"({expr} != 0)"
-    return f"np.{dtype.name}({expr})"
+    return f"np.{dtype_name(dtype)}({expr})"
 
 
 def _int_fix(ctx: Any, expr: str) -> str:
@@ -313,7 +315,7 @@ def _convert(ctx, x):
         x = f"{x}.real"
     if dst.kind == "b":
         return f"({x} != 0)"
-    return f"np.{dst.name}({x})"
+    return f"np.{dtype_name(dst)}({x})"
 
 
 @_rule("select_n", atomic=True)
