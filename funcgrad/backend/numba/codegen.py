@@ -244,7 +244,7 @@ def dtype_expr(dtype: np.dtype) -> str:
     dtype = np.dtype(dtype)
     if dtype.kind == "b":
         return "np.bool_"
-    if dtype.name not in lowering.SUPPORTED_DTYPES:
+    if sizes.dtype_name(dtype) not in lowering.SUPPORTED_DTYPES:
         raise LoweringError(
             f"numba backend: dtype {dtype.name} is not supported in kernels; convert to "
             "float32/float64 or an integer type first"
@@ -669,11 +669,13 @@ def eqn_comment(eqn: Eqn, namer: Namer, table: sizes.Sizes | None = None) -> str
     shape params equal to one) written as the code computes them."""
 
     def atom(x: Any) -> str:
-        if table is not None and type(x) is Literal:
-            form = table.comment_literal(x.val, x.aval.dtype)
-            if form is not None:
-                return f"{form}:{sizes.aval_text(x.aval)}"
-        return namer.atom(x)
+        if type(x) is not Literal:
+            return namer.bind(x)
+        form = table.comment_literal(x.val, x.aval.dtype) if table is not None else None
+        if form is None:
+            val = np.asarray(x.val)[()]
+            form = str(bool(val)) if val.dtype.kind == "b" else str(val)
+        return f"{form}:{sizes.aval_text(x.aval)}"
 
     ins = " ".join(atom(x) for x in eqn.inputs)
     items = []
