@@ -596,7 +596,7 @@ def test_long_scan_compiles_once_into_a_loop():
     long_text = jf.lower(h, xs).as_text()
     # The source does not grow with the trip count: one loop calling one body function.
     assert len(long_text.splitlines()) == len(short.splitlines())
-    assert "range(2000)" in long_text
+    assert long_text == short  # shape-generic: the trip count is read from xs' shape
     t0 = time.perf_counter()
     out = jf(h, xs)
     first = time.perf_counter() - t0

@@ -282,8 +282,9 @@ def test_elementwise_chain_is_one_loop_without_temporaries():
     plan = lowered.plan
     assert len(plan.loop_nests) == 1 and len(plan.steps) == 1
     assert plan.temporaries == []
-    # One loop over all 64 elements (the 8x8 axes collapse).
-    assert "range(64):" in lowered.as_text()
+    # One loop over all 64 elements (the 8x8 axes collapse), its size read from the input.
+    text = lowered.as_text()
+    assert "range((N0 * N0)):" in text and "range(N0)" not in text
 
 
 def test_reduction_fuses_with_producers():
@@ -302,7 +303,7 @@ def test_views_are_read_in_place():
 
 def test_source_is_readable():
     text = fg.jit(lambda x: fnp.sin(x) * 2.0).lower(np.ones(3, np.float32)).as_text()
-    assert "def " in text and "# b:f32[3] = sin a" in text
+    assert "def " in text and "# b:f32[N0] = sin a" in text and "N0 = a.shape[0]" in text
     assert "np.float32(2.0)" in text  # typed literal: float32 stays float32
 
 
@@ -594,3 +595,71 @@ def test_sin_range_check_of_a_computed_argument_runs_before_the_nest():
         for v in (x, y):
             want = np.sin(3 * v) * 2 + np.cos(np.exp(v))
             np.testing.assert_allclose(f(v), want, rtol=1e-5, atol=2e-5)
+
+
+# ----------------------------------------------------------------------------------------
+# Regressions: long chains, exact integer division
+
+
+@pytest.mark.parametrize("n", [200, 1000])
+def test_long_elementwise_chain_compiles(n):
+    """A chain of n fused adds is one nest; the inlined expression is cut into locals
+    (Python's parser refuses ~200 nested parentheses)."""
+
+    def f(x):
+        for _ in range(n):
+            x = x + 1.0
+        return x
+
+    x = np.linspace(-1.0, 1.0, 7)
+    expected = x.copy()
+    for _ in range(n):
+        expected = expected + 1.0
+    np.testing.assert_array_equal(fg.jit(f)(x), expected)
+
+
+_INT_DTYPES = ["int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"]
+
+
+def _int_grid(dtype: str) -> tuple[np.ndarray, np.ndarray]:
+    """Every pair of the dtype's extremes, small values of both signs and zero."""
+    info = np.iinfo(dtype)
+    vals = {info.min, info.min + 1, -7, -3, -1, 0, 1, 2, 3, 7, info.max - 1, info.max}
+    vals = np.array(sorted(v for v in vals if info.min <= v <= info.max), dtype)
+    a, b = np.meshgrid(vals, vals)
+    return a.ravel(), b.ravel()
+
+
+@pytest.mark.parametrize("dtype", _INT_DTYPES)
+def test_integer_floor_division_and_remainder_are_exact(dtype):
+    """``//`` and ``%`` stay in integers (uint64/int64 extremes exact), with NumPy's
+    semantics for negative operands and 0 for division by zero."""
+    import warnings
+
+    a, b = _int_grid(dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # NumPy warns on // 0 and overflow
+        expected = [a // b, a % b]
+    for f, want in zip([lambda a, b: a // b, lambda a, b: a % b], expected, strict=True):
+        got = fg.jit(f)(a, b)
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)
+
+
+def test_lax_integer_div_and_rem_truncate_toward_zero():
+    """lax.div/rem on integers: C semantics (truncation, sign of x), 0 for a zero divisor;
+    the reference is Python's exact integer arithmetic."""
+    a, b = _int_grid("int64")
+    got_q = fg.jit(lambda a, b: fg.lax.div(a, b))(a, b)
+    got_r = fg.jit(lambda a, b: fg.lax.rem(a, b))(a, b)
+    for x, y, q, r in zip(a.tolist(), b.tolist(), got_q.tolist(), got_r.tolist(), strict=True):
+        if y == 0:
+            want_q = want_r = 0
+        else:
+            want_q = abs(x) // abs(y) * (1 if (x < 0) == (y < 0) else -1)
+            want_r = x - want_q * y
+        want_q = (want_q + 2**63) % 2**64 - 2**63  # INT_MIN / -1 wraps
+        assert (q, r) == (want_q, want_r), (x, y)
+    u = np.array([2**64 - 1], np.uint64)
+    seven = np.array([7], np.uint64)
+    assert fg.jit(lambda a, b: a // b)(u, seven)[0] == 2635249153387078802

@@ -7,6 +7,7 @@ Modules, in pipeline order:
 
 - ``funcgrad/backend/passes.py``: inline nested calls (``jit``, ``checkpoint``,
   ``custom_jvp_call``, ``custom_vjp_call``), CSE, fold ``transpose(dot_general)``, DCE.
+- ``sizes.py``: sizes as expressions of the inputs' shapes (shape-generic kernels).
 - ``plan.py``: fusion into loop nests (elementwise + reductions), views (index maps of
   broadcast/transpose/slice/rev/unit reshapes), opaque steps.
 - ``codegen.py``: one Python function per jaxpr, comment per equation, axis collapsing,
@@ -20,9 +21,11 @@ Modules, in pipeline order:
 
 Decisions (each explained where it is implemented):
 
-- Kernels take C-contiguous, native-byte-order arrays with the exact traced dtypes and
-  shapes baked in as constants; the caller converts anything else (``jit._kernel_arg``),
-  and numba's dispatcher is frozen after the one explicit-signature compile.
+- Kernels take C-contiguous, native-byte-order arrays with the exact traced dtypes; the
+  caller converts anything else (``jit._kernel_arg``), and numba's dispatcher is frozen
+  after the one explicit-signature compile. Sizes are read from the inputs' shapes
+  (``sizes.py``), so signatures that differ only in sizes regenerate the same source and
+  share the kernel; ``Lowering.specialized_on`` lists the decisions taken on sizes.
 - Results are fresh arrays: an output that is an input (or another output) is copied.
 - Arrays of 4 MiB and more (results and temporaries of the entry function) are parameters
   of the kernel, allocated by the caller from a pool that recycles blocks no live array
@@ -76,6 +79,13 @@ class Lowering:
     @property
     def plan(self) -> Any:
         return self.source.plan
+
+    @property
+    def specialized_on(self) -> list[str]:
+        """Why this kernel depends on sizes beyond ranks and dtypes (BLAS cut-over,
+        caller-allocated buffers, threads), for the compile log; empty: any sizes on the
+        same side of every decision share it."""
+        return self.source.specialized_on
 
     def as_text(self) -> str:
         return self.source.text

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from funcgrad.backend.numba.lowering import opaque
+from funcgrad.backend.numba.sizes import prod
 from funcgrad.ir import Literal
 
 
@@ -99,6 +100,11 @@ def _scan(ctx, *operands, jaxpr, length, reverse, linear, unroll, num_consts, nu
     x_avals = ctx.in_avals[num_consts + num_carry :]
     y_outs = ctx.outs[num_carry:]
     y_avals = ctx.out_avals[num_carry:]
+    # The trip count as the stacked operands' leading size: read from their shapes when
+    # it is one of the kernel's size symbols (a new sequence length reuses the kernel).
+    stacked = [a.shape[0] for a in [*x_avals, *y_avals] if a.ndim]
+    if stacked and stacked[0] == length:
+        length = stacked[0]
     for y, a in zip(y_outs, y_avals, strict=True):
         ctx.empty(y, a.shape, a.dtype)
     if length == 0 or not jaxpr.jaxpr.outvars:
@@ -113,7 +119,7 @@ def _scan(ctx, *operands, jaxpr, length, reverse, linear, unroll, num_consts, nu
     for y, a in zip(y_outs, y_avals, strict=True):
         if a.ndim > 1:
             flat[y] = ctx.fresh(y + "_r")
-            ctx.emit(f"{flat[y]} = {y}.reshape(({length}, {a.size // length}))")
+            ctx.emit(f"{flat[y]} = {y}.reshape(({length}, {prod(a.shape[1:])}))")
     step = ctx.fresh("step")
     ctx.emit(f"for {step} in range({length}):")
     with ctx.indent():
@@ -133,7 +139,7 @@ def _scan(ctx, *operands, jaxpr, length, reverse, linear, unroll, num_consts, nu
                 continue
             # A copy loop, not ``out[i] = y``: numba's array assignment through a partial
             # index compiles for seconds on first use (broadcasting, error paths).
-            size = a.size // length
+            size = prod(a.shape[1:])
             yf, j = ctx.fresh("yf"), ctx.fresh("j")
             ctx.emit(f"{yf} = {y}.reshape(({size},))")
             ctx.emit(f"for {j} in range({size}):")

@@ -20,11 +20,12 @@ stays float32, and literals are typed (``np.float32(2.0)``).
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+
+from funcgrad.backend.numba.sizes import dtype_name
 
 SUPPORTED_DTYPES = frozenset(
     [
@@ -49,7 +50,7 @@ def cast(expr: str, dtype: np.dtype) -> str:
     """``expr`` converted to ``dtype`` (nonzero -> True for bool, NumPy's astype)."""
     if dtype.kind == "b":
         return f"({expr} != 0)"
-    return f"np.{dtype.name}({expr})"
+    return f"np.{dtype_name(dtype)}({expr})"
 
 
 def _int_fix(ctx: Any, expr: str) -> str:
@@ -261,18 +262,35 @@ def _integer_pow(ctx, x):
     return f"({_one(ctx)} / {p})" if y < 0 else _int_fix(ctx, p)
 
 
-@_rule("div")
+@_rule("div", atomic=True)
 def _div(ctx, x, y):
-    if ctx.out_aval.dtype.kind in "iu":
-        return _int_fix(ctx, f"{ctx.helper('fg_idiv')}({x}, {y})")
-    return f"({x} / {y})"
+    """Integer ``div`` truncates toward zero and gives 0 for ``x / 0`` (lax.div), computed
+    in integers: Python's floor ``//`` plus one where the quotient is negative and inexact.
+    ``y == -1`` is a negation (``INT_MIN // -1`` traps in hardware; negation wraps)."""
+    dt = ctx.out_aval.dtype
+    if dt.kind not in "iu":
+        return f"({x} / {y})"
+    zero = ctx.lit(0)
+    if dt.kind == "u":
+        return _int_fix(ctx, f"({zero} if {y} == 0 else {x} // {y})")
+    inexact = f"(({x} % {y} != 0) and (({x} < 0) != ({y} < 0)))"
+    q = f"({x} // {y} + {inexact})"
+    return _int_fix(ctx, f"({zero} if {y} == 0 else ((-{x}) if {y} == -1 else {q}))")
 
 
-@_rule("rem")
+@_rule("rem", atomic=True)
 def _rem(ctx, x, y):
-    if ctx.out_aval.dtype.kind in "iu":
-        return _int_fix(ctx, f"{ctx.helper('fg_irem')}({x}, {y})")
-    return f"np.fmod({x}, {y})"
+    """Integer ``rem`` has the sign of ``x`` (C's ``%``) and gives 0 for ``x % 0``: Python's
+    floor ``%`` minus ``y`` where the signs differ; in integers (exact for 64 bits)."""
+    dt = ctx.out_aval.dtype
+    if dt.kind not in "iu":
+        return f"np.fmod({x}, {y})"
+    zero = ctx.lit(0)
+    if dt.kind == "u":
+        return _int_fix(ctx, f"({zero} if {y} == 0 else {x} % {y})")
+    r = f"({x} % {y})"
+    fix = f"({r} - {y} if ({r} != 0 and ({r} < 0) != ({x} < 0)) else {r})"
+    return _int_fix(ctx, f"({zero} if ({y} == 0 or {y} == -1) else {fix})")
 
 
 @_rule("max", atomic=True)
@@ -297,7 +315,7 @@ def _convert(ctx, x):
         x = f"{x}.real"
     if dst.kind == "b":
         return f"({x} != 0)"
-    return f"np.{dst.name}({x})"
+    return f"np.{dtype_name(dst)}({x})"
 
 
 @_rule("select_n", atomic=True)
@@ -316,14 +334,11 @@ def _bits(ctx: Any) -> int:
     return ctx.out_aval.dtype.itemsize * 8
 
 
-_INT_LITERAL = re.compile(r"np\.u?int(?:8|16|32|64)\((-?\d+)\)")
-
-
 def _shift_in_range(ctx: Any, y: str) -> bool:
     """Whether the shift amount is a literal in ``[0, bits)``: then the plain operator is
     exact and vectorizes (the helpers branch on out-of-range amounts)."""
-    m = _INT_LITERAL.fullmatch(y)
-    return m is not None and 0 <= int(m.group(1)) < _bits(ctx)
+    val = ctx.literals[1]
+    return val is not None and 0 <= int(val) < _bits(ctx)
 
 
 @_rule("shift_left")
