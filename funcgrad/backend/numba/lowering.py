@@ -525,7 +525,7 @@ def opaque(name: str, returns_view: bool = False) -> Callable[[Callable], Callab
 
 def lowering_kind(name: str) -> str | None:
     """How primitive ``name`` is lowered: elementwise, view, reduction, opaque, inlined."""
-    from funcgrad.backend.passes import CALL_PRIMITIVES
+    from funcgrad.ir import CALL_PRIMITIVES
 
     if name in CALL_PRIMITIVES:
         return "inlined"

@@ -181,7 +181,7 @@ class Sizes:
             for j in range(i + 2, len(out) + 1):
                 run = out[i:j]
                 if all(isinstance(d, Dim) for d in run):
-                    self._note(prod(run))
+                    self._note(prod(run))  # type: ignore[arg-type]  # a product of Dims is a Dim
         return tuple(out)
 
     def result_shape(self, shape: tuple[int, ...], operands: list[tuple]) -> tuple:
