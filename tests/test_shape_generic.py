@@ -217,6 +217,25 @@ def test_reductions_and_means_compile_once(njit_calls):
         np.testing.assert_allclose(rsum, x[::-1, 1:].sum(1), rtol=1e-13)
 
 
+def _dense_mean(w, x):
+    return fnp.mean(fnp.tanh(x @ w) ** 2) * 1.0625
+
+
+def test_mean_over_sizes_of_two_inputs_compiles_once(njit_calls):
+    """The divisor of a mean over batch x features (a product of two inputs' sizes)."""
+    rng = np.random.default_rng(4)
+    w = rng.standard_normal((3, 4)).astype(np.float32)
+    arg_sets = [(w, rng.standard_normal((n, 3)).astype(np.float32)) for n in (32, 17, 5)]
+    got = _kernels(_dense_mean, arg_sets[:1])
+    first = len(njit_calls)
+    got += _kernels(_dense_mean, arg_sets[1:])
+    assert first >= 1 and len(njit_calls) == first
+    assert len({id(k) for _, k in got}) == 1
+    for (_, kernel), (w_, x) in zip(got, arg_sets, strict=True):
+        want = np.mean(np.tanh(x @ w_) ** 2) * 1.0625
+        np.testing.assert_allclose(kernel(w_, x), want, rtol=1e-5)
+
+
 # ----------------------------------------------------------------------------------------
 # The size renderer
 

@@ -213,11 +213,23 @@ class Executable:
     the jaxpr on NumPy, with the same calling convention; see ``tiers.py``).
     """
 
-    __slots__ = ("lowering", "kernel", "program", "call", "n_out", "in_avals", "__weakref__")
+    __slots__ = (
+        "lowering",
+        "kernel",
+        "program",
+        "call",
+        "n_out",
+        "in_avals",
+        "reused",
+        "__weakref__",
+    )
 
-    def __init__(self, lowering: Any, kernel: Any) -> None:
+    def __init__(self, lowering: Any, kernel: Any, reused: bool = False) -> None:
         self.lowering = lowering
         self.kernel = kernel
+        #: The kernel was already in memory for this source (another signature's: a
+        #: shape-generic kernel), so nothing compiled or loaded for this one.
+        self.reused = reused
         self.program = None
         consts = lowering.consts = _normalized_consts(lowering.consts)
         fn = kernel.fn
@@ -230,6 +242,7 @@ class Executable:
         """The interpreter tier of ``closed`` (constant-free), before any source exists."""
         self = cls.__new__(cls)
         self.lowering = self.kernel = None
+        self.reused = False
         self.program = self.call = tiers.program_for(closed, name)
         self.n_out = len(closed.jaxpr.outvars)
         self.in_avals = closed.in_avals
@@ -319,15 +332,16 @@ def _tiered(
     if mode == "sync":
         lowering = lowering if lowering is not None else _lower(closed, name)
         kernel = tiers.kernel_for(lowering.source.text)
+        reused = kernel is not None
         if kernel is None:
             kernel = lowering.compile()
             tiers.remember(lowering.source.text, kernel)
-        install(Executable(lowering, kernel))
+        install(Executable(lowering, kernel, reused))
         return
     if lowering is not None:
         kernel = tiers.kernel_for(lowering.source.text)
         if kernel is not None:
-            install(Executable(lowering, kernel))
+            install(Executable(lowering, kernel, reused=True))
             return
     interp = Executable.interpreted(closed, name)
     install(interp)
@@ -1016,8 +1030,22 @@ def _ensure_handler() -> None:
 def _log_compile(name: str, reason: str, trace_s: float, exe: Executable) -> None:
     _ensure_handler()
     k = exe.kernel
-    how = "loaded from the disk cache" if k.from_disk else "compiled by numba"
     plan = exe.lowering.plan
+    if exe.reused:
+        specialized = "; ".join(exe.lowering.specialized_on) or "nothing size-dependent"
+        log.info(
+            "jit(%s): kernel %s reused (%s): the kernel in memory for this source fits "
+            "(shape-generic; specialized on: %s); trace %.1f ms, generate %.1f ms [%s]",
+            name,
+            k.key[:12],
+            reason,
+            specialized,
+            trace_s * 1e3,
+            exe.lowering.generate_s * 1e3,
+            plan.summary(),
+        )
+        return
+    how = "loaded from the disk cache" if k.from_disk else "compiled by numba"
     log.info(
         "jit(%s): kernel %s (%s); trace %.1f ms, generate %.1f ms, %s %.1f ms [%s]",
         name,

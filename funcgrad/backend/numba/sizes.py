@@ -163,6 +163,15 @@ class Sizes:
         self.by_value.setdefault(int(d), d)
         return d
 
+    def _note_products(self, d: Dim) -> None:
+        """Products of a new symbol with one or two earlier ones: the element counts that
+        reductions over several inputs' axes divide by (a mean over batch x features)."""
+        base = [b for b in self.by_value.values() if b.expr.isidentifier() and b is not d]
+        for i, a in enumerate(base):
+            self._note(prod([a, d]))  # type: ignore[arg-type]
+            for b in base[i + 1 :]:
+                self._note(prod([a, b, d]))  # type: ignore[arg-type]
+
     def input_shape(self, k: int, shape: tuple[int, ...]) -> tuple:
         out: list[Any] = []
         for axis, n in enumerate(shape):
@@ -171,10 +180,14 @@ class Sizes:
                 out.append(n)
                 continue
             d = self.by_value.get(n)
-            if d is None:
+            if d is None or not d.expr.isidentifier():
+                # An input axis is named by a symbol of its own, never by a product of
+                # others that happens to be equal (another batch size would not be).
                 name = f"N{len(self.symbols)}"
                 self.symbols.append((name, k, axis))
-                d = self._note(Dim(n, name))
+                d = Dim(n, name)
+                self.by_value[n] = d
+                self._note_products(d)
             out.append(d)
         # Products of adjacent input axes (a flatten of batch and features).
         for i in range(len(out)):
