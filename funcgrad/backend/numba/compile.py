@@ -11,8 +11,10 @@
   (numba rebuilds a cached kernel's environment by module name) and removed again if the
   compile does not complete; the entry function's dispatcher gets a verified cache object
   in place of numba's stock file cache. A second process with the same program compiles nothing.
-- The key is the SHA-256 of the generated source (which embeds the jaxpr text and every
-  shape and dtype) plus the funcgrad, numba and Python versions and the helper sources.
+- The key is the SHA-256 of the generated source (which embeds the jaxpr text, the dtypes
+  and ranks, and the size-dependent plan decisions, but not the sizes themselves: kernels
+  are shape-generic, see ``sizes.py``) plus the funcgrad, numba and Python versions and the
+  helper sources.
 
 ``FUNCGRAD_CACHE_DIR`` picks the folder (default: ``$XDG_CACHE_HOME/funcgrad/kernels`` or
 ``~/.cache/funcgrad/kernels``) and ``FUNCGRAD_CACHE_MAX_MB`` its size;
