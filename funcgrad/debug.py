@@ -36,7 +36,7 @@ debug_callback_p = Primitive("debug_callback", multiple_results=True)
 effectful_primitives.add("debug_callback")
 
 _ids = itertools.count(1)
-#: Live callbacks by id: kernels call them by number (see ``_invoke``).
+#: Live callbacks by id: kernels call them by number (see ``invoke_callback``).
 _REGISTRY: weakref.WeakValueDictionary[int, _Callback] = weakref.WeakValueDictionary()
 
 
@@ -72,7 +72,7 @@ class _PerExample(_Callback):
             self.inner(*[a[i] if b else a for a, b in zip(arrays, self.batched, strict=True)])
 
 
-def _invoke(cb_id: int, arrays: tuple) -> None:
+def invoke_callback(cb_id: int, arrays: tuple) -> None:
     """Called by compiled kernels (from object mode) with a callback's number."""
     fn = _REGISTRY.get(int(cb_id))
     if fn is None:  # the program that owned it is gone; nothing to call

@@ -477,7 +477,7 @@ def load_params(path: str | os.PathLike, like: Any = None) -> Any:
     else a ``ValueError`` names the first key path that differs."""
     tree = load_file(path, "load_params", _sniff_and_load)
     if like is not None:
-        problem = _first_difference(like, tree, ())
+        problem = first_difference(like, tree, ())
         if problem is not None:
             where, what = problem
             raise ValueError(
@@ -495,7 +495,7 @@ def _describe(x: Any) -> str:
     return type(x).__name__
 
 
-def _first_difference(like: Any, got: Any, path: tuple) -> tuple[tuple, str] | None:
+def first_difference(like: Any, got: Any, path: tuple) -> tuple[tuple, str] | None:
     """Where and how ``got`` differs from the template ``like`` (None if it matches)."""
     if like is None or got is None:
         if (like is None) != (got is None):
@@ -511,7 +511,7 @@ def _first_difference(like: Any, got: Any, path: tuple) -> tuple[tuple, str] | N
             if k not in like:
                 return path + (("key", k),), "in the file but not in the template"
         for k in like:
-            d = _first_difference(like[k], got[k], path + (("key", k),))
+            d = first_difference(like[k], got[k], path + (("key", k),))
             if d:
                 return d
         return None
@@ -519,7 +519,7 @@ def _first_difference(like: Any, got: Any, path: tuple) -> tuple[tuple, str] | N
         if not _is_namedtuple(got) or got._fields != like._fields:
             return path, f"the file has {type(got).__name__}, the template {type(like).__name__}"
         for f in like._fields:
-            d = _first_difference(getattr(like, f), getattr(got, f), path + (("field", f),))
+            d = first_difference(getattr(like, f), getattr(got, f), path + (("field", f),))
             if d:
                 return d
         return None
@@ -532,7 +532,7 @@ def _first_difference(like: Any, got: Any, path: tuple) -> tuple[tuple, str] | N
         if len(got) != len(like):
             return path, f"the file has {len(got)} items, the template {len(like)}"
         for i, (a, b) in enumerate(zip(like, got, strict=True)):
-            d = _first_difference(a, b, path + (("key", i),))
+            d = first_difference(a, b, path + (("key", i),))
             if d:
                 return d
         return None

@@ -448,7 +448,7 @@ class _Checkpointer:
 
     def restore(self, params: Any, opt_state: Any) -> dict | None:
         """The newest checkpoint that loads and fits ``params``/``opt_state`` (None if none)."""
-        from funcgrad.serialization import _first_difference, keystr, load_params
+        from funcgrad.serialization import first_difference, keystr, load_params
 
         for epoch, path in reversed(self._files()):
             try:
@@ -457,7 +457,7 @@ class _Checkpointer:
                 warnings.warn(f"fit: skipping the unreadable checkpoint {path}: {e}", stacklevel=3)
                 continue
             for name, like in (("params", params), ("opt_state", opt_state)):
-                diff = _first_difference(like, tree.get(name), ())
+                diff = first_difference(like, tree.get(name), ())
                 if diff is not None:
                     raise ValueError(
                         f"fit: the checkpoint {path} does not fit this model: its {name} differ "

@@ -198,7 +198,7 @@ class _Generalizer:
         )
 
 
-def _instantiate(obj: Any, env: dict[str, int]) -> Any:
+def instantiate(obj: Any, env: dict[str, int]) -> Any:
     """The JSON with its ``$dim``/``$f`` markers replaced by numbers for the sizes ``env``."""
     if isinstance(obj, dict):
         if "$dim" in obj:
@@ -214,9 +214,9 @@ def _instantiate(obj: Any, env: dict[str, int]) -> Any:
                 coefs[t[0]] = float(t[1])
             sym = SymbolicFloat(coefs, float(const), bool(obj.get("inv")))
             return sym if any(isinstance(v, Dim) for v in env.values()) else sym.evaluate(env)
-        return {k: _instantiate(v, env) for k, v in obj.items()}
+        return {k: instantiate(v, env) for k, v in obj.items()}
     if isinstance(obj, list):
-        return [_instantiate(v, env) for v in obj]
+        return [instantiate(v, env) for v in obj]
     return obj
 
 
@@ -344,7 +344,7 @@ class Exported:
             if hit is not None:
                 self._concrete.move_to_end(key)
                 return hit
-        closed = _decode_checked(_instantiate(self._json, env), self._arrays, self.fun_name)
+        closed = _decode_checked(instantiate(self._json, env), self._arrays, self.fun_name)
         entry = [closed, None]
         with self._lock:
             entry = self._concrete.setdefault(key, entry)

@@ -582,11 +582,11 @@ def to_onnx(
             exp = export(fun)(*example_args)
     env = {s: Dim.symbol(s) for s in exp.symbols}
     from funcgrad.export._codec import decode_value
-    from funcgrad.export._exported import _instantiate
+    from funcgrad.export._exported import instantiate
 
     arrays = exp._arrays
     with symbolic_decoding():
-        closed = decode_value(_instantiate(exp._json, env), lambda i: arrays[i])
+        closed = decode_value(instantiate(exp._json, env), lambda i: arrays[i])
     assert isinstance(closed, ClosedJaxpr)
     b = _Builder(onnx)
     helper = onnx.helper

@@ -1019,7 +1019,7 @@ def jit(
     return JitFunction(fun, static_argnums, static_argnames, compile)
 
 
-def _ensure_handler() -> None:
+def ensure_log_handler() -> None:
     if not log.handlers and not logging.getLogger().handlers:
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("funcgrad: %(message)s"))
@@ -1028,7 +1028,7 @@ def _ensure_handler() -> None:
 
 
 def _log_compile(name: str, reason: str, trace_s: float, exe: Executable) -> None:
-    _ensure_handler()
+    ensure_log_handler()
     k = exe.kernel
     plan = exe.lowering.plan
     if exe.reused:

@@ -453,9 +453,9 @@ def warn_failure(name: str, error: BaseException) -> None:
 
 def log_switch(name: str, event: str, seconds: float = 0.0) -> None:
     """``FUNCGRAD_LOG_COMPILES=1`` lines for tier changes."""
-    from funcgrad.interpreters.jit import _ensure_handler
+    from funcgrad.interpreters.jit import ensure_log_handler
 
-    _ensure_handler()
+    ensure_log_handler()
     if event == "interpreting":
         log.info("jit(%s): running on the interpreter while the kernel compiles", name)
     elif event == "ready":

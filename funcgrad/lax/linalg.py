@@ -32,6 +32,7 @@ import numpy as np
 from funcgrad import lax
 from funcgrad.core import Primitive, ShapedArray, get_aval
 from funcgrad.interpreters import ad, batching
+from funcgrad.lax.sort import take_along_axis
 
 _FLOATS = "fc"
 
@@ -415,7 +416,9 @@ def _lu_abstract_eval(x):
     ]
 
 
-def _pivots_to_permutation(piv: np.ndarray, m: int) -> np.ndarray:
+def lu_pivots_to_permutation(piv: np.ndarray, m: int) -> np.ndarray:
+    """The row permutation of size ``m`` that LAPACK's sequential row swaps ``piv`` apply
+    (JAX's name; here on concrete NumPy pivots, one matrix)."""
     perm = np.arange(m, dtype=np.int32)
     for i, p in enumerate(piv):
         perm[i], perm[p] = perm[p], perm[i]
@@ -434,7 +437,7 @@ def _lu_one(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         warnings.simplefilter("ignore")  # singular: LU exists, zero pivots say so
         lu_, piv = scipy.linalg.lu_factor(a, check_finite=False)
     piv = piv.astype(np.int32)
-    return lu_.astype(a.dtype), piv, _pivots_to_permutation(piv, m)
+    return lu_.astype(a.dtype), piv, lu_pivots_to_permutation(piv, m)
 
 
 @lu_p.def_impl
@@ -456,7 +459,7 @@ def _lu_jvp(primals, tangents):
     dtype = aval.dtype
     nd = aval.ndim
     batch = aval.shape[:-2]
-    x = _take_rows(a_dot, perm)
+    x = take_rows(a_dot, perm)
     zero = np.zeros((), dtype)[()]
     l_part = lax.slice_in_dim(lu_, 0, k, axis=nd - 1)
     lo = lax.pad(_tri(l_part, -1, True), zero, [(0, 0, 0)] * (nd - 1) + [(0, m - k, 0)])
@@ -474,14 +477,12 @@ def _lu_jvp(primals, tangents):
     return [lu_, pivots, perm], [lax.add(l_dot, u_dot), *zeros]
 
 
-def _take_rows(x: Any, perm: Any) -> Any:
+def take_rows(x: Any, perm: Any) -> Any:
     """``x[..., perm, :]`` with ``perm`` of shape ``(..., m)`` (one gather)."""
-    from funcgrad.lax.sort import _take_along_axis
-
     aval = get_aval(x)
     nd = aval.ndim
     idx = lax.broadcast_in_dim(perm, aval.shape, tuple(range(nd - 1)))
-    return _take_along_axis(x, idx, nd - 2)
+    return take_along_axis(x, idx, nd - 2)
 
 
 ad.primitive_jvps[lu_p] = _lu_jvp

@@ -106,7 +106,7 @@ def _sort_impl(*operands, dimension, is_stable, num_keys):
     return [np.take_along_axis(x, perm, axis=dimension) for x in arrays]
 
 
-def _take_along_axis(x: Any, indices: Any, axis: int) -> Any:
+def take_along_axis(x: Any, indices: Any, axis: int) -> Any:
     """``out[..., i, ...] = x[..., indices[..., i, ...], ...]`` along ``axis``: one gather
     whose other axes are batching dims shared by operand and indices (as JAX)."""
     shape = get_aval(x).shape
@@ -133,7 +133,7 @@ def _sort_jvp(primals, tangents, *, dimension, is_stable, num_keys):
         *primals, iota, dimension=dimension, is_stable=is_stable, num_keys=num_keys
     )
     tangents_out = [
-        t if type(t) is ad.Zero else _take_along_axis(t, perm, dimension) for t in tangents
+        t if type(t) is ad.Zero else take_along_axis(t, perm, dimension) for t in tangents
     ]
     return outs, tangents_out
 

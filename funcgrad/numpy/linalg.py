@@ -235,9 +235,9 @@ def cholesky(a: Any, /, *, upper: bool = False) -> Any:
 
 def _lu_solve(lu_: Any, perm: Any, b: Any) -> Any:
     """``a^-1 b`` from ``a``'s LU factors (``b``: ``(..., m, k)`` with ``a``'s batch axes)."""
-    from funcgrad.lax.linalg import _take_rows
+    from funcgrad.lax.linalg import take_rows
 
-    pb = _take_rows(b, perm)
+    pb = take_rows(b, perm)
     y = lax.linalg.triangular_solve(lu_, pb, left_side=True, lower=True, unit_diagonal=True)
     return lax.linalg.triangular_solve(lu_, y, left_side=True, lower=False)
 

@@ -135,7 +135,7 @@ def lu_solve(
     check_finite: bool = True,
 ) -> Any:
     """Solve ``a x = b`` (``trans`` 0) or ``a^T x = b`` (1) from :func:`lu_factor`'s output."""
-    from funcgrad.lax.linalg import _take_rows
+    from funcgrad.lax.linalg import take_rows
     from funcgrad.numpy import linalg as fla
 
     del overwrite_b, check_finite
@@ -153,7 +153,7 @@ def lu_solve(
             lu_, z, left_side=True, lower=True, transpose_a=True, unit_diagonal=True
         )
         inv_perm = lax.argsort(perm, dimension=len(shape_of(perm)) - 1)
-        x = _take_rows(w, inv_perm)
+        x = take_rows(w, inv_perm)
     else:
         raise ValueError(f"funcgrad.scipy.linalg.lu_solve: trans must be 0, 1 or 2, got {trans!r}")
     return _back(x, vector)
@@ -165,11 +165,11 @@ def _perm_from_pivots(piv: Any, m: int) -> Any:
 
     piv = to_operand(piv, "funcgrad.scipy.linalg.lu_solve")
     if not util.is_traced(piv):
-        from funcgrad.lax.linalg import _pivots_to_permutation
+        from funcgrad.lax.linalg import lu_pivots_to_permutation
 
         p = np.asarray(piv)
         flat = p.reshape(-1, p.shape[-1])
-        out = np.stack([_pivots_to_permutation(r, m) for r in flat])
+        out = np.stack([lu_pivots_to_permutation(r, m) for r in flat])
         return out.reshape(p.shape[:-1] + (m,))
     perm = fnp.broadcast_to(fnp.arange(m, dtype=np.int32), shape_of(piv)[:-1] + (m,))
     for i in range(shape_of(piv)[-1]):

@@ -2,7 +2,7 @@
 
 The kernel calls the helper ``fg_debug_callback(id, (operands...))``; compiled, the helper
 is a small njit function whose body runs in ``numba.objmode`` (the interpreter) and hands
-the operand arrays and the callback's number to ``funcgrad.debug._invoke``, which looks the
+the operand arrays and the callback's number to ``funcgrad.debug.invoke_callback``, which looks the
 Python function up and calls it with copies. So the values printed are the kernel's own, at
 that point of the computation, and the kernel carries on afterwards. The helper is built
 once per process like the BLAS helpers (``_numba_<name>`` in ``helpers``), and it is added
@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from funcgrad.backend.numba import helpers
 from funcgrad.backend.numba.lowering import opaque
-from funcgrad.debug import _invoke
+from funcgrad.debug import invoke_callback
 
 
 def fg_debug_callback(cb_id, arrays):
     """Plain Python (kernel sources run without numba too)."""
-    _invoke(cb_id, arrays)
+    invoke_callback(cb_id, arrays)
 
 
 def _numba_fg_debug_callback():
@@ -27,7 +27,7 @@ def _numba_fg_debug_callback():
     @numba.njit(cache=False)
     def fg_debug_callback(cb_id, arrays):
         with numba.objmode():
-            _invoke(cb_id, arrays)
+            invoke_callback(cb_id, arrays)
 
     return fg_debug_callback
 
