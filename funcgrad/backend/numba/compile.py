@@ -111,6 +111,10 @@ cache_dir = disk_cache.cache_dir
 _fingerprint: str | None = None
 
 
+#: Modules outside the backend whose functions compiled kernels call (object-mode call-outs).
+_CALLOUT_MODULES = ("funcgrad.debug", "funcgrad.distributed", "funcgrad.lax.fft")
+
+
 def _backend_fingerprint() -> str:
     """Versions and the sources kernels call into (a change there must miss the cache)."""
     global _fingerprint
@@ -123,8 +127,14 @@ def _backend_fingerprint() -> str:
         h.update(f"numba {numba_module().__version__}\n".encode())
         h.update(f"python {sys.version_info[:3]}\n".encode())
         h.update(repr(sorted(FLAGS.items(), key=str)).encode())
-        h.update(Path(helpers.__file__).read_bytes())
-        for mod in ("funcgrad.backend.numba.random_kernels", "funcgrad.backend.numba.mathlib"):
+        # Every backend module (helpers, math library, random kernels, the rules whose
+        # call-outs a kernel references by name), and the modules those call-outs live in:
+        # a kernel that calls into Python (object mode) pickles references to them.
+        backend = Path(helpers.__file__).parent
+        for path in sorted(backend.glob("*.py")):
+            h.update(path.name.encode())
+            h.update(path.read_bytes())
+        for mod in _CALLOUT_MODULES:
             spec = importlib.util.find_spec(mod)  # read, not imported
             if spec is not None and spec.origin:
                 h.update(Path(spec.origin).read_bytes())
