@@ -11,9 +11,7 @@ import importlib
 from typing import Any
 
 from funcgrad import debug as debug
-from funcgrad import distributed as distributed
 from funcgrad import errors as errors
-from funcgrad import export as export
 from funcgrad import lax as lax
 from funcgrad import tree_util as tree_util
 from funcgrad.abstract import ShapeDtypeStruct as ShapeDtypeStruct
@@ -43,7 +41,19 @@ __version__ = "0.1.0"
 
 #: Subpackages loaded on first use (PEP 562).
 _LAZY_SUBMODULES = frozenset(
-    {"losses", "metrics", "nn", "numpy", "optim", "random", "scipy", "serialization", "train"}
+    {
+        "distributed",
+        "export",
+        "losses",
+        "metrics",
+        "nn",
+        "numpy",
+        "optim",
+        "random",
+        "scipy",
+        "serialization",
+        "train",
+    }
 )
 
 

@@ -51,9 +51,19 @@ from typing import Any
 
 import numpy as np
 
+from funcgrad import lax, random
+from funcgrad import numpy as fnp
+from funcgrad.core import Tracer
 from funcgrad.lax import parallel
 from funcgrad.lax.parallel import ProcessAxis
-from funcgrad.tree_util import tree_flatten, tree_flatten_with_path, tree_unflatten
+from funcgrad.tree_util import (
+    keystr,
+    tree_flatten,
+    tree_flatten_with_path,
+    tree_map,
+    tree_structure,
+    tree_unflatten,
+)
 
 __all__ = [
     "AXIS",
@@ -380,8 +390,6 @@ _AXIS = ProcessAxis(AXIS)
 
 def _flat_groups(x: Any) -> tuple[list, Any, dict]:
     """Leaves as arrays, their structure, and leaf indices grouped by dtype."""
-    from funcgrad import numpy as fnp
-    from funcgrad.core import Tracer
 
     leaves, tree = tree_flatten(x)
     leaves = [v if isinstance(v, (np.ndarray, Tracer)) else fnp.asarray(v) for v in leaves]
@@ -394,8 +402,6 @@ def _flat_groups(x: Any) -> tuple[list, Any, dict]:
 def _flat_apply(x: Any, fn: Callable[[Any], Any]) -> Any:
     """Apply ``fn`` to one flat buffer per dtype holding every leaf of ``x``, then split
     the result back into the leaves (one collective per dtype, not per leaf)."""
-    from funcgrad import lax
-    from funcgrad import numpy as fnp
 
     leaves, tree, groups = _flat_groups(x)
     out: list[Any] = [None] * len(leaves)
@@ -432,7 +438,6 @@ def allreduce(x: Any, op: str = "sum") -> Any:
 def allgather(x: Any) -> Any:
     """Every process's ``x`` stacked along a new leading axis, in process order (a pytree:
     leaf by leaf)."""
-    from funcgrad.tree_util import tree_map
 
     return tree_map(lambda v: parallel.all_gather(v, _AXIS), x)
 
@@ -442,7 +447,6 @@ def broadcast(x: Any, root: int = 0) -> Any:
     everywhere). Expressed as a sum in which only ``root`` contributes, so it is
     differentiable (the cotangents of every process flow to ``root``) and batches;
     ``-0.0`` comes back as ``0.0``."""
-    from funcgrad import numpy as fnp
 
     n = process_count()
     if not 0 <= root < n:
@@ -478,7 +482,6 @@ P = PartitionSpec
 
 def _spec_leaves(specs: Any, tree: Any, what: str) -> list:
     """Broadcast a spec prefix (one spec, or a tuple per argument) over ``tree``'s leaves."""
-    from funcgrad.tree_util import tree_structure
 
     if specs is None or isinstance(specs, PartitionSpec):
         return [specs] * len(tree_flatten(tree)[0])
@@ -554,7 +557,6 @@ def shard_map(
 def check_replicated(tree: Any, what: str = "values") -> None:
     """Raise :class:`DistributedError` unless ``tree`` is bit-identical on every process
     (one allgather of per-leaf digests; outside tracing only: traced values are skipped)."""
-    from funcgrad.core import Tracer
 
     w = world()
     if w.size == 1:
@@ -571,8 +573,6 @@ def check_replicated(tree: Any, what: str = "values") -> None:
     for i, (path, _) in enumerate(items):
         differ = [r for r in range(w.size) if not np.array_equal(every[r, i], every[0, i])]
         if differ:
-            from funcgrad.tree_util import keystr
-
             raise DistributedError(
                 f"{what} differ across processes: leaf {keystr(path) or '(root)'} on "
                 f"process(es) {differ} is not the same as on process 0; replicated values "
@@ -628,7 +628,6 @@ class DataParallel:
 
     def fold_key(self, key: Any) -> Any:
         """A per-process key (dropout masks must differ between the processes' examples)."""
-        from funcgrad import random
 
         return random.fold_in(key, self.world.rank) if self.world.size > 1 else key
 

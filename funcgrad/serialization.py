@@ -45,6 +45,7 @@ from funcgrad._atomic import atomic_write
 from funcgrad._npz import NpzArchive
 from funcgrad._safetensors import MalformedFile
 from funcgrad.core import Tracer
+from funcgrad.dtypes import short_name
 
 __all__ = ["load_params", "save_params"]  # plus, lazily, funcgrad.export's names below
 
@@ -489,8 +490,6 @@ def load_params(path: str | os.PathLike, like: Any = None) -> Any:
 
 def _describe(x: Any) -> str:
     if hasattr(x, "shape") and hasattr(x, "dtype"):
-        from funcgrad.dtypes import short_name
-
         return f"{short_name(np.dtype(x.dtype))}[{','.join(map(str, x.shape))}]"
     return type(x).__name__
 

@@ -57,7 +57,9 @@ from funcgrad import metrics as metrics_mod
 from funcgrad import optim, random
 from funcgrad.api import jit as fg_jit
 from funcgrad.api import value_and_grad
+from funcgrad.distributed import DataParallel
 from funcgrad.nn.layers import Module
+from funcgrad.serialization import first_difference, keystr, load_params, save_params
 from funcgrad.tree_util import tree_leaves
 
 __all__ = ["History", "evaluate", "fit", "predict"]
@@ -428,7 +430,6 @@ class _Checkpointer:
     def save(
         self, epoch: int, params: Any, opt_state: Any, state: Any, key: Any, history: History
     ) -> None:
-        from funcgrad.serialization import save_params
 
         tree = {
             "epoch": epoch,
@@ -448,7 +449,6 @@ class _Checkpointer:
 
     def restore(self, params: Any, opt_state: Any) -> dict | None:
         """The newest checkpoint that loads and fits ``params``/``opt_state`` (None if none)."""
-        from funcgrad.serialization import first_difference, keystr, load_params
 
         for epoch, path in reversed(self._files()):
             try:
@@ -534,8 +534,6 @@ def fit(
     opt_state = optimizer.init(params) if opt_state is None else opt_state
     dp = None
     if distributed:
-        from funcgrad.distributed import DataParallel
-
         dp = DataParallel(min(batch_size, arrays[0].shape[0]))
         task.cross_process = dp.average
         params, opt_state, state = dp.synchronize((params, opt_state, state))

@@ -24,12 +24,19 @@ from typing import Any
 
 import numpy as np
 
-from funcgrad import core
+from funcgrad import core, lax
+from funcgrad._atomic import atomic_write
+from funcgrad._npz import NpzArchive
+from funcgrad._safetensors import MalformedFile
 from funcgrad.abstract import ShapeDtypeStruct
+from funcgrad.api import jit as fg_jit
 from funcgrad.core import ShapedArray, Tracer
+from funcgrad.dtypes import short_name
 from funcgrad.export._codec import Malformed, decode_dtype, decode_value, encode_value, inline_calls
 from funcgrad.export._dims import Dim
+from funcgrad.interpreters.partial_eval import trace_to_jaxpr
 from funcgrad.ir import ClosedJaxpr, check_jaxpr, eval_jaxpr
+from funcgrad.serialization import decode_tree, load_file, read_tree, write_tree
 
 __all__ = ["Exported", "deserialize", "export", "load_exported", "save_exported"]
 
@@ -82,7 +89,6 @@ def flatten(tree: Any, what: str = "export") -> tuple[Any, list[Any]]:
 
 
 def unflatten(desc: Any, leaves: Sequence[Any]) -> Any:
-    from funcgrad.serialization import decode_tree
 
     def leaf(node: dict) -> Any:
         i = node.get("i")
@@ -250,7 +256,6 @@ def _dim_from_json(d: Any) -> int | Dim:
 
 
 def _aval_str(shape: Sequence[Any], dtype: np.dtype) -> str:
-    from funcgrad.dtypes import short_name
 
     return f"{short_name(dtype)}[{','.join(str(d) for d in shape)}]"
 
@@ -410,7 +415,6 @@ class Exported:
             outs = eval_jaxpr(closed.jaxpr, closed.consts, *leaves)
         else:
             if entry[1] is None:
-                from funcgrad.api import jit as fg_jit
 
                 def run(*flat: Any) -> list[Any]:
                     return eval_jaxpr(closed.jaxpr, closed.consts, *flat)
@@ -431,7 +435,6 @@ class Exported:
     def serialize(self) -> bytes:
         """Versioned, pickle-free bytes: a safetensors container whose metadata holds the
         jaxpr as JSON and whose tensors are its constants."""
-        from funcgrad.serialization import write_tree
 
         desc = {
             "name": self.fun_name,
@@ -486,7 +489,6 @@ def _decode_checked(jaxpr_json: Any, arrays: list[np.ndarray], name: str) -> Clo
 
 def _trace(fun: Callable, in_tree: Any, avals: list[ShapedArray]) -> tuple[Any, list, Any, list]:
     """``(jaxpr JSON, constants, out_tree, out avals)`` of one trace."""
-    from funcgrad.interpreters.partial_eval import trace_to_jaxpr
 
     out_trees: list[Any] = []
 
@@ -525,8 +527,6 @@ def _regenerate_constants(traces: list) -> set[int]:
     symbolic size (all-equal fills, ``arange`` ramps): replace each by the equation that
     computes it (``broadcast_in_dim`` of a literal, ``iota``) in every trace, so the merge
     can make its shape symbolic. Returns the array indices no longer referenced."""
-    from funcgrad import lax
-    from funcgrad.interpreters.partial_eval import trace_to_jaxpr
 
     done: set[int] = set()
     top = [t[0].get("closed_jaxpr") for t in traces]
@@ -654,7 +654,6 @@ def _parse_avals(entries: Any) -> list[tuple[tuple, np.dtype]]:
 
 
 def _from_container(f: Any, size: int) -> Exported:
-    from funcgrad.serialization import read_tree
 
     arrays, metadata = read_tree(f, size, FORMAT)
     if not isinstance(arrays, list) or not all(isinstance(a, np.ndarray) for a in arrays):
@@ -722,7 +721,6 @@ def _leaf_indices(desc: Any) -> Any:
 
 def _from_npz_v1(f: Any) -> Exported:
     """Exported functions written by funcgrad 0.1 (an npz with a JSON header)."""
-    from funcgrad._npz import NpzArchive
 
     archive = NpzArchive(f)
     entries = archive.entries(["__funcgrad__.npy"] + [f"a{i}.npy" for i in range(archive.count)])
@@ -752,7 +750,6 @@ def _from_npz_v1(f: Any) -> Exported:
 
 
 def _load_blob(f: Any, size: int) -> Exported:
-    from funcgrad._safetensors import MalformedFile
 
     head = f.read(4)
     f.seek(0)
@@ -770,7 +767,6 @@ def deserialize(blob: bytes | bytearray | memoryview) -> Exported:
     """Rebuild an :class:`Exported` from :meth:`Exported.serialize` bytes: parsed and
     type-checked, never executed (no pickle). A malformed blob or a newer format version is
     a ``ValueError``."""
-    from funcgrad._safetensors import MalformedFile
 
     if not isinstance(blob, bytes | bytearray | memoryview):
         raise TypeError(f"deserialize: expected bytes, got {type(blob).__name__}")
@@ -789,7 +785,6 @@ def deserialize(blob: bytes | bytearray | memoryview) -> Exported:
 
 def save_exported(path: str | os.PathLike, exported: Exported) -> None:
     """Write ``exported.serialize()`` to ``path`` atomically."""
-    from funcgrad._atomic import atomic_write
 
     blob = exported.serialize()
     atomic_write(path, lambda f: f.write(blob))
@@ -797,6 +792,5 @@ def save_exported(path: str | os.PathLike, exported: Exported) -> None:
 
 def load_exported(path: str | os.PathLike) -> Exported:
     """Read a function written by :func:`save_exported` (validated; see :func:`deserialize`)."""
-    from funcgrad.serialization import load_file
 
     return load_file(path, "load_exported", _load_blob)

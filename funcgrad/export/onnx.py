@@ -17,9 +17,18 @@ from typing import Any
 
 import numpy as np
 
-from funcgrad.export._codec import SymbolicLiteral, symbolic_decoding
+from funcgrad._atomic import atomic_write
+from funcgrad.abstract import ShapeDtypeStruct
+from funcgrad.export._codec import SymbolicLiteral, decode_value, symbolic_decoding
 from funcgrad.export._dims import Dim
-from funcgrad.export._exported import Exported, ExportError, SymbolicFloat, export
+from funcgrad.export._exported import (
+    Exported,
+    ExportError,
+    SymbolicFloat,
+    export,
+    flatten,
+    instantiate,
+)
 from funcgrad.ir import ClosedJaxpr, Jaxpr, Literal
 
 __all__ = ["OPSET", "UnsupportedPrimitive", "to_onnx"]
@@ -555,8 +564,6 @@ def to_onnx(
     dimensions become the model's). Primitives without an ONNX translation (loops, sorts,
     random bits...) raise ``NotImplementedError`` naming the primitive."""
     onnx = _onnx()
-    from funcgrad.abstract import ShapeDtypeStruct
-    from funcgrad.export._exported import flatten
 
     if isinstance(fun, Exported):
         exp = fun
@@ -581,8 +588,6 @@ def to_onnx(
         else:
             exp = export(fun)(*example_args)
     env = {s: Dim.symbol(s) for s in exp.symbols}
-    from funcgrad.export._codec import decode_value
-    from funcgrad.export._exported import instantiate
 
     arrays = exp._arrays
     with symbolic_decoding():
@@ -630,8 +635,6 @@ def to_onnx(
     )
     onnx.checker.check_model(model, full_check=True)
     if path is not None:
-        from funcgrad._atomic import atomic_write
-
         blob = model.SerializeToString()
         atomic_write(path, lambda f: f.write(blob))
     return model

@@ -16,6 +16,7 @@ from typing import Any
 
 from funcgrad import losses as _L
 from funcgrad import numpy as fnp
+from funcgrad.nn import log_softmax
 
 __all__ = [
     "BinaryCrossentropy",
@@ -62,7 +63,6 @@ def binary_crossentropy(y_true: Any, y_pred: Any, from_logits: bool = False) -> 
 
 
 def _log_probs(y_pred: Any, from_logits: bool) -> Any:
-    from funcgrad.nn import log_softmax
 
     if from_logits:
         return log_softmax(y_pred, axis=-1)

@@ -15,9 +15,11 @@ from typing import Any
 
 import numpy as np
 
+from funcgrad import lax
 from funcgrad.core import Primitive, ShapedArray, get_aval
 from funcgrad.interpreters import ad, batching
 from funcgrad.lax._base import broadcast_shapes, check_dtype
+from funcgrad.lax.elementwise import unbroadcast
 
 _COMPLEX_OF = {
     np.dtype(np.float32): np.dtype(np.complex64),
@@ -75,7 +77,6 @@ def imag(x: Any) -> Any:
 
 
 def _zeros_like(x: Any) -> Any:
-    from funcgrad import lax
 
     aval = get_aval(x)
     return lax.full(aval.shape, np.zeros((), aval.dtype)[()], aval.dtype)
@@ -88,7 +89,6 @@ def _real_transpose(ct, x):
 
 
 def _imag_transpose(ct, x):
-    from funcgrad import lax
 
     if type(ct) is ad.Zero:
         return [ad.Zero(x.aval)]
@@ -162,13 +162,11 @@ def _complex_impl(x, y):
 
 
 def _unbroadcast(x: Any, shape: tuple[int, ...]) -> Any:
-    from funcgrad.lax.elementwise import unbroadcast
 
     return unbroadcast(x, shape)
 
 
 def _complex_transpose(ct, x, y):
-    from funcgrad import lax
 
     xa = x.aval if ad.is_undefined_primal(x) else get_aval(x)
     ya = y.aval if ad.is_undefined_primal(y) else get_aval(y)

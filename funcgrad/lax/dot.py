@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from funcgrad import pretty
+from funcgrad import lax, pretty
 from funcgrad.core import Primitive, ShapedArray, get_aval
 from funcgrad.interpreters import ad, batching
 from funcgrad.lax._base import ANY, as_dtype, check_dtype
@@ -223,7 +223,6 @@ def _transpose_operand(
     x's order directly (the right operand of a matrix product: ``lhs.T @ ct``), that order
     is used and no transpose is needed.
     """
-    from funcgrad import lax
 
     y_aval = get_aval(y)
     nb = len(x_batch)
@@ -260,7 +259,6 @@ def _transpose_operand(
 
 
 def _as_dtype(out: Any, dtype: np.dtype) -> Any:
-    from funcgrad import lax
 
     if get_aval(out).dtype != dtype:
         out = lax.convert_element_type(out, dtype)

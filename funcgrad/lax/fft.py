@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from funcgrad import lax
 from funcgrad.core import Primitive, ShapedArray, get_aval
 from funcgrad.interpreters import ad, batching
 from funcgrad.lax.complex_ops import complex_dtype, real_dtype
@@ -113,7 +114,6 @@ def _fft_impl(x, *, fft_type, fft_lengths):
 
 
 def _rfft_transpose(ct: Any, fft_lengths: tuple[int, ...]) -> Any:
-    from funcgrad import lax
 
     aval = get_aval(ct)
     n = fft_lengths[-1]
@@ -124,7 +124,6 @@ def _rfft_transpose(ct: Any, fft_lengths: tuple[int, ...]) -> Any:
 
 
 def _irfft_transpose(ct: Any, fft_lengths: tuple[int, ...]) -> Any:
-    from funcgrad import lax
 
     x = fft_p.bind(ct, fft_type="RFFT", fft_lengths=fft_lengths)
     aval = get_aval(x)

@@ -38,8 +38,10 @@ import numpy as np
 
 from funcgrad import lax, random, tree_util
 from funcgrad import numpy as fnp
+from funcgrad.api import make_jaxpr
 from funcgrad.core import get_aval
 from funcgrad.lax.stop_gradient import stop_gradient
+from funcgrad.nn import functions as F
 from funcgrad.nn import initializers
 from funcgrad.nn.conv import avg_pool, conv2d, max_pool
 
@@ -105,7 +107,6 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def _activations() -> dict[str, Callable]:
-    from funcgrad.nn import functions as F
 
     return {
         "linear": lambda x: x,
@@ -615,7 +616,6 @@ def _example_like(aval: Any) -> np.ndarray:
 
 def _eval_shape(fn: Callable[[Any], Any], x: Any) -> Any:
     """The aval of ``fn(x)``, traced without computing anything."""
-    from funcgrad.api import make_jaxpr
 
     closed = make_jaxpr(fn)(_example_like(_aval(x)))
     (out,) = closed.jaxpr.out_avals

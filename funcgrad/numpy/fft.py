@@ -19,6 +19,7 @@ import numpy as np
 from funcgrad import lax
 from funcgrad.lax.complex_ops import complex_dtype
 from funcgrad.numpy import util
+from funcgrad.numpy.shape import moveaxis, roll
 from funcgrad.numpy.util import shape_of, to_operand
 
 __all__ = [
@@ -117,7 +118,6 @@ def _scale(out: Any, norm: Any, n: int, inverse: bool, name: str) -> Any:
 
 
 def _transform(x: Any, kind: str, s: Any, axes: Any, norm: Any, name: str) -> Any:
-    from funcgrad.numpy.shape import moveaxis
 
     x = to_operand(x, f"fnp.fft.{name}")
     axes_l, sizes = _axes_and_sizes(x, s, axes, name)
@@ -221,7 +221,6 @@ def rfftfreq(n: int, d: float = 1.0, *, dtype: Any = None) -> Any:
 
 
 def _shift(x: Any, axes: Any, inverse: bool, name: str) -> Any:
-    from funcgrad.numpy.shape import roll
 
     x = to_operand(x, f"fnp.fft.{name}")
     shape = shape_of(x)

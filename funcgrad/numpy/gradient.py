@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from funcgrad.numpy import util
+from funcgrad.numpy.shape import concatenate, reshape
 from funcgrad.numpy.util import shape_of, to_operand
 
 
@@ -23,7 +24,6 @@ def _sl(nd: int, axis: int, start: Any, stop: Any) -> tuple:
 
 def _along(v: Any, nd: int, axis: int) -> Any:
     """A 1-D ``v`` shaped to broadcast along ``axis`` of an ``nd``-D array."""
-    from funcgrad.numpy.shape import reshape
 
     shape = [1] * nd
     shape[axis] = -1
@@ -31,7 +31,6 @@ def _along(v: Any, nd: int, axis: int) -> Any:
 
 
 def _one_axis(f: Any, h: Any, axis: int, edge_order: int) -> Any:
-    from funcgrad.numpy.shape import concatenate
 
     nd = len(shape_of(f))
     n = shape_of(f)[axis]

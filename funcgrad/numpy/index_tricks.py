@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from funcgrad.numpy import util
+from funcgrad.numpy import creation, util
+from funcgrad.numpy.shape import concatenate, reshape, swapaxes, transpose
 from funcgrad.numpy.util import shape_of, to_operand
 
 __all__ = ["c_", "r_"]
@@ -19,7 +20,6 @@ __all__ = ["c_", "r_"]
 def _ndmin(x: Any, ndmin: int, trans1d: int) -> Any:
     """``x`` with at least ``ndmin`` axes, its own axes placed as NumPy's ``trans1d``
     rule says (``-1``: last)."""
-    from funcgrad.numpy.shape import reshape, transpose
 
     nd = len(shape_of(x))
     if nd >= ndmin:
@@ -38,8 +38,6 @@ class _Concatenator:
         self.axis, self.ndmin, self.trans1d, self.name = axis, ndmin, trans1d, name
 
     def __getitem__(self, key: Any) -> Any:
-        from funcgrad.numpy import creation
-        from funcgrad.numpy.shape import concatenate
 
         if not isinstance(key, tuple):
             key = (key,)
@@ -78,8 +76,6 @@ class _Concatenator:
                 if ndmin > 1:
                     obj = _ndmin(obj, ndmin, -1)
                     if trans1d != -1:
-                        from funcgrad.numpy.shape import swapaxes
-
                         obj = swapaxes(obj, -1, trans1d)
                 kinds.append(util.dtype_of(obj))
             elif type(item) in (int, float, complex, bool):

@@ -28,6 +28,9 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from funcgrad import lax
+from funcgrad import numpy as fnp
+from funcgrad.custom_derivatives import custom_jvp
+from funcgrad.lax.linalg import take_rows
 from funcgrad.numpy import util
 from funcgrad.numpy.products import matmul as matmul
 from funcgrad.numpy.products import outer as outer
@@ -169,7 +172,6 @@ def matrix_norm(x: Any, /, *, keepdims: bool = False, ord: Any = "fro") -> Any:
 
 
 def _fnp() -> Any:
-    from funcgrad import numpy as fnp
 
     return fnp
 
@@ -235,7 +237,6 @@ def cholesky(a: Any, /, *, upper: bool = False) -> Any:
 
 def _lu_solve(lu_: Any, perm: Any, b: Any) -> Any:
     """``a^-1 b`` from ``a``'s LU factors (``b``: ``(..., m, k)`` with ``a``'s batch axes)."""
-    from funcgrad.lax.linalg import take_rows
 
     pb = take_rows(b, perm)
     y = lax.linalg.triangular_solve(lu_, pb, left_side=True, lower=True, unit_diagonal=True)
@@ -428,7 +429,6 @@ def pinv(a: Any, rtol: Any = None, hermitian: bool = False, *, rcond: Any = None
     """Moore-Penrose pseudo-inverse through ``svd`` (singular values below
     ``rtol * max(s)`` count as zero). Its derivative is the closed form for a matrix of
     constant rank (Golub and Pereyra), so it is defined at rank-deficient matrices."""
-    from funcgrad.custom_derivatives import custom_jvp
 
     del hermitian
     a = _matrix(a, "pinv", square=False)

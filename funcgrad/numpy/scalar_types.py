@@ -13,6 +13,9 @@ from typing import Any
 
 import numpy as np
 
+from funcgrad.core import Tracer
+from funcgrad.numpy import util
+
 
 class _ScalarMeta(type):
     dtype: np.dtype
@@ -27,15 +30,10 @@ class _ScalarMeta(type):
         return not cls.__eq__(other)
 
     def __call__(cls, x: Any = 0) -> Any:
-        from funcgrad.core import Tracer
 
         if isinstance(x, Tracer):
-            from funcgrad.numpy import util
-
             return util.convert(x, cls.dtype)
         if isinstance(x, (list, tuple)):
-            from funcgrad.numpy import util
-
             if any(isinstance(e, Tracer) for e in util._iter_nested(x)):
                 return util.convert(util.to_operand(x), cls.dtype)
         return cls.dtype.type(x)

@@ -14,6 +14,9 @@ from typing import Any
 import numpy as np
 
 from funcgrad import lax
+from funcgrad import numpy as fnp
+from funcgrad.lax.linalg import lu_pivots_to_permutation, take_rows
+from funcgrad.numpy import linalg as fla
 from funcgrad.numpy import util
 from funcgrad.numpy.util import shape_of, to_operand
 
@@ -86,7 +89,6 @@ def solve_triangular(
 def cholesky(a: Any, lower: bool = False, overwrite_a: bool = False, check_finite: bool = True):
     """The Cholesky factor of symmetric positive definite ``a``: upper (SciPy's default)
     or ``lower``."""
-    from funcgrad.numpy import linalg as fla
 
     del overwrite_a, check_finite
     return fla.cholesky(a, upper=not lower)
@@ -135,8 +137,6 @@ def lu_solve(
     check_finite: bool = True,
 ) -> Any:
     """Solve ``a x = b`` (``trans`` 0) or ``a^T x = b`` (1) from :func:`lu_factor`'s output."""
-    from funcgrad.lax.linalg import take_rows
-    from funcgrad.numpy import linalg as fla
 
     del overwrite_b, check_finite
     lu_, piv = lu_and_piv
@@ -161,12 +161,9 @@ def lu_solve(
 
 def _perm_from_pivots(piv: Any, m: int) -> Any:
     """The row permutation LAPACK's swaps ``piv`` apply (``a[perm] == l @ u``)."""
-    from funcgrad import numpy as fnp
 
     piv = to_operand(piv, "funcgrad.scipy.linalg.lu_solve")
     if not util.is_traced(piv):
-        from funcgrad.lax.linalg import lu_pivots_to_permutation
-
         p = np.asarray(piv)
         flat = p.reshape(-1, p.shape[-1])
         out = np.stack([lu_pivots_to_permutation(r, m) for r in flat])
