@@ -99,7 +99,7 @@ def test_mlp_train_step_compiles_once_for_three_batch_sizes(njit_calls):
     v = {k: np.full_like(a, 0.01) for k, a in p.items()}
     t = np.float32(3.0)
     arg_sets = []
-    for batch in (32, 17, 5):
+    for batch in (32, 17, 20):
         x = rng.standard_normal((batch, 3)).astype(np.float32)
         y = rng.standard_normal((batch, 1)).astype(np.float32)
         arg_sets.append((p, m, v, t, x, y))
@@ -135,7 +135,7 @@ def test_size_that_changes_the_plan_recompiles_and_says_why(njit_calls):
     def f(x):
         return fnp.tanh(x @ w) * 1.75
 
-    small = [rng.standard_normal((n, 8)).astype(np.float32) for n in (4, 6)]
+    small = [rng.standard_normal((n, 8)).astype(np.float32) for n in (20, 30)]
     large = [rng.standard_normal((n, 8)).astype(np.float32) for n in (300, 500)]
     got = _kernels(f, [(x,) for x in small + large])
     ids = [id(k) for _, k in got]
@@ -144,6 +144,25 @@ def test_size_that_changes_the_plan_recompiles_and_says_why(njit_calls):
     assert any(" BLAS (" in r for r in got[2][0].specialized_on)
     for (_, kernel), x in zip(got, small + large, strict=True):
         np.testing.assert_allclose(kernel(w, x), np.tanh(x @ w) * 1.75, rtol=1e-5, atol=1e-6)
+
+
+def test_sizes_below_sixteen_are_compiled_in_and_listed(njit_calls):
+    """A short loop runs fastest with a constant trip count: a batch of 5 gets a kernel of
+    its own (saying so), every size from 16 on shares one."""
+    rng = np.random.default_rng(5)
+    w = rng.standard_normal((3, 4)).astype(np.float32)
+
+    def f(x):
+        return fnp.tanh(x @ w) * 1.8125
+
+    xs = [rng.standard_normal((n, 3)).astype(np.float32) for n in (5, 20, 40)]
+    got = _kernels(f, [(x,) for x in xs])
+    ids = [id(k) for _, k in got]
+    assert ids[0] != ids[1] and ids[1] == ids[2]
+    assert any(r.startswith("input sizes below 16") and "5" in r for r in got[0][0].specialized_on)
+    assert "range(5)" in got[0][0].as_text() or "5" in got[0][0].as_text()
+    for (_, kernel), x in zip(got, xs, strict=True):
+        np.testing.assert_allclose(kernel(w, x), np.tanh(x @ w) * 1.8125, rtol=1e-5, atol=1e-6)
 
 
 # ----------------------------------------------------------------------------------------
@@ -171,7 +190,7 @@ def test_cnn_train_step_compiles_once_for_three_batch_sizes(njit_calls):
         "b2": np.zeros(3, np.float32),
     }
     arg_sets = []
-    for batch in (12, 7, 5):
+    for batch in (17, 19, 21):
         x = rng.standard_normal((batch, 10, 10, 1)).astype(np.float32)
         onehot = np.eye(3, dtype=np.float32)[rng.integers(0, 3, batch)]
         arg_sets.append((p, x, onehot))
@@ -200,7 +219,7 @@ def _norm_stats(x, scale):
 def test_reductions_and_means_compile_once(njit_calls):
     rng = np.random.default_rng(3)
     scale = np.float64(1.375)
-    arg_sets = [(rng.standard_normal((n, 6)), scale) for n in (9, 4, 13)]
+    arg_sets = [(rng.standard_normal((n, 6)), scale) for n in (19, 24, 33)]
     got = _kernels(_norm_stats, arg_sets[:1])
     first = len(njit_calls)
     got += _kernels(_norm_stats, arg_sets[1:])
@@ -225,7 +244,7 @@ def test_mean_over_sizes_of_two_inputs_compiles_once(njit_calls):
     """The divisor of a mean over batch x features (a product of two inputs' sizes)."""
     rng = np.random.default_rng(4)
     w = rng.standard_normal((3, 4)).astype(np.float32)
-    arg_sets = [(w, rng.standard_normal((n, 3)).astype(np.float32)) for n in (32, 17, 5)]
+    arg_sets = [(w, rng.standard_normal((n, 3)).astype(np.float32)) for n in (32, 17, 20)]
     got = _kernels(_dense_mean, arg_sets[:1])
     first = len(njit_calls)
     got += _kernels(_dense_mean, arg_sets[1:])
@@ -260,10 +279,13 @@ def test_dim_arithmetic_keeps_its_expression_and_value():
 
 def test_literals_equal_to_a_size_are_written_from_it():
     table = sizes.Sizes()
-    table.input_shape(0, (32, 10))
+    table.input_shape(0, (32, 10, 24))
+    table.note_products()
     assert table.literal_form(32.0, np.float32) == "np.float32(N0)"
     assert table.literal_form(1 / 32, np.float32) == "np.float32(1.0 / N0)"
-    assert table.literal_form(320, np.int64) == "np.int64((N0 * N1))"
+    assert table.literal_form(768, np.int64) == "np.int64((N0 * N1))"
+    # sizes below 16 are compiled in, and products with them are written from the symbol
+    assert table.literal_form(320, np.int64) == "np.int64((N0 * 10))"
     assert table.literal_form(1.0, np.float32) is None  # 0 and 1 stay literal
     assert table.literal_form(3.5, np.float64) is None
 
@@ -279,7 +301,7 @@ def test_scan_over_a_new_sequence_length_reuses_the_kernel(njit_calls):
         return fg.lax.scan(body, c, xs)
 
     rng = np.random.default_rng(4)
-    arg_sets = [(np.zeros(4), rng.standard_normal((t, 4))) for t in (7, 11, 3)]
+    arg_sets = [(np.zeros(4), rng.standard_normal((t, 4))) for t in (17, 21, 30)]
     got = _kernels(f, arg_sets[:1])
     first = len(njit_calls)
     got += _kernels(f, arg_sets[1:])

@@ -136,6 +136,11 @@ class _Module:
         fname = self.fresh_fname(base)
         if table is None:
             jaxpr, table = sizes.symbolize(jaxpr)
+        if table.small:
+            self.specialize(
+                f"input sizes below {sizes.SMALL_SIZE} compiled in (short loops)",
+                ", ".join(map(str, sorted(table.small))),
+            )
         plan = make_plan(jaxpr)
         self.plans.append(plan)
         builder = _FunctionBuilder(self, plan, fname, entry, table)

@@ -158,25 +158,37 @@ class Sizes:
     def __init__(self) -> None:
         self.symbols: list[tuple[str, int, int]] = []  # (name, input index, axis)
         self.by_value: dict[int, Dim] = {}
+        self.small: set[int] = set()  # input sizes compiled in (below SMALL_SIZE)
 
     def _note(self, d: Dim) -> Dim:
         self.by_value.setdefault(int(d), d)
         return d
 
-    def _note_products(self, d: Dim) -> None:
-        """Products of a new symbol with one or two earlier ones: the element counts that
-        reductions over several inputs' axes divide by (a mean over batch x features)."""
-        base = [b for b in self.by_value.values() if b.expr.isidentifier() and b is not d]
-        for i, a in enumerate(base):
-            self._note(prod([a, d]))  # type: ignore[arg-type]
-            for b in base[i + 1 :]:
-                self._note(prod([a, b, d]))  # type: ignore[arg-type]
+    def note_products(self) -> None:
+        """Products of each symbol with one or two other input sizes (symbols, or sizes
+        compiled in): the element counts that reductions over several axes divide by (a
+        mean over batch x features)."""
+        syms = [b for b in self.by_value.values() if b.expr.isidentifier()]
+        others: list[Any] = [*syms, *sorted(self.small)]
+        for d in syms:
+            for i, a in enumerate(others):
+                if a is d:
+                    continue
+                self._note(prod([d, a]))  # type: ignore[arg-type]
+                for b in others[i + 1 :]:
+                    if b is not d:
+                        self._note(prod([d, a, b]))  # type: ignore[arg-type]
 
     def input_shape(self, k: int, shape: tuple[int, ...]) -> tuple:
         out: list[Any] = []
         for axis, n in enumerate(shape):
             n = int(n)
-            if n < 2:
+            if n < SMALL_SIZE:
+                # Sizes 0 and 1 change the plan (empty loops, broadcasting); loops shorter
+                # than a vector or two run fastest with a constant trip count (LLVM unrolls
+                # them: a symbolic 10-wide inner loop made per-example gradients 2x slower).
+                if n >= 2:
+                    self.small.add(n)
                 out.append(n)
                 continue
             d = self.by_value.get(n)
@@ -187,7 +199,6 @@ class Sizes:
                 self.symbols.append((name, k, axis))
                 d = Dim(n, name)
                 self.by_value[n] = d
-                self._note_products(d)
             out.append(d)
         # Products of adjacent input axes (a flatten of batch and features).
         for i in range(len(out)):
@@ -266,6 +277,11 @@ class Sizes:
 SHAPE_PARAMS = frozenset({"shape", "new_sizes", "length", "limit_indices", "sizes"})
 
 
+#: Input sizes below this are compiled in (with 0 and 1, which change the plan): a loop of
+#: fewer than 16 iterations gains from a constant trip count, and a kernel specialized on
+#: them is shared by every size from 16 on.
+SMALL_SIZE = 16
+
 #: ``FUNCGRAD_SHAPE_GENERIC=0`` writes every size as its value (one kernel per shape, as
 #: before shape-generic kernels): for comparisons and as a way out.
 SHAPE_GENERIC = os.environ.get("FUNCGRAD_SHAPE_GENERIC", "1").strip() != "0"
@@ -285,6 +301,7 @@ def symbolize(jaxpr: Jaxpr) -> tuple[Jaxpr, Sizes]:
         return nv
 
     invars = [new_var(v, sizes.input_shape(k, v.aval.shape)) for k, v in enumerate(jaxpr.invars)]
+    sizes.note_products()
 
     def read(x: Any) -> Any:
         return env.get(x, x) if type(x) is Var else x
