@@ -104,12 +104,18 @@ def lookup(
     The key: the primitive; per operand its shape, dtype and whether its tangent is
     nonzero; then, if there are parameters, ``tuple(params.items())``.
     """
-    if not is_first_order(primitive, params):
+    first = _first_order.get(primitive)  # inline: this runs once per eager op under grad
+    if first is None:
+        first = is_first_order(primitive, params)
+    if not first:
         return None
     key: list[Any] = [primitive]
     try:
-        for v, nz in zip(vals, nonzeros, strict=True):
-            key += (v.shape, v.dtype, nz)
+        # vals and nonzeros are built together by the caller: equal lengths.
+        for v, nz in zip(vals, nonzeros, strict=False):
+            key.append(v.shape)
+            key.append(v.dtype)
+            key.append(nz)
     except AttributeError:  # not a NumPy value (a direct bind with a Python scalar, say)
         return None
     if params:
