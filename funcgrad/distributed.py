@@ -262,6 +262,9 @@ class World:
     def _abort(self) -> None:
         sys.stderr.flush()
         sys.stdout.flush()
+        # The launcher forwards each process's output through its own proxies, and an abort
+        # kills them at once: give them a moment to pass on the error just printed.
+        time.sleep(0.5)
         self.mpi.COMM_WORLD.Abort(1)
 
     def notify_failure(self, exc: BaseException, grace: float = 10.0) -> None:

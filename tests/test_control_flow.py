@@ -590,7 +590,7 @@ def test_long_scan_compiles_once_into_a_loop():
         return lax.scan(lambda c, x: (fnp.tanh(c * 0.5 + x), c.sum()), h, xs)
 
     h = np.zeros(4)
-    short = fg.jit(f).lower(h, np.ones((10, 4))).as_text()
+    short = fg.jit(f).lower(h, np.ones((20, 4))).as_text()
     xs = RNG.standard_normal((2000, 4))
     jf = fg.jit(f)
     long_text = jf.lower(h, xs).as_text()

@@ -276,7 +276,7 @@ def test_elementwise_chain_is_one_loop_without_temporaries():
         y = fnp.tanh(y)
         return fnp.abs(y)
 
-    x = np.linspace(-1, 1, 64).reshape(8, 8)
+    x = np.linspace(-1, 1, 400).reshape(20, 20)
     lowered = fg.jit(chain10).lower(x)
     assert len(lowered.jaxpr.eqns) == 10
     plan = lowered.plan
@@ -302,7 +302,7 @@ def test_views_are_read_in_place():
 
 
 def test_source_is_readable():
-    text = fg.jit(lambda x: fnp.sin(x) * 2.0).lower(np.ones(3, np.float32)).as_text()
+    text = fg.jit(lambda x: fnp.sin(x) * 2.0).lower(np.ones(20, np.float32)).as_text()
     assert "def " in text and "# b:f32[N0] = sin a" in text and "N0 = a.shape[0]" in text
     assert "np.float32(2.0)" in text  # typed literal: float32 stays float32
 
