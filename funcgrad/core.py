@@ -677,7 +677,7 @@ class Tracer:
             "`x[idx] = y`, write `x = x.at[idx].set(y)`."
         )
 
-    # -- array methods (API.md), all thin calls into funcgrad.numpy
+    # -- array methods (NumPy's), all thin calls into funcgrad.numpy
     def reshape(self, *shape, order="C"):
         if len(shape) == 1 and not isinstance(shape[0], int):
             shape = shape[0]

@@ -490,7 +490,7 @@ class Dropout(Module):
 
     def apply(self, params: Params, x: Any, *, key: Any = None, train: bool = False) -> Any:
         if not train or self.rate == 0.0:
-            return fnp.array(x)  # a fresh array, never the input itself (API.md)
+            return fnp.array(x)  # a fresh array, never the input itself
         if key is None:
             raise ValueError(
                 f"Dropout(rate={self.rate}): training needs a random key; call "

@@ -566,7 +566,7 @@ class _FunctionBuilder:
                 continue
             root = self.alias.get(x, x)
             name = self.name(x)
-            # Results never alias an input or each other (API.md: fresh, writable arrays).
+            # Results never alias an input or each other (fresh, writable arrays).
             if root in inputs or root in seen:
                 name = f"{name}.copy()"
             seen.add(root)

@@ -42,7 +42,7 @@ def types_text(avals: Sequence[ShapedArray]) -> str:
 
 def fresh_outputs(outs: Sequence[Any], inputs: Sequence[Any]) -> list[Any]:
     """``outs`` with every array that may share memory with an input (or an earlier output)
-    copied: results never alias an input or each other (API.md)."""
+    copied: results never alias an input or each other."""
     taken = [x for x in inputs if isinstance(x, np.ndarray)]
     result = []
     for o in outs:
