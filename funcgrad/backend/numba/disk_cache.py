@@ -267,6 +267,8 @@ class NumbaCache:
     def cache_path(self) -> str:
         return str(self.entry.root)
 
+    # numba's cache protocol also has these switches; this cache is always on and writes
+    # each entry atomically as it is saved, so they have nothing to do.
     def enable(self) -> None:
         pass
 
