@@ -275,10 +275,14 @@ CALL_PRIMITIVES: dict[str, str] = {
 
 
 def inline_calls(
-    closed: ClosedJaxpr, calls: dict[str, str] = CALL_PRIMITIVES
+    closed: ClosedJaxpr, calls: dict[str, str] = CALL_PRIMITIVES, *, recursive: bool = False
 ) -> tuple[Jaxpr, list[Any]]:
     """A jaxpr with no call equations (those named in ``calls``: primitive name -> the
-    param holding the body), and its constants (as constvars)."""
+    param holding the body), and its constants (as constvars).
+
+    ``recursive`` also rewrites the jaxprs held in other equations' params (cond branches,
+    scan/while bodies): export must leave only primitives, at every level.
+    """
     constvars: list[Var] = []
     consts: list[Any] = []
     eqns: list[Eqn] = []
@@ -299,8 +303,10 @@ def inline_calls(
         for eqn in jaxpr.eqns:
             ins = [read(x) for x in eqn.inputs]
             param = calls.get(eqn.primitive.name)
-            if param is not None:
-                body: ClosedJaxpr = eqn.params[param]
+            body = None if param is None else eqn.params.get(param)
+            if isinstance(body, ClosedJaxpr | Jaxpr):
+                if isinstance(body, Jaxpr):
+                    body = ClosedJaxpr(body, [])
                 outs = splice(body.jaxpr, body.consts, ins)
                 for v, o in zip(eqn.outvars, outs, strict=True):
                     env[v] = o
@@ -308,9 +314,26 @@ def inline_calls(
             outvars = [Var(v.aval) for v in eqn.outvars]
             for v, nv in zip(eqn.outvars, outvars, strict=True):
                 env[v] = nv
-            eqns.append(Eqn(eqn.primitive, ins, eqn.params, outvars))
+            params = eqn.params
+            if recursive:
+                params = {k: _inline_param(p, calls) for k, p in params.items()}
+            eqns.append(Eqn(eqn.primitive, ins, params, outvars))
         return [read(x) for x in jaxpr.outvars]
 
     invars = [Var(v.aval) for v in closed.jaxpr.invars]
     outvars = splice(closed.jaxpr, closed.consts, invars)
     return Jaxpr(constvars, invars, eqns, outvars), consts
+
+
+def _inline_param(p: Any, calls: dict[str, str]) -> Any:
+    """``p`` with calls inlined in the jaxprs it holds (directly or in plain tuples)."""
+    if isinstance(p, ClosedJaxpr):
+        return ClosedJaxpr(*inline_calls(p, calls, recursive=True))
+    if isinstance(p, Jaxpr):
+        jaxpr, consts = inline_calls(ClosedJaxpr(p, []), calls, recursive=True)
+        if consts:  # a bare Jaxpr param has nowhere to keep them
+            raise TypeError("inline_calls: a sub-jaxpr without constants gained constants")
+        return jaxpr
+    if isinstance(p, tuple) and not hasattr(type(p), "_fields"):  # not a NamedTuple param
+        return tuple(_inline_param(x, calls) for x in p)
+    return p

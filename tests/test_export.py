@@ -26,6 +26,7 @@ from funcgrad.export import (
     save_exported,
     symbolic_shape,
 )
+from funcgrad.ir import subjaxprs
 
 KEY = fg.random.key(0)
 
@@ -81,6 +82,40 @@ def test_export_control_flow_and_indexing():
     # an exported function differentiates through its primal operations
     g = fg.grad(lambda x: exp.call(x, idx, jit=False)[0].sum())(x)
     np.testing.assert_allclose(g, fg.grad(lambda x: f(x, idx)[0].sum())(x), rtol=1e-5)
+
+
+def _primitive_names(jaxpr):
+    for e in jaxpr.eqns:
+        yield e.primitive.name
+        for sub in subjaxprs(e.params):
+            yield from _primitive_names(sub)
+
+
+def test_export_inlines_calls_nested_in_scan_and_cond():
+    w = np.array([1.5, -2.0], np.float32)  # a constant of the jitted body
+    step = fg.jit(lambda c, r: nn.relu(c * 0.5 + fnp.tanh(r * w)))
+    double = fg.jit(lambda v: v * 2.0 + 1.0)
+
+    def f(x):
+        c, ys = lax.scan(lambda c, r: (step(c, r), c), fnp.zeros(2), x)
+        return lax.cond(c.sum() > 0, double, lambda v: v - 1.0, c), ys
+
+    def ref(x):
+        c, ys = np.zeros(2, np.float32), []
+        for r in x:
+            ys.append(c)
+            c = np.maximum(c * 0.5 + np.tanh(r * w), 0.0)
+        return (c * 2.0 + 1.0 if c.sum() > 0 else c - 1.0), np.stack(ys)
+
+    x = np.random.default_rng(2).normal(size=(5, 2)).astype(np.float32)
+    calls = {"jit", "custom_jvp_call", "custom_vjp_call", "checkpoint"}
+    traced = fg.make_jaxpr(f)(x)
+    assert {e.primitive.name for e in traced.eqns} & calls == set()
+    assert {"jit", "custom_jvp_call"} <= set(_primitive_names(traced.jaxpr))  # nested only
+    exp = deserialize(export(f)(x).serialize())
+    assert set(_primitive_names(exp.jaxpr)) & calls == set()
+    for got, want in zip(exp.call(x, jit=False), ref(x), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
 
 
 def test_export_composite_window_ops():

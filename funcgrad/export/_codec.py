@@ -1,12 +1,12 @@
 """Jaxprs as JSON plus a list of arrays: the pickle-free body of an exported function.
 
-``inline_calls`` first replaces call-like equations (jit, checkpoint, custom_jvp/vjp calls)
-by their bodies, so only primitives remain (custom JVP/VJP rules are Python code and are
-dropped: an exported function differentiates through its primal operations). Decoding is
-parsing: primitives are looked up by name in ``funcgrad.core.primitives``, parameter classes
-(enums, NamedTuples such as gather dimension numbers) only among funcgrad classes already
-loaded; anything else is an error. Dimensions may be ``{"$dim": ...}`` markers (symbolic
-sizes), replaced by integers before decoding.
+Export first inlines call-like equations (jit, checkpoint, custom_jvp/vjp calls) everywhere
+(``funcgrad.ir.inline_calls(..., recursive=True)``), so only primitives remain (custom
+JVP/VJP rules are Python code and are dropped: an exported function differentiates through
+its primal operations). Decoding is parsing: primitives are looked up by name in
+``funcgrad.core.primitives``, parameter classes (enums, NamedTuples such as gather dimension
+numbers) only among funcgrad classes already loaded; anything else is an error. Dimensions
+may be ``{"$dim": ...}`` markers (symbolic sizes), replaced by integers before decoding.
 """
 
 from __future__ import annotations
@@ -30,80 +30,11 @@ __all__ = [
     "decode_value",
     "encode_jaxpr",
     "encode_value",
-    "inline_calls",
 ]
 
 
 def _is_namedtuple(x: Any) -> bool:
     return isinstance(x, tuple) and hasattr(type(x), "_fields")
-
-
-_CALLEE = {
-    "jit": "jaxpr",
-    "checkpoint": "jaxpr",
-    "custom_jvp_call": "call_jaxpr",
-    "custom_vjp_call": "call_jaxpr",
-}
-
-
-def inline_calls(closed: ClosedJaxpr) -> ClosedJaxpr:
-    """``closed`` with call-like equations (jit, checkpoint, custom_jvp/vjp calls) replaced
-    by their bodies, also inside control-flow sub-jaxprs."""
-    constvars = list(closed.jaxpr.constvars)
-    consts = list(closed.consts)
-    eqns: list[Eqn] = []
-    rename: dict[Var, Any] = {}
-
-    def read(a: Any) -> Any:
-        return a if type(a) is Literal else rename.get(a, a)
-
-    def emit(jaxpr: Jaxpr, sub_consts: list, inputs: list, outvars: list[Var]) -> None:
-        local: dict[Var, Any] = {}
-        for v, c in zip(jaxpr.constvars, sub_consts, strict=True):
-            nv = Var(v.aval)
-            constvars.append(nv)
-            consts.append(c)
-            local[v] = nv
-        for v, a in zip(jaxpr.invars, inputs, strict=True):
-            local[v] = a
-        sub = lambda a: a if type(a) is Literal else local[a]
-        for e in jaxpr.eqns:
-            ins = [sub(a) for a in e.inputs]
-            outs = [Var(v.aval) for v in e.outvars]
-            local.update(zip(e.outvars, outs, strict=True))
-            _lower_eqn(e.replace(inputs=ins, outvars=outs))
-        for v, o in zip(outvars, jaxpr.outvars, strict=True):
-            rename[v] = read(sub(o))
-
-    def _lower_eqn(e: Eqn) -> None:
-        key = _CALLEE.get(e.primitive.name)
-        ins = [read(a) for a in e.inputs]
-        if key is not None and isinstance(e.params.get(key), ClosedJaxpr | Jaxpr):
-            callee = e.params[key]
-            inner = callee if isinstance(callee, ClosedJaxpr) else ClosedJaxpr(callee, [])
-            emit(inner.jaxpr, list(inner.consts), ins, e.outvars)
-            return
-        params = {k: _inline_param(v) for k, v in e.params.items()}
-        eqns.append(Eqn(e.primitive, ins, params, e.outvars))
-
-    for e in closed.jaxpr.eqns:
-        _lower_eqn(e)
-    outvars = [read(a) for a in closed.jaxpr.outvars]
-    jaxpr = Jaxpr(constvars, closed.jaxpr.invars, eqns, outvars)
-    return ClosedJaxpr(jaxpr, consts)
-
-
-def _inline_param(v: Any) -> Any:
-    if isinstance(v, ClosedJaxpr):
-        return inline_calls(v)
-    if isinstance(v, Jaxpr):
-        out = inline_calls(ClosedJaxpr(v, []))
-        if out.consts:
-            raise TypeError("export: a sub-jaxpr without constants gained constants by inlining")
-        return out.jaxpr
-    if isinstance(v, tuple) and not _is_namedtuple(v):
-        return tuple(_inline_param(x) for x in v)
-    return v
 
 
 def encode_value(v: Any, arrays: list[np.ndarray], where: str) -> Any:

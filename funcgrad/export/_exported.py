@@ -32,10 +32,10 @@ from funcgrad.abstract import ShapeDtypeStruct
 from funcgrad.api import jit as fg_jit
 from funcgrad.core import ShapedArray, Tracer
 from funcgrad.dtypes import short_name
-from funcgrad.export._codec import Malformed, decode_dtype, decode_value, encode_value, inline_calls
+from funcgrad.export._codec import Malformed, decode_dtype, decode_value, encode_value
 from funcgrad.export._dims import Dim
 from funcgrad.interpreters.partial_eval import trace_to_jaxpr
-from funcgrad.ir import ClosedJaxpr, check_jaxpr, eval_jaxpr
+from funcgrad.ir import ClosedJaxpr, check_jaxpr, eval_jaxpr, inline_calls
 from funcgrad.serialization import decode_tree, load_file, read_tree, write_tree
 
 __all__ = ["Exported", "deserialize", "export", "load_exported", "save_exported"]
@@ -498,7 +498,7 @@ def _trace(fun: Callable, in_tree: Any, avals: list[ShapedArray]) -> tuple[Any, 
         out_trees.append(out_tree)
         return outs
 
-    closed = inline_calls(trace_to_jaxpr(flat_fun, avals))
+    closed = ClosedJaxpr(*inline_calls(trace_to_jaxpr(flat_fun, avals), recursive=True))
     check_jaxpr(closed.jaxpr)
     arrays: list[np.ndarray] = []
     js = encode_value(closed, arrays, "the exported function")
