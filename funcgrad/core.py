@@ -369,18 +369,22 @@ def new_dynamic(main: MainTrace) -> Iterator[None]:
 
 def find_top_trace(xs: Sequence[Any]) -> Trace:
     """The trace of the highest level among ``xs`` (and the dynamic trace)."""
+    # Each read of the thread-local state costs as much as a dict lookup, and this runs on
+    # every bind under a transformation: the bottom of the stack is read only when needed.
     state = _state
-    top = state.stack[0]
+    top = None
     for x in xs:
         if isinstance(x, Tracer):
             main = x._trace.main
             if not main.alive:
                 raise _leaked_tracer_error(x, None)
-            if main.level > top.level:
+            if top is None or main.level > top.level:
                 top = main
     dyn = state.dynamic
-    if dyn is not None and dyn.level > top.level:
+    if dyn is not None and (top is None or dyn.level > top.level):
         top = dyn
+    if top is None:
+        return state.stack[0].trace
     return top.trace
 
 
