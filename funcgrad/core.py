@@ -303,6 +303,9 @@ _state = _TraceState()
 _eager_only = [True]
 _active_lock = threading.Lock()
 _active = [0]  # transformations active across all threads
+# Staging traces (``new_dynamic``) active across all threads: while 0, ``find_top_trace``
+# need not read the calling thread's (thread-local, so slower to read) dynamic trace.
+_staging = [0]
 
 
 def is_eager() -> bool:
@@ -323,16 +326,18 @@ def dynamic_trace() -> MainTrace | None:
     return _state.dynamic
 
 
-def _enter() -> None:
+def _enter(staging: bool = False) -> None:
     with _active_lock:
         _active[0] += 1
         _eager_only[0] = False
+        _staging[0] += staging
 
 
-def _exit() -> None:
+def _exit(staging: bool = False) -> None:
     with _active_lock:
         _active[0] -= 1
         _eager_only[0] = _active[0] == 0
+        _staging[0] -= staging
 
 
 @contextmanager
@@ -358,29 +363,34 @@ def new_main(trace_type: type, global_data: Any = None) -> Iterator[MainTrace]:
 def new_dynamic(main: MainTrace) -> Iterator[None]:
     """Make ``main`` see every ``bind`` (as staging for ``jit`` must), until exit."""
     state = _state
+    _enter(staging=True)  # counted before the thread's binds can see it
     prev, state.dynamic = state.dynamic, main
-    _enter()
     try:
         yield
     finally:
         state.dynamic = prev
-        _exit()
+        _exit(staging=True)
 
 
 def find_top_trace(xs: Sequence[Any]) -> Trace:
     """The trace of the highest level among ``xs`` (and the dynamic trace)."""
-    state = _state
-    top = state.stack[0]
+    # Each read of the thread-local state costs as much as a dict lookup, and this runs on
+    # every bind under a transformation (each op of eager grad): the state is read only
+    # when some thread stages, or when no operand is a tracer.
+    top = None
     for x in xs:
         if isinstance(x, Tracer):
             main = x._trace.main
             if not main.alive:
                 raise _leaked_tracer_error(x, None)
-            if main.level > top.level:
+            if top is None or main.level > top.level:
                 top = main
-    dyn = state.dynamic
-    if dyn is not None and dyn.level > top.level:
-        top = dyn
+    if _staging[0]:
+        dyn = _state.dynamic
+        if dyn is not None and (top is None or dyn.level > top.level):
+            top = dyn
+    if top is None:
+        return _state.stack[0].trace
     return top.trace
 
 

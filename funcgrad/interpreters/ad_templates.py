@@ -118,6 +118,71 @@ def lookup(
             key.append(nz)
     except AttributeError:  # not a NumPy value (a direct bind with a Python scalar, say)
         return None
+    return _find(key, primitive, params)
+
+
+def lookup_boxed(
+    primitive: Primitive, params: dict, args: Sequence[Any], box: type[Any]
+) -> tuple[Template | None, list[Any], list[Any]]:
+    """Unbox the operands of an eager op and find its template, in one pass over ``args``.
+
+    ``args``: NumPy values, or instances of ``box`` (the eager tape's tracers) with a NumPy
+    ``val`` and a ``ref``, None when the value carries no derivative. Returns ``(template,
+    vals, refs)``: the template as :func:`lookup` finds it for ``vals`` with nonzero
+    tangents where a ref is (None too when there is no ref: nothing to differentiate), the
+    operands' NumPy values, and the refs that are not None in operand order.
+
+    This runs once per operation of eager ``grad`` (the tape), where a second walk over the
+    operands to build the key (as :func:`lookup` builds it) showed in the per-op time: the
+    key is built in the loop that unboxes them.
+    """
+    vals: list[Any] = []
+    refs: list[Any] = []
+    first = _first_order.get(primitive)
+    if first is None:
+        first = is_first_order(primitive, params)
+    if not first:
+        for a in args:
+            if type(a) is box:
+                vals.append(a.val)
+                if a.ref is not None:
+                    refs.append(a.ref)
+            else:
+                vals.append(a)
+        return None, vals, refs
+    key: list[Any] = [primitive]
+    try:
+        for a in args:
+            if type(a) is box:
+                v = a.val
+                ref = a.ref
+                vals.append(v)
+                key.append(v.shape)
+                key.append(v.dtype)
+                if ref is None:
+                    key.append(False)
+                else:
+                    key.append(True)
+                    refs.append(ref)
+            else:
+                vals.append(a)
+                key.append(a.shape)
+                key.append(a.dtype)
+                key.append(False)
+    except AttributeError:  # not a NumPy value (a direct bind with a Python scalar, say)
+        vals = [a.val if type(a) is box else a for a in args]
+        refs = [a.ref for a in args if type(a) is box and a.ref is not None]
+        return None, vals, refs
+    if not refs:
+        return None, vals, refs
+    return _find(key, primitive, params), vals, refs
+
+
+def _find(key: list[Any], primitive: Primitive, params: dict) -> Template | None:
+    """The cached template for ``key`` (the primitive, then per operand its shape, dtype and
+    whether its tangent is nonzero), which gets the parameters appended; built from the key
+    itself on a miss. None when no template applies."""
+    end = len(key)  # the operands end here, before the parameters
     if params:
         key.append(tuple(params.items()))
     try:
@@ -126,9 +191,10 @@ def lookup(
     except TypeError:  # an unhashable parameter: run the rule
         return None
     if template is None:
-        avals = [ShapedArray(v.shape, v.dtype) for v in vals]
+        avals = [ShapedArray(key[i], key[i + 1]) for i in range(1, end, 3)]
+        nonzeros = key[3:end:3]
         try:
-            template = build_template(primitive, params, avals, list(nonzeros))
+            template = build_template(primitive, params, avals, nonzeros)
         except Exception:  # noqa: BLE001 - e.g. a rule that needs concrete values
             template = NO_TEMPLATE
         _cache(templates, key_t, template)

@@ -69,14 +69,16 @@ class _Node:
     ``parents``: where the cotangents of its differentiated inputs go (a node, or an
     :class:`_Out` for one output of a multiple-result node), aligned with what ``vjp``
     returns. ``n_out``: 0 for a single output (the cotangent is one value), else the number
-    of outputs (the cotangent is a list with None where none flowed).
+    of outputs (the cotangent is a list with None where none flowed). ``vjp(ct, eager)``
+    pulls ``ct`` back; ``eager`` (no transformation active, so cotangents are NumPy
+    values) is decided once per backward pass rather than per node.
     """
 
     __slots__ = ("parents", "n_out")
     parents: Sequence[Any]
     n_out: int
 
-    def vjp(self, ct: Any) -> Sequence[Any]:
+    def vjp(self, ct: Any, eager: bool) -> Sequence[Any]:
         raise NotImplementedError
 
 
@@ -111,9 +113,9 @@ class _TemplateNode(_Node):
         self.parents = parents
         self.n_out = 0
 
-    def vjp(self, ct: Any) -> Sequence[Any]:
+    def vjp(self, ct: Any, eager: bool) -> Sequence[Any]:
         template = self.template
-        if core.is_eager():
+        if eager:
             vjp = template.vjp
             if vjp is None:
                 vjp = ad_templates.template_vjp(template)
@@ -147,7 +149,7 @@ class _CallNode(_Node):
         self.n_out = n_out
         self.closure_outs = closure_outs
 
-    def vjp(self, ct: Any) -> Sequence[Any]:
+    def vjp(self, ct: Any, eager: bool) -> Sequence[Any]:
         cts = ct if self.n_out else [ct]
         cts_in = self.lin.transpose(cts)
         return [None if type(c) is Zero else c for c in cts_in] + [
@@ -192,8 +194,12 @@ class TapeTrace(Trace):
     """The tape interpreter. ``bind`` hands it the raw operands (``raw_args``): boxing
     constants and unboxing results would only cost time here."""
 
-    __slots__ = ()
+    __slots__ = ("tape",)
     raw_args = True
+
+    def __init__(self, main: core.MainTrace) -> None:
+        super().__init__(main)
+        self.tape: list[_Node] = main.global_data  # the nodes, in creation order
 
     def pure(self, val: Any) -> TapeTracer:
         return TapeTracer(self, val, None)
@@ -201,22 +207,7 @@ class TapeTrace(Trace):
     lift = pure
 
     def process_primitive(self, primitive: Primitive, args: Sequence[Any], params: dict) -> Any:
-        vals = []
-        refs = []
-        nonzeros = []
-        for a in args:
-            if type(a) is TapeTracer:
-                vals.append(a.val)
-                ref = a.ref
-                nonzeros.append(ref is not None)
-                if ref is not None:
-                    refs.append(ref)
-            else:
-                vals.append(a)
-                nonzeros.append(False)
-        if not refs:
-            return primitive.bind(*vals, **params)
-        template = ad_templates.lookup(primitive, params, vals, nonzeros)
+        template, vals, refs = ad_templates.lookup_boxed(primitive, params, args, TapeTracer)
         if template is not None:
             outs = template.known.run(*vals)
             if template.tangent_kind != "unknown":
@@ -227,8 +218,10 @@ class TapeTrace(Trace):
                 # output sends its cotangent straight to the input's destination.
                 return TapeTracer(self, outs[0], refs[0])
             node = _TemplateNode(template, outs[1:], refs)
-            self.main.global_data.append(node)
+            self.tape.append(node)
             return TapeTracer(self, outs[0], node)
+        if not refs:
+            return primitive.bind(*vals, **params)
         return self.linearize_call(
             lambda *xs: primitive.bind(*xs, **params), args, primitive.multiple_results
         )
@@ -268,7 +261,7 @@ class TapeTrace(Trace):
             return out_vals if multiple_results else out_vals[0]
         node = _CallNode(lin, len(out_vals) if multiple_results else 0, closure_outs)
         node.parents = refs + [primals_out[k].ref for k in closure_outs]
-        self.main.global_data.append(node)
+        self.tape.append(node)
         live = set(closure_outs) | {k for k, nz in enumerate(lin.out_nonzero) if nz}
         if not multiple_results:
             return TapeTracer(self, out_vals[0], node)
@@ -309,11 +302,12 @@ def backward(tape: list[_Node], out_refs: Sequence[Any], cts_out: Sequence[Any])
             _accumulate(env, ref, ct)
     pop = env.pop
     get = env.get
+    eager = core.is_eager()
     for node in reversed(tape):
         ct = pop(node, None)
         if ct is None:
             continue
-        for ref, c in zip(node.parents, node.vjp(ct), strict=True):
+        for ref, c in zip(node.parents, node.vjp(ct, eager), strict=True):
             if c is None:
                 continue
             if type(ref) is _Out:
