@@ -43,20 +43,8 @@ def short_name(dtype: np.dtype) -> str:
     return _SHORT.get(dtype.name, dtype.name)
 
 
-def is_float(dtype: np.dtype) -> bool:
-    return dtype.kind == "f"
-
-
-def is_inexact(dtype: np.dtype) -> bool:
-    return dtype.kind in "fc"
-
-
 def is_integer(dtype: np.dtype) -> bool:
     return dtype.kind in "iu"
-
-
-def is_bool(dtype: np.dtype) -> bool:
-    return dtype.kind == "b"
 
 
 _PYTHON_SCALARS = (bool, int, float, complex)

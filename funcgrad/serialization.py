@@ -53,8 +53,9 @@ PARAMS_FORMAT = "funcgrad.params"
 VERSION = 2  # 1: npz (read only); 2: safetensors
 _NPZ_HEADER = "__funcgrad__"
 
-# ml_dtypes types stored as raw bits (their names are looked up in ml_dtypes, nothing else)
-_ML_RAW = (
+# ml_dtypes types stored as raw bits (their names are looked up in ml_dtypes, nothing else;
+# exported functions name their dtypes the same way)
+ML_DTYPES_RAW = (
     "bfloat16",
     "float8_e4m3fn",
     "float8_e5m2",
@@ -106,7 +107,7 @@ def _storage(arr: np.ndarray, where: str) -> tuple[str, np.ndarray, str | None]:
     if arr.dtype == np.complex128 or arr.dtype == np.dtype(">c16"):
         flat = np.ascontiguousarray(arr, dtype=np.complex128)
         return "F64", flat.view(np.float64).reshape(arr.shape + (2,)), "complex128"
-    if arr.dtype.type.__module__.startswith("ml_dtypes") and arr.dtype.name in _ML_RAW:
+    if arr.dtype.type.__module__.startswith("ml_dtypes") and arr.dtype.name in ML_DTYPES_RAW:
         if arr.dtype.itemsize in (1, 2):
             code = "U8" if arr.dtype.itemsize == 1 else "U16"
             bits = np.ascontiguousarray(arr).view(f"u{arr.dtype.itemsize}")
@@ -328,7 +329,7 @@ def _true_dtype(name: str, stored: np.ndarray, tensor: str) -> np.ndarray:
             f"tensor {tensor!r}: complex128 must be stored as float64 pairs",
         )
         return np.ascontiguousarray(stored).view(np.complex128).reshape(stored.shape[:-1])
-    _expect(name in _ML_RAW, f"tensor {tensor!r}: unknown dtype {name!r:.40}")
+    _expect(name in ML_DTYPES_RAW, f"tensor {tensor!r}: unknown dtype {name!r:.40}")
     try:
         import ml_dtypes
     except ImportError:

@@ -22,7 +22,7 @@ import numpy as np
 from funcgrad import core
 from funcgrad.core import ShapedArray
 from funcgrad.ir import ClosedJaxpr, Eqn, Jaxpr, Literal, Var
-from funcgrad.serialization import _ML_RAW, known_classes
+from funcgrad.serialization import ML_DTYPES_RAW, known_classes
 
 __all__ = [
     "Malformed",
@@ -95,7 +95,7 @@ def decode_dtype(name: Any) -> np.dtype:
     """A numeric dtype by name (bool, ints, floats, complex, or an ml_dtypes type): a blob
     can never name object, string or structured dtypes."""
     _check(isinstance(name, str) and len(name) < 40, f"bad dtype {name!r:.40}")
-    if name in _ML_RAW:
+    if name in ML_DTYPES_RAW:
         try:
             import ml_dtypes
         except ImportError:

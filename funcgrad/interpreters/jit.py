@@ -80,11 +80,6 @@ config = _Config()
 jit_p = Primitive("jit", multiple_results=True)
 
 
-def _check_closed(closed: ClosedJaxpr) -> None:
-    if closed.consts:
-        raise AssertionError("jit_p carries jaxprs without constants (hoist them)")
-
-
 @jit_p.def_abstract_eval
 def _jit_abstract_eval(*avals, jaxpr, name):
     expected = jaxpr.in_avals

@@ -287,12 +287,6 @@ class PartialEvalTracer(Tracer):
     def is_known(self) -> bool:
         return self.var is None
 
-    @property
-    def pval(self) -> PartialVal:
-        if self.var is None:
-            return PartialVal.known(self.const)
-        return PartialVal.unknown(self.var.aval)
-
     def full_lower(self) -> Any:
         if self.var is None:
             return core.full_lower(self.const)

@@ -299,15 +299,6 @@ def _triangular_solve_abstract_eval(a, b, *, left_side, **_):
     return ShapedArray(b.shape, b.dtype)
 
 
-def _masked_triangle(a: np.ndarray, lower: bool, unit_diagonal: bool) -> np.ndarray:
-    t = np.tril(a) if lower else np.triu(a)
-    if unit_diagonal:
-        t = t.copy()
-        idx = np.arange(a.shape[-1])
-        t[..., idx, idx] = 1
-    return t
-
-
 @triangular_solve_p.def_impl
 def _triangular_solve_impl(a, b, *, left_side, lower, transpose_a, conjugate_a, unit_diagonal):
     import scipy.linalg

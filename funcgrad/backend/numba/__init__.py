@@ -10,8 +10,10 @@ Modules, in pipeline order:
 - ``sizes.py``: sizes as expressions of the inputs' shapes (shape-generic kernels).
 - ``plan.py``: fusion into loop nests (elementwise + reductions), views (index maps of
   broadcast/transpose/slice/rev/unit reshapes), opaque steps.
-- ``codegen.py``: one Python function per jaxpr, comment per equation, axis collapsing,
-  loop-invariant values hoisted, single-use values inlined.
+- ``codegen.py``: one Python function per jaxpr, comment per equation, long bodies split
+  into chunk functions; ``nest.py`` writes each loop nest (axis collapsing, loop-invariant
+  values hoisted, single-use values inlined); ``syntax.py`` the pieces both write (typed
+  literals, dtype and shape expressions).
 - ``lowering.py`` (elementwise, views, reductions) and ``opaque_rules.py`` (dot, sort,
   gather/scatter, cumulative, pad, ...): per-primitive rules keyed by primitive *name*;
   ``control_flow_rules.py`` adds cond/while/scan; ``helpers.py`` scalar helpers;

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from funcgrad.backend.numba import buffers, disk_cache
+from funcgrad.backend.numba.syntax import lowering_error
 from funcgrad.errors import LoweringError
 
 _numba: Any = None
@@ -309,8 +310,6 @@ def _bind(mod: types.ModuleType, source: Any) -> None:
 def _lowering_error(source: Any, filename: str, e: Exception, in_avals: list[Any]) -> LoweringError:
     """Name the equation numba failed on: compile each equation alone to find it (only on
     this error path), else map numba's line number back through the source."""
-    from funcgrad.backend.numba.codegen import lowering_error
-
     msg = re.sub(r"\x1b\[[0-9;]*m", "", str(e))
     reason = _first_line(msg)
     culprit = _probe(source)

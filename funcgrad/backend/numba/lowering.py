@@ -3,7 +3,7 @@
 Four tables, one per way a primitive can be lowered (``funcgrad.lax`` never imports this):
 
 - :data:`ELEMENTWISE`: ``rule(ctx, *operand_exprs) -> expr``, a scalar expression computed
-  inside a fused loop nest (``ctx`` is a ``codegen.ExprCtx``: operand/result avals, params).
+  inside a fused loop nest (``ctx`` is a ``nest.ExprCtx``: operand/result avals, params).
 - :data:`VIEWS`: ``rule(in_aval, out_aval, **params) -> access map | None``, equations that
   only remap indices; readers compose the map into their own reads (``plan.py``).
 - :data:`REDUCTIONS`: identity, combine and accumulator dtype of a reduction that fuses with
@@ -19,6 +19,7 @@ stays float32, and literals are typed (``np.float32(2.0)``).
 
 from __future__ import annotations
 
+import enum
 import os
 from collections.abc import Callable
 from typing import Any
@@ -26,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from funcgrad.backend.numba.sizes import dtype_name
+from funcgrad.ir import CALL_PRIMITIVES
 
 SUPPORTED_DTYPES = frozenset(
     [
@@ -523,20 +525,28 @@ def opaque(name: str, returns_view: bool = False) -> Callable[[Callable], Callab
     return register
 
 
-def lowering_kind(name: str) -> str | None:
-    """How primitive ``name`` is lowered: elementwise, view, reduction, opaque, inlined."""
-    from funcgrad.ir import CALL_PRIMITIVES
+class LoweringKind(enum.Enum):
+    """How a primitive is lowered."""
 
+    INLINED = "inlined"  # a call: its body is spliced into the caller (``passes.py``)
+    VIEW = "view"  # an index map its readers compose into their reads
+    ELEMENTWISE = "elementwise"  # a scalar expression in a loop nest
+    REDUCTION = "reduction"  # an accumulation in a loop nest
+    OPAQUE = "opaque"  # a step of its own, written by its rule
+
+
+def lowering_kind(name: str) -> LoweringKind | None:
+    """How primitive ``name`` is lowered, or None when the backend cannot lower it."""
     if name in CALL_PRIMITIVES:
-        return "inlined"
+        return LoweringKind.INLINED
     if name in VIEWS:
-        return "view"
+        return LoweringKind.VIEW
     if name in ELEMENTWISE or name == "iota":
-        return "elementwise"
+        return LoweringKind.ELEMENTWISE
     if name in REDUCTIONS:
-        return "reduction"
+        return LoweringKind.REDUCTION
     if name in OPAQUE:
-        return "opaque"
+        return LoweringKind.OPAQUE
     return None
 
 

@@ -24,6 +24,7 @@ The plan holds no source text; ``codegen.py`` turns it into Python for numba.
 
 from __future__ import annotations
 
+import enum
 from typing import Any
 
 from funcgrad.backend.numba import lowering
@@ -63,12 +64,6 @@ def compose(view: AccessMap, outer: AccessMap) -> AccessMap:
     return tuple(out)
 
 
-def is_identity(amap: AccessMap, shape: tuple[int, ...], domain: tuple[int, ...]) -> bool:
-    return shape == domain and all(
-        e == (k, 0, 1) or (isinstance(e, int) and shape[k] == 1) for k, e in enumerate(amap)
-    )
-
-
 class View:
     """A value that is an index remapping of ``base`` (a Var with an array, or a Literal)."""
 
@@ -79,30 +74,52 @@ class View:
         self.amap = amap
 
 
+class ReadKind(enum.Enum):
+    """What a member's operand is."""
+
+    LITERAL = "literal"  # a jaxpr Literal
+    SCALAR = "scalar"  # a value the same nest computes at the same index
+    ARRAY = "array"  # an array element, ``atom`` read through ``amap``
+    INDEX = "index"  # the loop index of domain axis ``axis`` (for ``iota``)
+
+
+class MemberKind(enum.Enum):
+    """What a nest member computes at each index of the domain."""
+
+    MAP = "map"  # an elementwise value
+    REDUCE = "reduce"  # an accumulation over the nest's reduce axes
+
+
 class Read:
-    """One operand of a member: ``lit`` (a Literal), ``scalar`` (a value of the same nest at
-    the same index), ``array`` (``var`` read through ``amap``) or ``index`` (loop index of
-    domain axis ``axis``, for ``iota``)."""
+    """One operand of a member (see :class:`ReadKind`)."""
 
     __slots__ = ("kind", "atom", "amap", "axis")
 
-    def __init__(self, kind: str, atom: Any = None, amap: AccessMap = (), axis: int = -1):
+    def __init__(
+        self, kind: ReadKind, atom: Any = None, amap: AccessMap = (), axis: int = -1
+    ) -> None:
         self.kind = kind
         self.atom = atom
         self.amap = amap
         self.axis = axis
 
     def __repr__(self) -> str:
-        return f"Read({self.kind}, {self.atom!r}, {self.amap})"
+        return f"Read({self.kind.value}, {self.atom!r}, {self.amap})"
 
 
 class Member:
-    """An equation computed inside a nest: ``map`` (elementwise) or ``reduce``."""
+    """An equation computed inside a nest (see :class:`MemberKind`)."""
 
     __slots__ = ("kind", "eqn", "out", "reads", "name", "params")
 
     def __init__(
-        self, kind: str, eqn: Eqn | None, out: Var, reads: list[Read], name: str, params: dict
+        self,
+        kind: MemberKind,
+        eqn: Eqn | None,
+        out: Var,
+        reads: list[Read],
+        name: str,
+        params: dict,
     ) -> None:
         self.kind = kind
         self.eqn = eqn
@@ -208,11 +225,11 @@ class _Planner:
             if view_map is not None:
                 self._add_view(eqn.outvars[0], eqn.inputs[0], view_map)
             elif name in lowering.ELEMENTWISE or name == "iota":
-                self._add_member("map", eqn, eqn.outvars[0], eqn.outvars[0].aval.shape, ())
+                self._add_member(MemberKind.MAP, eqn, eqn.outvars[0], eqn.outvars[0].aval.shape, ())
             elif name in lowering.REDUCTIONS and eqn.params["axes"]:
                 shape = eqn.inputs[0].aval.shape
                 axes = tuple(sorted(eqn.params["axes"]))
-                self._add_member("reduce", eqn, eqn.outvars[0], shape, axes)
+                self._add_member(MemberKind.REDUCE, eqn, eqn.outvars[0], shape, axes)
             elif name in lowering.REDUCTIONS:  # no axes: a copy
                 self._add_copy(eqn.outvars[0], eqn.inputs[0], eqn)
             else:
@@ -243,54 +260,58 @@ class _Planner:
         read = (
             self._array_read(view.base, compose(view.amap, identity))
             if type(view.base) is Var
-            else Read("lit", view.base)
+            else Read(ReadKind.LITERAL, view.base)
         )
-        self._place("map", None, v, v.aval.shape, (), [read], "copy", {})
+        self._place(MemberKind.MAP, None, v, v.aval.shape, (), [read], "copy", {})
         return v
 
     # -- members
     def _array_read(self, var: Var, amap: AccessMap) -> Read:
-        return Read("array", var, amap)
+        return Read(ReadKind.ARRAY, var, amap)
 
     def _read(self, atom: Any, domain: tuple[int, ...]) -> Read:
         if type(atom) is Literal:
-            return Read("lit", atom)
+            return Read(ReadKind.LITERAL, atom)
         view = self.plan.views.get(atom)
         amap = broadcast_map(atom.aval.shape, domain)
         if view is not None:
             if type(view.base) is Literal:
-                return Read("lit", view.base)
-            return Read("array", view.base, compose(view.amap, amap))
+                return Read(ReadKind.LITERAL, view.base)
+            return Read(ReadKind.ARRAY, view.base, compose(view.amap, amap))
         if atom in self.plan.inner and atom.aval.shape == domain:
-            return Read("scalar", atom)
-        return Read("array", atom, amap)
+            return Read(ReadKind.SCALAR, atom)
+        return Read(ReadKind.ARRAY, atom, amap)
 
     def _add_member(
-        self, kind: str, eqn: Eqn, out: Var, domain: tuple[int, ...], raxes: tuple[int, ...]
+        self, kind: MemberKind, eqn: Eqn, out: Var, domain: tuple[int, ...], raxes: tuple[int, ...]
     ) -> None:
         name = eqn.primitive.name
         if name == "iota":
-            reads = [Read("index", axis=eqn.params["dimension"])]
+            reads = [Read(ReadKind.INDEX, axis=eqn.params["dimension"])]
         else:
             reads = [self._read(x, domain) for x in eqn.inputs]
         self._place(kind, eqn, out, domain, raxes, reads, name, eqn.params)
 
     def _add_copy(self, out: Var, src: Any, eqn: Eqn) -> None:
         reads = [self._read(src, out.aval.shape)]
-        self._place("map", eqn, out, out.aval.shape, (), reads, "copy", {})
+        self._place(MemberKind.MAP, eqn, out, out.aval.shape, (), reads, "copy", {})
 
     def _pos(self, v: Var) -> int:
         step = self.plan.step_of.get(v)
         return -1 if step is None else step.pos
 
-    def _fits(self, nest: LoopNest, kind: str, domain, raxes) -> bool:
+    def _after(self, reads: list[Read]) -> int:
+        """The position of the last step producing an array that ``reads`` read."""
+        return max((self._pos(r.atom) for r in reads if r.kind is ReadKind.ARRAY), default=-1)
+
+    def _fits(self, nest: LoopNest, kind: MemberKind, domain, raxes) -> bool:
         if nest.shape != domain:
             return False
-        return kind == "map" or nest.reduce_axes is None or nest.reduce_axes == raxes
+        return kind is MemberKind.MAP or nest.reduce_axes is None or nest.reduce_axes == raxes
 
     def _place(
         self,
-        kind: str,
+        kind: MemberKind,
         eqn: Eqn | None,
         out: Var,
         domain: tuple[int, ...],
@@ -300,19 +321,20 @@ class _Planner:
         params: dict,
     ) -> None:
         plan = self.plan
-        nests = {id(plan.inner[r.atom]): plan.inner[r.atom] for r in reads if r.kind == "scalar"}
+        scalars = [r.atom for r in reads if r.kind is ReadKind.SCALAR]
+        nests = {id(plan.inner[v]): plan.inner[v] for v in scalars}
         chosen = None
         if len(nests) == 1:
             (nest,) = nests.values()
-            min_pos = max((self._pos(r.atom) for r in reads if r.kind == "array"), default=-1)
+            min_pos = self._after(reads)
             if self._fits(nest, kind, domain, raxes) and nest.pos > min_pos:
                 chosen = nest
         if chosen is None:
             # Scalars of other nests are read back from their arrays instead.
             for r in reads:
-                if r.kind == "scalar":
-                    r.kind, r.amap = "array", broadcast_map(r.atom.aval.shape, domain)
-            min_pos = max((self._pos(r.atom) for r in reads if r.kind == "array"), default=-1)
+                if r.kind is ReadKind.SCALAR:
+                    r.kind, r.amap = ReadKind.ARRAY, broadcast_map(r.atom.aval.shape, domain)
+            min_pos = self._after(reads)
             for step in reversed(plan.steps):
                 if step.pos <= min_pos:
                     break
@@ -322,14 +344,14 @@ class _Planner:
         if chosen is None:
             chosen = LoopNest(len(plan.steps), domain)
             plan.steps.append(chosen)
-        if kind == "reduce":
+        if kind is MemberKind.REDUCE:
             chosen.reduce_axes = raxes
         chosen.members.append(Member(kind, eqn, out, reads, name, params))
         plan.step_of[out] = chosen
-        if kind == "map":
+        if kind is MemberKind.MAP:
             plan.inner[out] = chosen
         for r in reads:
-            if r.kind == "scalar":
+            if r.kind is ReadKind.SCALAR:
                 plan.scalar_uses[r.atom] = plan.scalar_uses.get(r.atom, 0) + 1
 
     # -- opaque steps
@@ -360,9 +382,9 @@ class _Planner:
             if isinstance(step, LoopNest):
                 for m in step.members:
                     for r in m.reads:
-                        if r.kind == "array":
+                        if r.kind is ReadKind.ARRAY:
                             plan.materialized.add(r.atom)
-                    if m.kind == "reduce":
+                    if m.kind is MemberKind.REDUCE:
                         plan.materialized.add(m.out)
                     elif plan.uses.get(m.out, 0) > plan.scalar_uses.get(m.out, 0):
                         # Used elsewhere (opaque step, output, another nest): needs an array.
