@@ -241,6 +241,53 @@ def _check_float_inputs(
             )
 
 
+def _check_complex_inputs(
+    flat: Sequence[Any], names: Callable[[], list[str]], fname: str, what: str
+) -> None:
+    """``holomorphic=True`` differentiates with respect to complex inputs only."""
+    for i, x in enumerate(flat):
+        if dtypes.dtype_of(x).kind != "c":
+            raise TypeError(
+                f"{what}({fname}, holomorphic=True) needs complex inputs, but "
+                f"{names()[i]} has dtype {dtypes.dtype_of(x).name}; convert it with "
+                "`.astype(np.complex64)` or drop holomorphic=True"
+            )
+
+
+def _check_jacobian_dtypes(
+    what: str, fname: str, holomorphic: bool, in_dtypes: Sequence[Any], out_dtypes: Sequence[Any]
+) -> None:
+    """JAX's rules for complex Jacobians: without ``holomorphic``, ``jacfwd`` pushes real
+    input directions (complex inputs would need both a real and an imaginary one) and
+    ``jacrev`` pulls back real output directions; with it, inputs and outputs are complex
+    and the Jacobian is the complex derivative ``f'(z)``."""
+    if holomorphic:
+        for dt in out_dtypes:
+            if np.dtype(dt).kind != "c":
+                raise TypeError(
+                    f"{what}({fname}, holomorphic=True) needs complex outputs, but the "
+                    f"function returned dtype {np.dtype(dt).name}; drop holomorphic=True "
+                    "for a real function"
+                )
+        return
+    if what == "jacfwd":
+        for dt in in_dtypes:
+            if np.dtype(dt).kind == "c":
+                raise TypeError(
+                    f"jacfwd({fname}) needs real inputs, but got dtype {np.dtype(dt).name}: "
+                    "for a holomorphic function pass holomorphic=True; otherwise "
+                    "differentiate the real and imaginary parts as separate real inputs"
+                )
+    else:
+        for dt in out_dtypes:
+            if np.dtype(dt).kind == "c":
+                raise TypeError(
+                    f"jacrev({fname}) needs real outputs, but the function returned dtype "
+                    f"{np.dtype(dt).name}: for a holomorphic function pass holomorphic=True; "
+                    "for a non-holomorphic one with complex outputs use vjp directly"
+                )
+
+
 def _fix_cotangent(ct: Any, aval: ShapedArray) -> Any:
     """A (co)tangent with exactly its primal's dtype; symbolic zeros become real zeros."""
     if type(ct) is np.ndarray and ct.dtype == aval.dtype:
@@ -328,13 +375,7 @@ def _value_and_grad(
     flat, in_tree, call, names = _dyn_args(fun, args, kwargs, nums)
     _check_float_inputs(flat, names, fname, what)
     if holomorphic:
-        for i, x in enumerate(flat):
-            if dtypes.dtype_of(x).kind != "c":
-                raise TypeError(
-                    f"{what}({fname}, holomorphic=True) needs complex inputs, but "
-                    f"{names()[i]} has dtype {dtypes.dtype_of(x).name}; convert it with "
-                    "`.astype(np.complex64)` or drop holomorphic=True"
-                )
+        _check_complex_inputs(flat, names, fname, what)
 
     def scalar_output(out: Any) -> Any:
         leaves = tree_util.tree_leaves(out)
@@ -568,12 +609,19 @@ def _move_first_axis_to(x: Any, shape: tuple[int, ...], lead: tuple[int, ...]) -
     return lax.reshape(x, tuple(lead) + tuple(shape))
 
 
-def jacfwd(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False) -> Callable:
+def jacfwd(
+    fun: Callable,
+    argnums: int | Sequence[int] = 0,
+    has_aux: bool = False,
+    holomorphic: bool = False,
+) -> Callable:
     """The Jacobian of ``fun`` by forward mode (one batched jvp over the input basis).
 
     The result has the output's structure, each leaf holding the input structure (a tuple
     when ``argnums`` is a tuple) with leaves of shape ``out_shape + in_shape``. Best when
-    inputs are smaller than outputs. With ``has_aux`` returns ``(jacobian, aux)``.
+    inputs are smaller than outputs. With ``has_aux`` returns ``(jacobian, aux)``. Inputs
+    are real unless ``holomorphic=True`` (complex inputs and outputs: the derivative
+    ``f'(z)``), as in JAX.
     """
 
     @functools.wraps(fun)
@@ -582,13 +630,18 @@ def jacfwd(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = Fals
         nums = _normalize_argnums(argnums, len(args), fname)
         flat, in_tree, call, names = _dyn_args(fun, args, kwargs, nums)
         _check_float_inputs(flat, names, fname, "jacfwd")
+        if holomorphic:
+            _check_complex_inputs(flat, names, fname, "jacfwd")
         avals = [get_aval(x).strip() for x in flat]
+        _check_jacobian_dtypes("jacfwd", fname, holomorphic, [a.dtype for a in avals], [])
         outputs = _Outputs(call, has_aux, "jacfwd", fname)
         flat_call = outputs.concatenated
 
         def pushfwd(*basis: Any) -> tuple[list[Any], list[Any]]:
             outs, touts = ad.jvp_flat(flat_call, flat, list(basis))
             n = outputs.num_out
+            out_dtypes = [get_aval(o).dtype for o in outs[:n]]
+            _check_jacobian_dtypes("jacfwd", fname, holomorphic, [], out_dtypes)
             touts = [
                 _fix_cotangent(t, get_aval(o).strip())
                 for t, o in zip(touts[:n], outs[:n], strict=True)
@@ -622,9 +675,16 @@ def jacfwd(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = Fals
     return jacfun
 
 
-def jacrev(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False) -> Callable:
+def jacrev(
+    fun: Callable,
+    argnums: int | Sequence[int] = 0,
+    has_aux: bool = False,
+    holomorphic: bool = False,
+) -> Callable:
     """The Jacobian of ``fun`` by reverse mode (one linearization, then a batched backward
-    pass per output leaf). Same layout as :func:`jacfwd`; best for few outputs."""
+    pass per output leaf). Same layout as :func:`jacfwd`; best for few outputs. Outputs
+    are real unless ``holomorphic=True`` (complex inputs and outputs: the derivative
+    ``f'(z)``), as in JAX; a real output of complex inputs gives ``grad``'s convention."""
 
     @functools.wraps(fun)
     def jacfun(*args: Any, **kwargs: Any) -> Any:
@@ -632,8 +692,12 @@ def jacrev(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = Fals
         nums = _normalize_argnums(argnums, len(args), fname)
         flat, in_tree, call, names = _dyn_args(fun, args, kwargs, nums)
         _check_float_inputs(flat, names, fname, "jacrev")
+        if holomorphic:
+            _check_complex_inputs(flat, names, fname, "jacrev")
         outputs = _Outputs(call, has_aux, "jacrev", fname)
         outs, lin, aux_leaves = _reverse_flat(outputs, flat)
+        out_dtypes = [a.dtype for a in lin.out_avals]
+        _check_jacobian_dtypes("jacrev", fname, holomorphic, [], out_dtypes)
         jac_leaves = []
         for j, out_aval in enumerate(lin.out_avals):
             m = out_aval.size
@@ -666,9 +730,15 @@ def _reshape_to(x: Any, shape: tuple[int, ...]) -> Any:
     return x if get_aval(x).shape == shape else lax.reshape(x, shape)
 
 
-def hessian(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False) -> Callable:
+def hessian(
+    fun: Callable,
+    argnums: int | Sequence[int] = 0,
+    has_aux: bool = False,
+    holomorphic: bool = False,
+) -> Callable:
     """The Hessian of a scalar ``fun``: ``jacfwd(jacrev(fun))`` (forward over reverse)."""
-    return jacfwd(jacrev(fun, argnums, has_aux=has_aux), argnums, has_aux=has_aux)
+    inner = jacrev(fun, argnums, has_aux=has_aux, holomorphic=holomorphic)
+    return jacfwd(inner, argnums, has_aux=has_aux, holomorphic=holomorphic)
 
 
 def block_until_ready(x: Any) -> Any:
