@@ -4,6 +4,8 @@
 ``dimension`` by the permutation that orders the first ``num_keys`` operands
 lexicographically (the first key is the most significant). The order is NumPy's: NaNs
 last, -0.0 and 0.0 equal. The impl is always stable, whatever ``is_stable`` says.
+The primitive's keys are real; the ``sort``/``argsort`` functions order a complex key as
+NumPy and JAX do, by its real part, then its imaginary part (two real keys).
 
 The jvp sorts one more operand, an iota, to learn the permutation and applies it to the
 tangents with a gather (take-along-axis), whose transpose is a scatter-add. Batching moves
@@ -31,26 +33,33 @@ sort_p = Primitive("sort", multiple_results=True)
 def sort(operand: Any, dimension: int = -1, is_stable: bool = True, num_keys: int = 1) -> Any:
     """Sort ``operand`` (an array, or a sequence of same-shape arrays sorted together by
     their first ``num_keys``) along ``dimension``; returns the same kind of thing."""
-    if isinstance(operand, (list, tuple)):
-        operands = tuple(operand)
-        if not operands:
-            raise ValueError("sort: needs at least one operand")
-        ndim = get_aval(operands[0]).ndim
-        out = sort_p.bind(
-            *operands,
-            dimension=_canonical_dimension(dimension, ndim),
-            is_stable=bool(is_stable),
-            num_keys=int(num_keys),
-        )
-        return tuple(out)
-    ndim = get_aval(operand).ndim
-    (out,) = sort_p.bind(
-        operand,
-        dimension=_canonical_dimension(dimension, ndim),
+    operands = tuple(operand) if isinstance(operand, (list, tuple)) else (operand,)
+    if not operands:
+        raise ValueError("sort: needs at least one operand")
+    num_keys = int(num_keys)
+    keys = _real_keys(operands[:num_keys])
+    extra = len(keys) if len(keys) != num_keys else 0  # complex keys: sort real copies
+    out = sort_p.bind(
+        *(keys if extra else ()),
+        *operands,
+        dimension=_canonical_dimension(dimension, get_aval(operands[0]).ndim),
         is_stable=bool(is_stable),
-        num_keys=int(num_keys),
+        num_keys=len(keys),
     )
-    return out
+    out = out[extra:]
+    return tuple(out) if isinstance(operand, (list, tuple)) else out[0]
+
+
+def _real_keys(keys: tuple) -> tuple:
+    """Sort keys with each complex key split into its real and imaginary parts (NumPy's
+    lexicographic order for complex numbers)."""
+    out: list[Any] = []
+    for k in keys:
+        if get_aval(k).dtype.kind == "c":
+            out += [lax.real(k), lax.imag(k)]
+        else:
+            out.append(k)
+    return tuple(out)
 
 
 def _canonical_dimension(dimension: int, ndim: int) -> int:
@@ -170,7 +179,10 @@ def argsort(
     if not 0 <= dimension < aval.ndim:
         raise ValueError(f"argsort: dimension {dimension} is out of range for {aval.str_short()}")
     iota = lax.broadcasted_iota(as_dtype(index_dtype), aval.shape, dimension)
-    _, perm = sort_p.bind(operand, iota, dimension=dimension, is_stable=bool(is_stable), num_keys=1)
+    keys = _real_keys((operand,))
+    *_, perm = sort_p.bind(
+        *keys, iota, dimension=dimension, is_stable=bool(is_stable), num_keys=len(keys)
+    )
     return perm
 
 
