@@ -86,6 +86,28 @@ def test_all_gather_matches_numpy(axis, tiled):
         np.testing.assert_array_equal(out[i], ref)
 
 
+@pytest.mark.parametrize("axis,tiled", [(0, False), (1, False), (-1, False), (0, True), (1, True)])
+def test_all_gather_over_a_tuple_of_axes_is_row_major(axis, tiled):
+    # Instances (i, j) of vmap axes ("a", "b") are gathered in the order axis_index numbers
+    # them: i * 3 + j. The reference is a Python loop over the instances.
+    xs = RNG.standard_normal((2, 3, 4, 5))
+    inner = lambda x: lax.all_gather(x, ("a", "b"), axis=axis, tiled=tiled)
+    out = fg.vmap(fg.vmap(inner, axis_name="b"), axis_name="a")(xs)
+    blocks = [xs[i, j] for i in range(2) for j in range(3)]
+    ref = np.concatenate(blocks, axis=axis) if tiled else np.stack(blocks, axis=axis)
+    assert out.shape == (2, 3, *ref.shape)
+    for i in range(2):
+        for j in range(3):
+            np.testing.assert_array_equal(out[i, j], ref)
+    index = lambda x: lax.all_gather(lax.axis_index(("a", "b")), ("a", "b"))
+    order = fg.vmap(fg.vmap(index, axis_name="b"), axis_name="a")(xs)
+    np.testing.assert_array_equal(order[1, 2], np.arange(6))
+    # The transpose sums every instance's cotangent for this instance's block.
+    loss = lambda x: fnp.sum(lax.all_gather(x, ("a", "b"), axis=axis, tiled=tiled) ** 2)
+    g = fg.jit(fg.vmap(fg.vmap(fg.grad(loss), axis_name="b"), axis_name="a"))(xs)
+    np.testing.assert_allclose(g, 6 * 2 * xs, rtol=1e-12)
+
+
 def test_axis_index_and_unbatched_operands():
     n = XS.shape[0]
     c = np.array([1.0, 2.0, 3.0])

@@ -447,23 +447,30 @@ def pmin(x: Any, axis_name: Any) -> Any:
     return tree_map(one, x)
 
 
-def all_gather(x: Any, axis_name: Hashable, *, axis: int = 0, tiled: bool = False) -> Any:
+def all_gather(x: Any, axis_name: Any, *, axis: int = 0, tiled: bool = False) -> Any:
     """Every instance's ``x`` stacked along a new ``axis`` (in instance order), or
-    concatenated along the existing ``axis`` with ``tiled=True``."""
-    if isinstance(axis_name, (tuple, list)):
-        raise NotImplementedError(
-            f"all_gather over several axes {tuple(axis_name)} is not supported; gather over "
-            "one axis at a time"
-        )
-    size = axis_size(axis_name)
+    concatenated along the existing ``axis`` with ``tiled=True``.
+
+    Over a tuple of names the instances are ordered row-major (the first name is the
+    slowest, as :func:`axis_index` numbers them): one gather over the last name, then
+    concatenations over the others."""
+    names = _names(axis_name)
+    sizes = [axis_size(name) for name in names]
 
     def one(leaf: Any) -> Any:
         leaf = _as_array(leaf)
         ndim = core.get_aval(leaf).ndim
-        ax = axis + (ndim if tiled else ndim + 1) if axis < 0 else axis
-        return all_gather_p.bind(
-            leaf, axis_name=axis_name, axis=int(ax), tiled=bool(tiled), axis_size=size
-        )
+        ax = int(axis + (ndim if tiled else ndim + 1) if axis < 0 else axis)
+        for k in range(len(names) - 1, -1, -1):
+            last = k == len(names) - 1
+            leaf = all_gather_p.bind(
+                leaf,
+                axis_name=names[k],
+                axis=ax,
+                tiled=bool(tiled) if last else True,
+                axis_size=sizes[k],
+            )
+        return leaf
 
     return tree_map(one, x)
 
