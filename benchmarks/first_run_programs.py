@@ -401,8 +401,8 @@ def main(program: str, lib: str, quick: bool = False, t0: float | None = None) -
     if lib.startswith("fg"):
         from funcgrad.interpreters import tiers
 
-        # A background compile left running at exit is abandoned (daemon worker): the
-        # program's time is its own; the kernel is cached only if it finished.
+        # Kernels still compiling at exit are handed to a detached compile process (the
+        # default FUNCGRAD_JIT_AT_EXIT=detach): the program's time is its own.
         res_tiers = tiers.pending()
     else:
         res_tiers = 0

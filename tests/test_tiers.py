@@ -357,13 +357,13 @@ _CHILD = textwrap.dedent(
 )
 
 
-def _child(tmp_path, *args, exit_wait="60", exit_after="0"):
+def _child(tmp_path, *args, at_exit="wait", exit_after="0"):
     env = dict(
         os.environ,
         FUNCGRAD_CACHE_DIR=str(tmp_path / "cache"),
         FUNCGRAD_JIT_COMPILE="background",
-        FUNCGRAD_JIT_EXIT_WAIT=exit_wait,
-        FUNCGRAD_JIT_EXIT_WAIT_AFTER=exit_after,  # "0": wait however short the run was
+        FUNCGRAD_JIT_AT_EXIT=at_exit,
+        FUNCGRAD_JIT_EXIT_WAIT_AFTER=exit_after,  # "0": act however short the run was
     )
     return subprocess.Popen(
         [sys.executable, "-c", _CHILD, *args],
@@ -397,7 +397,7 @@ def test_two_processes_compile_into_one_cache(tmp_path):
 
 
 def test_exit_during_compile_does_not_hang_or_corrupt(tmp_path):
-    p = _child(tmp_path, "exit", exit_wait="0")  # abandon the compile at exit
+    p = _child(tmp_path, "exit", at_exit="drop")  # abandon the compile at exit
     out, err = p.communicate(timeout=120)  # a hang would time out
     assert p.returncode == 0, err[-2000:]
     q = _child(tmp_path, "wait")
@@ -408,7 +408,7 @@ def test_exit_during_compile_does_not_hang_or_corrupt(tmp_path):
 
 
 def test_exit_finishes_the_compile_for_the_next_run(tmp_path):
-    p = _child(tmp_path, "exit")  # default: the queued compile finishes at exit
+    p = _child(tmp_path, "exit")  # FUNCGRAD_JIT_AT_EXIT=wait: the compile finishes at exit
     out, err = p.communicate(timeout=600)
     assert p.returncode == 0, err[-2000:]
     assert "finishing 1 kernel compile" in err
@@ -419,11 +419,73 @@ def test_exit_finishes_the_compile_for_the_next_run(tmp_path):
     assert r["from_disk"] == [True] and r["after"] == pytest.approx(_expected(), rel=1e-12)
 
 
+def test_exit_hands_the_compile_to_a_detached_process(tmp_path):
+    import re
+    import time
+
+    from funcgrad.backend.numba import exit_compile
+
+    p = _child(tmp_path, "exit", at_exit="detach")  # the default
+    out, err = p.communicate(timeout=120)  # exits without waiting for the compile
+    assert p.returncode == 0, err[-2000:]
+    assert "compiling 1 kernel(s) for the next run in the background" in err
+    pid = int(re.search(r"process (\d+)", err).group(1))
+    deadline = time.monotonic() + 600
+    while exit_compile.pending_jobs(tmp_path / "cache") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not exit_compile.pending_jobs(tmp_path / "cache")
+    try:  # the detached process is done (or a zombie of an exited parent)
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+    q = _child(tmp_path, "wait")
+    out, err = q.communicate(timeout=600)
+    assert q.returncode == 0, err[-2000:]
+    r = json.loads(out.strip().splitlines()[-1])
+    assert r["from_disk"] == [True] and r["after"] == pytest.approx(_expected(), rel=1e-12)
+
+
+def test_exit_compile_runs_only_verified_jobs_of_its_folder(tmp_path, monkeypatch):
+    from funcgrad.backend.numba import compile as c
+    from funcgrad.backend.numba import disk_cache, exit_compile
+
+    monkeypatch.setenv("FUNCGRAD_CACHE_DIR", str(tmp_path / "cache"))
+    disk_cache.reset_for_tests()
+    root = disk_cache.folder()
+    folder = root / exit_compile.JOBS_FOLDER
+    folder.mkdir(mode=0o700)
+    text = "import numpy as np\n\n\ndef k(a):\n    return a + np.float64(1.0)\n"
+    job = {
+        "key": c.cache_key(text),
+        "text": text,
+        "entry": "k",
+        "functions": ["k"],
+        "helpers": [],
+        "parallel": False,
+        "buffers": [],
+        "in_avals": [["float64", [3]]],
+    }
+    foreign = dict(job, text=text.replace("1.0", "2.0"))  # key of another source
+    bad = [{"key": 1}, "not a job", dict(job, in_avals=[["float64", [-1]]])]
+    path = folder / "1-1.json"
+    path.write_text(json.dumps([foreign, *bad, job]))
+    assert exit_compile.run(path) == 1  # only the verified, well-formed job
+    assert not path.exists()
+    assert (root / f"k_{job['key'][:40]}.py").read_text() == text
+    outside = tmp_path / "job.json"
+    outside.write_text(json.dumps([job]))
+    assert exit_compile.run(outside) == 0  # never a job outside the private folder
+    assert outside.exists()
+    not_json = folder / "2-2.json"
+    not_json.write_text("{")
+    assert exit_compile.run(not_json) == 0 and not not_json.exists()
+
+
 def test_short_run_exits_without_waiting(tmp_path):
-    p = _child(tmp_path, "exit", exit_after="1000")  # ran far less than that interpreting
+    p = _child(tmp_path, "exit", at_exit="detach", exit_after="1000")  # far longer than it ran
     out, err = p.communicate(timeout=120)
     assert p.returncode == 0, err[-2000:]
-    assert "finishing" not in err
+    assert "finishing" not in err and "in the background" not in err
 
 
 def test_killed_compile_leaves_a_usable_cache(tmp_path):

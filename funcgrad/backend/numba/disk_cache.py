@@ -17,9 +17,12 @@ loaded). So:
   Where there is no POSIX file ownership to check (Windows), the disk cache is off.
 - What is verified, before anything is executed or unpickled: the entry's key is the
   SHA-256 of funcgrad's backend fingerprint (funcgrad, numba and Python versions, helper
-  sources) and the kernel source. The source funcgrad executes is always the text it just
-  generated in memory; the ``k_<key>.py`` file is a readable copy (for tracebacks and error
-  messages), compared byte for byte with that text. Compiled code lives in
+  sources) and the kernel source. The source funcgrad executes is the text it just
+  generated in memory (or, in the detached compile a program hands its unfinished kernels
+  to at exit, the text that program generated, read from a job file in ``pending/`` of
+  this folder and compiled only if it hashes to the key the job names: ``exit_compile.py``);
+  the ``k_<key>.py`` file is a readable copy (for tracebacks and error messages), compared
+  byte for byte with that text. Compiled code lives in
   ``k_<key>.<target>.nbc`` files that start with a header naming the full key, the numba
   signature and target CPU they were compiled for, and the SHA-256 and length of the
   pickled payload that follows; the payload is unpickled only if all of them match. Every
