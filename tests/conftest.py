@@ -18,3 +18,7 @@ os.environ.setdefault(
 # Most tests exist to test kernels: jit compiles synchronously (and raises LoweringError)
 # unless a test opts into background compilation (tests/test_tiers.py does, explicitly).
 os.environ.setdefault("FUNCGRAD_JIT_COMPILE", "sync")
+
+# A test process that exits with background compiles pending abandons them: no detached
+# compile process outlives the test run (tests that check the hand-off set it themselves).
+os.environ.setdefault("FUNCGRAD_JIT_AT_EXIT", "drop")
