@@ -443,6 +443,11 @@ def test_exit_hands_the_compile_to_a_detached_process(tmp_path):
     assert q.returncode == 0, err[-2000:]
     r = json.loads(out.strip().splitlines()[-1])
     assert r["from_disk"] == [True] and r["after"] == pytest.approx(_expected(), rel=1e-12)
+    # A run that ends while it loads a cached kernel hands nothing off.
+    again = _child(tmp_path, "exit", at_exit="detach")
+    out, err = again.communicate(timeout=120)
+    assert again.returncode == 0, err[-2000:]
+    assert "in the background" not in err and not exit_compile.pending_jobs(tmp_path / "cache")
 
 
 def test_exit_compile_runs_only_verified_jobs_of_its_folder(tmp_path, monkeypatch):

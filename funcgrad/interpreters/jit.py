@@ -320,9 +320,10 @@ def _tiered(
     ``mode == "sync"``: the kernel, compiled here (errors raise). Background: if
     ``lowering`` is given (the source was generated here) and its kernel is in memory, that
     kernel at once; otherwise the interpreter tier now, while the worker generates the
-    source (if not given: the first signature of a function skips it on the calling thread,
-    where no kernel can be found anyway) and loads or compiles the kernel, then installs
-    it. If that fails, the interpreter stays and warns once on its next call.
+    source (if not given: a function none of whose signatures runs a kernel yet skips it on
+    the calling thread, where no kernel can be found anyway) and loads or compiles the
+    kernel, then installs it. If that fails, the interpreter stays and warns once on its
+    next call.
     """
     if mode == "sync":
         lowering = lowering if lowering is not None else _lower(closed, name)
@@ -350,7 +351,7 @@ def _tiered(
             interp.call = tiers.warn_once_then(interp.call, name, job.error)
             install(interp)
             return
-        install(Executable(job.lowering, job.kernel))
+        install(Executable(job.lowering, job.kernel, job.reused))
         if config.log_compiles:
             tiers.log_switch(name, "ready", job.ready_s)
 
@@ -819,9 +820,17 @@ class JitFunction:
             traced = self._trace(key[:2] + (avals,), avals, rebuild, dyn_args, dyn_kwargs)
             trace_s = time.perf_counter() - t0
             mode = _compile_mode(self._mode)
-            # A later signature generates its source here: a shape-generic kernel of an
-            # earlier one is then found in memory and runs at once.
-            lowering = _lower(traced.jaxpr, self._name) if self._cache or mode == "sync" else None
+            # A later signature generates its source here when an earlier one runs a kernel:
+            # a shape-generic kernel is then found in memory and runs at once. While no
+            # kernel of this function is ready (the first is still compiling), the worker
+            # generates it: this thread returns sooner, and the worker finds the kernel by
+            # its source as soon as the first compile ends.
+            lowering = (
+                _lower(traced.jaxpr, self._name)
+                if mode == "sync"
+                or any(e.exe is not None and e.exe.kernel is not None for e in self._cache.values())
+                else None
+            )
             entry = _Entry(traced)
             reason = self._reason(key, avals, traced.names) if config.log_compiles else ""
             name = self._name

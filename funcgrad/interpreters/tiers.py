@@ -244,7 +244,17 @@ class Job:
     """One background build: generate the source of ``closed`` (unless ``lowering`` came
     with it), then find its kernel in memory, load it from disk or compile it."""
 
-    __slots__ = ("closed", "name", "lowering", "kernel", "error", "on_done", "submitted", "ready_s")
+    __slots__ = (
+        "closed",
+        "name",
+        "lowering",
+        "kernel",
+        "reused",
+        "error",
+        "on_done",
+        "submitted",
+        "ready_s",
+    )
 
     def __init__(
         self, closed: Any, name: str, lowering: Any, on_done: Callable[[Job], None]
@@ -254,6 +264,7 @@ class Job:
         self.lowering = lowering
         self.on_done = on_done
         self.kernel: Any = None
+        self.reused = False  # the kernel was in memory already (another signature's)
         self.error: BaseException | None = None
         self.submitted = time.perf_counter()
         self.ready_s = 0.0
@@ -340,6 +351,7 @@ def _build(job: Job) -> None:
         job.lowering = lower(job.closed, job.name)
     text = job.lowering.source.text
     kernel = kernel_for(text)
+    job.reused = kernel is not None
     if kernel is None:
         kernel = job.lowering.compile()  # compile.py: memory, then disk, then numba
         remember(text, kernel)
@@ -468,11 +480,12 @@ def _finish_at_exit() -> None:
     from funcgrad.backend.numba import exit_compile
 
     lowerings = _unfinished()
-    pid = exit_compile.hand_off(lowerings) if lowerings else None
-    if pid is not None:
+    handed = exit_compile.hand_off(lowerings) if lowerings else None
+    if handed is not None:
+        pid, n = handed
         print(
-            f"funcgrad: compiling {len(lowerings)} kernel(s) for the next run in the "
-            f"background (process {pid}; FUNCGRAD_JIT_AT_EXIT=drop skips)",
+            f"funcgrad: compiling {n} kernel(s) for the next run in the background "
+            f"(process {pid}; FUNCGRAD_JIT_AT_EXIT=drop skips)",
             file=sys.stderr,
             flush=True,
         )

@@ -72,19 +72,25 @@ def _aval_json(aval: Any) -> list:
     return [np.dtype(aval.dtype).name, [int(n) for n in aval.shape]]
 
 
-def hand_off(lowerings: list[Any]) -> int | None:
+def hand_off(lowerings: list[Any]) -> tuple[int, int] | None:
     """Compile ``lowerings`` (``backend.numba.Lowering``s) into the disk cache in a detached
-    process; returns its pid, or None when there is no disk cache to fill."""
+    process; returns its pid and how many kernels it compiles, or None when there is no
+    disk cache to fill or nothing missing from it."""
     root = disk_cache.folder()
-    folder = _jobs_folder(root) if root is not None else None
-    if folder is None or not lowerings:
+    if root is None or not lowerings:
+        return None
+    folder = _jobs_folder(root)
+    if folder is None:
         return None
     jobs = []
     for lowering in lowerings:
         source = lowering.source
+        key = compile.cache_key(source.text)
+        if any(root.glob(f"k_{key[:40]}.*.nbc")):
+            continue  # compiled by an earlier run: this one ended while loading it
         jobs.append(
             {
-                "key": compile.cache_key(source.text),
+                "key": key,
                 "text": source.text,
                 "entry": source.entry,
                 "functions": list(source.functions),
@@ -94,6 +100,8 @@ def hand_off(lowerings: list[Any]) -> int | None:
                 "in_avals": [_aval_json(a) for a in lowering.jaxpr.in_avals],
             }
         )
+    if not jobs:
+        return None
     pending_jobs(root)  # deletes stale ones
     path = folder / f"{os.getpid()}-{time.time_ns()}.json"
     if not disk_cache.write_file(path, json.dumps(jobs).encode()):
@@ -115,7 +123,7 @@ def hand_off(lowerings: list[Any]) -> int | None:
     except OSError:
         path.unlink(missing_ok=True)
         return None
-    return proc.pid
+    return proc.pid, len(jobs)
 
 
 class _Source:
