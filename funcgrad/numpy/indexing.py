@@ -36,6 +36,7 @@ Decisions:
 
 from __future__ import annotations
 
+import enum
 import math
 from typing import Any
 
@@ -60,8 +61,17 @@ _VALID = (
     "boolean arrays are valid indices"
 )
 
-# Item kinds of a parsed index (each consumes exactly one axis of the expanded operand).
-_SLICE, _INT, _TINT, _ARR = "slice", "int", "tint", "arr"
+
+class _Kind(enum.Enum):
+    """What a parsed index entry is (each consumes exactly one axis of the expanded operand)."""
+
+    SLICE = "slice"  # val: a range
+    INT = "int"  # val: a concrete int
+    TINT = "tint"  # val: a traced integer scalar
+    ARR = "arr"  # val: an integer array (ndarray or tracer)
+
+
+_SLICE, _INT, _TINT, _ARR = _Kind.SLICE, _Kind.INT, _Kind.TINT, _Kind.ARR
 
 
 class _Item:
@@ -69,7 +79,7 @@ class _Item:
 
     __slots__ = ("kind", "val", "new")
 
-    def __init__(self, kind: str, val: Any, new: bool = False) -> None:
+    def __init__(self, kind: _Kind, val: Any, new: bool = False) -> None:
         self.kind = kind
         self.val = val  # slice: range; int: int; tint: tracer; arr: ndarray or tracer
         self.new = new  # True on an axis inserted by None (or a 0-d bool)
@@ -256,11 +266,11 @@ def _apply_slices(x: Any, items: list[_Item], shape: tuple[int, ...]) -> Any:
     """Apply every slice item with one ``slice`` and one ``rev``; ints stay (size-1)."""
     start, limit, stride, rev = [], [], [], []
     for ax, (it, n) in enumerate(zip(items, shape, strict=False)):
-        if it.kind == _INT:
+        if it.kind is _INT:
             start.append(it.val)
             limit.append(it.val + 1)
             stride.append(1)
-        elif it.kind == _SLICE:
+        elif it.kind is _SLICE:
             r = it.val
             if len(r) == 0:
                 start.append(0)
@@ -292,7 +302,7 @@ def getitem(x: Any, idx: Any, mode: Any = None, fill_value: Any = None) -> Any:
     x = to_operand(x, "fnp indexing")
     shape = tuple(shape_of(x))
     items, exp_shape = _parse(shape, idx, check=mode is None)
-    has_arr = any(it.kind == _ARR for it in items)
+    has_arr = any(it.kind is _ARR for it in items)
     if not has_arr and mode is None:
         return _basic_getitem(x, items, exp_shape)
     if exp_shape != shape:
@@ -300,10 +310,10 @@ def getitem(x: Any, idx: Any, mode: Any = None, fill_value: Any = None) -> Any:
     if has_arr:
         # Slices first (static), so the gather only sees index arrays and full windows.
         x = _apply_slices(
-            x, [it if it.kind == _SLICE else _Item(_TINT, None) for it in items], exp_shape
+            x, [it if it.kind is _SLICE else _Item(_TINT, None) for it in items], exp_shape
         )
         items = [
-            _Item(_SLICE, range(len(it.val)), it.new) if it.kind == _SLICE else it for it in items
+            _Item(_SLICE, range(len(it.val)), it.new) if it.kind is _SLICE else it for it in items
         ]
         exp_shape = tuple(shape_of(x))
     plan = _plan(items, exp_shape)
@@ -319,7 +329,7 @@ def _basic_getitem(x: Any, items: list[_Item], exp_shape: tuple[int, ...]) -> An
     orig = [it for it in items if not it.new]
     shape = tuple(shape_of(x))
     out = _apply_slices(x, orig, shape)
-    tints = [(ax, it.val) for ax, it in enumerate(orig) if it.kind == _TINT]
+    tints = [(ax, it.val) for ax, it in enumerate(orig) if it.kind is _TINT]
     if tints:
         cur = tuple(shape_of(out))
         starts: list[Any] = [0] * len(cur)
@@ -330,7 +340,7 @@ def _basic_getitem(x: Any, items: list[_Item], exp_shape: tuple[int, ...]) -> An
         out = lax.dynamic_slice(out, starts, sizes)
     final = []
     for it in items:
-        if it.kind == _SLICE:
+        if it.kind is _SLICE:
             final.append(len(it.val))
     final_t = tuple(final)
     if tuple(shape_of(out)) != final_t:
@@ -347,14 +357,14 @@ def _plan(items: list[_Item], shape: tuple[int, ...]) -> Any:
     without batch axes. ``dnums`` is ``(offset_dims, collapsed_slice_dims,
     start_index_map)``, shared by gather and scatter.
     """
-    arr_axes = [ax for ax, it in enumerate(items) if it.kind == _ARR]
+    arr_axes = [ax for ax, it in enumerate(items) if it.kind is _ARR]
     has_arr = bool(arr_axes)
     adjacent = has_arr and arr_axes == list(range(arr_axes[0], arr_axes[-1] + 1))
     # Advanced indices (arrays, and ints when arrays are present) broadcast together.
     adv_axes = [
         ax
         for ax, it in enumerate(items)
-        if it.kind == _ARR or (has_arr and it.kind in (_INT, _TINT))
+        if it.kind is _ARR or (has_arr and it.kind in (_INT, _TINT))
     ]
     if has_arr:
         adjacent = adv_axes == list(range(adv_axes[0], adv_axes[-1] + 1))
@@ -372,7 +382,7 @@ def _plan(items: list[_Item], shape: tuple[int, ...]) -> Any:
     if has_arr and not adjacent:
         out.append(("b", None))
     for ax, it in enumerate(items):
-        if it.kind == _SLICE:
+        if it.kind is _SLICE:
             r = it.val
             out.append(("w" if r.step == 1 or len(r) <= 1 else "s", ax))
         elif has_arr and adjacent and ax == adv_axes[0]:
@@ -399,7 +409,7 @@ def _plan(items: list[_Item], shape: tuple[int, ...]) -> Any:
         pos += len(bshape) if kind == "b" else 1
     for ax, it in enumerate(items):
         n = shape[ax]
-        if it.kind == _SLICE:
+        if it.kind is _SLICE:
             r = it.val
             if r.step == 1 or len(r) <= 1:
                 sizes.append(len(r))
@@ -419,7 +429,7 @@ def _plan(items: list[_Item], shape: tuple[int, ...]) -> Any:
         v = it.val
         if isinstance(v, Tracer):
             v = _normalize_traced(v, n)
-        elif it.kind == _INT:
+        elif it.kind is _INT:
             v = np.asarray(v, _I64)
         if it.kind in (_INT, _TINT) and not has_arr:
             comps.append(_reshape_any(v, (1,) * nb))
