@@ -111,6 +111,11 @@ def hand_off(lowerings: list[Any]) -> tuple[int, int] | None:
         if os.name == "posix"
         else {"creationflags": getattr(subprocess, "DETACHED_PROCESS", 0)}
     )
+    # The same funcgrad as this process's, however it was found (an installed package, or
+    # a folder its script put on sys.path).
+    package_root = str(Path(__file__).resolve().parents[3])
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
     try:
         proc = subprocess.Popen(
             [sys.executable, "-m", "funcgrad.backend.numba.exit_compile", str(path)],
@@ -118,6 +123,7 @@ def hand_off(lowerings: list[Any]) -> tuple[int, int] | None:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             close_fds=True,
+            env=env,
             **detach,
         )
     except OSError:
