@@ -486,6 +486,31 @@ def test_exit_compile_runs_only_verified_jobs_of_its_folder(tmp_path, monkeypatc
     assert exit_compile.run(not_json) == 0 and not not_json.exists()
 
 
+def test_processes_exiting_together_hand_a_kernel_off_once(tmp_path, monkeypatch):
+    import subprocess as sp
+
+    from funcgrad.backend.numba import disk_cache, exit_compile
+
+    monkeypatch.setenv("FUNCGRAD_CACHE_DIR", str(tmp_path / "cache"))
+    disk_cache.reset_for_tests()
+    started = []
+
+    class FakePopen:  # records the detached process instead of starting it
+        def __init__(self, args, **kwargs):
+            started.append(args)
+            self.pid = 4242
+
+    monkeypatch.setattr(sp, "Popen", FakePopen)
+    x = np.linspace(0.0, 1.0, 7)
+    lowering = fg.jit(lambda x: fnp.sin(x) * 3.0).lower(x).lowering
+    assert exit_compile.hand_off([lowering]) == (4242, 1)
+    assert exit_compile.hand_off([lowering]) is None  # already claimed: one compile
+    (job,) = exit_compile.pending_jobs()
+    assert started == [[sys.executable, "-m", "funcgrad.backend.numba.exit_compile", str(job)]]
+    assert exit_compile.run(job) == 1 and not exit_compile.pending_jobs()
+    assert exit_compile.hand_off([lowering]) is None  # in the disk cache now
+
+
 def test_short_run_exits_without_waiting(tmp_path):
     p = _child(tmp_path, "exit", at_exit="detach", exit_after="1000")  # far longer than it ran
     out, err = p.communicate(timeout=120)

@@ -3,17 +3,17 @@
 A program shorter than its kernels' compile ends on the interpreter tier with compiles
 still queued. Waiting for them at exit would make the user wait for a compile after their
 program is done; dropping them would make the next run cold again. Instead, at exit
-(``tiers.py``) the pending kernels are written as one *job* into the private cache folder
-and a detached, low-priority ``python -m funcgrad.backend.numba.exit_compile JOB``
-compiles them into the disk cache while the user goes on; the next run loads them.
+(``tiers.py``) each pending kernel is written as a *job* file into the private cache
+folder and a detached, low-priority ``python -m funcgrad.backend.numba.exit_compile
+JOB...`` compiles them into the disk cache while the user goes on; the next run loads them.
 
-The job holds, per kernel, the source text funcgrad generated, the names and flags the
-compile needs, and the argument types. Its trust is that of a compiled-code entry of the
-same folder (see ``disk_cache.py``): it is read only from ``<cache>/pending/`` in a
-private folder of this user, and each source is compiled only if its key (SHA-256 of the
-backend fingerprint and the text) matches the one the job records, so a job from another
-funcgrad or numba version is ignored. The job file is deleted when the process is done;
-``pending_jobs()`` lists the ones still running (benchmarks wait on it).
+A job holds the source text funcgrad generated, the names and flags the compile needs, and
+the argument types. Its trust is that of a compiled-code entry of the same folder (see
+``disk_cache.py``): it is read only from ``<cache>/pending/`` in a private folder of this
+user, and its source is compiled only if its key (SHA-256 of the backend fingerprint and
+the text) matches the one the job records, so a job from another funcgrad or numba version
+is ignored. A job file is deleted when its kernel is done; ``pending_jobs()`` lists the
+ones still running (benchmarks wait on it).
 """
 
 from __future__ import annotations
@@ -75,36 +75,38 @@ def _aval_json(aval: Any) -> list:
 def hand_off(lowerings: list[Any]) -> tuple[int, int] | None:
     """Compile ``lowerings`` (``backend.numba.Lowering``s) into the disk cache in a detached
     process; returns its pid and how many kernels it compiles, or None when there is no
-    disk cache to fill or nothing missing from it."""
+    disk cache to fill or nothing missing from it.
+
+    One job file per kernel, ``pending/k_<key>.json``, claimed exclusively: processes that
+    exit together with the same kernel pending (MPI ranks, a pool's workers) hand it off
+    once."""
     root = disk_cache.folder()
     if root is None or not lowerings:
         return None
     folder = _jobs_folder(root)
     if folder is None:
         return None
-    jobs = []
+    pending_jobs(root)  # deletes stale ones
+    paths = []
     for lowering in lowerings:
         source = lowering.source
         key = compile.cache_key(source.text)
         if any(root.glob(f"k_{key[:40]}.*.nbc")):
             continue  # compiled by an earlier run: this one ended while loading it
-        jobs.append(
-            {
-                "key": key,
-                "text": source.text,
-                "entry": source.entry,
-                "functions": list(source.functions),
-                "helpers": list(source.helpers),
-                "parallel": bool(source.parallel),
-                "buffers": [_aval_json(a) for a in source.buffers],
-                "in_avals": [_aval_json(a) for a in lowering.jaxpr.in_avals],
-            }
-        )
-    if not jobs:
-        return None
-    pending_jobs(root)  # deletes stale ones
-    path = folder / f"{os.getpid()}-{time.time_ns()}.json"
-    if not disk_cache.write_file(path, json.dumps(jobs).encode()):
+        job = {
+            "key": key,
+            "text": source.text,
+            "entry": source.entry,
+            "functions": list(source.functions),
+            "helpers": list(source.helpers),
+            "parallel": bool(source.parallel),
+            "buffers": [_aval_json(a) for a in source.buffers],
+            "in_avals": [_aval_json(a) for a in lowering.jaxpr.in_avals],
+        }
+        path = folder / f"k_{key[:40]}.json"
+        if _claim(path, json.dumps([job]).encode()):
+            paths.append(path)
+    if not paths:
         return None
     detach: dict[str, Any] = (
         {"start_new_session": True}
@@ -118,7 +120,7 @@ def hand_off(lowerings: list[Any]) -> tuple[int, int] | None:
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "funcgrad.backend.numba.exit_compile", str(path)],
+            [sys.executable, "-m", "funcgrad.backend.numba.exit_compile", *map(str, paths)],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -127,9 +129,24 @@ def hand_off(lowerings: list[Any]) -> tuple[int, int] | None:
             **detach,
         )
     except OSError:
-        path.unlink(missing_ok=True)
+        for path in paths:
+            path.unlink(missing_ok=True)
         return None
-    return proc.pid, len(jobs)
+    return proc.pid, len(paths)
+
+
+def _claim(path: Path, data: bytes) -> bool:
+    """Create job file ``path`` holding ``data``, whole and only if it does not exist."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    if not disk_cache.write_file(tmp, data):
+        return False
+    try:
+        os.link(tmp, path)  # atomic, and fails if another process claimed it first
+        return True
+    except OSError:
+        return False
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 class _Source:
@@ -197,8 +214,8 @@ def main(argv: list[str]) -> int:
             os.nice(10)  # after the user's own work
         except OSError:
             pass
-    if len(argv) == 1:
-        run(Path(argv[0]))
+    for arg in argv:
+        run(Path(arg))
     return 0
 
 
