@@ -10,6 +10,7 @@ import pytest
 
 import funcgrad as fg
 import funcgrad.numpy as fnp
+from funcgrad import lax
 from tests.helpers import check_grads
 
 RNG = np.random.default_rng(0)
@@ -153,6 +154,10 @@ def test_sort_orders_complex_like_numpy():
     rows = np.stack([z, z[::-1], z * 1j])
     np.testing.assert_array_equal(fg.vmap(fnp.sort)(rows), np.sort(rows, axis=1))
     np.testing.assert_array_equal(fnp.sort(rows, axis=0), np.sort(rows, axis=0))
+    # Splitting complex keys keeps num_keys checked against the operands given.
+    for keys in (0, 3):
+        with pytest.raises(ValueError, match=f"num_keys={keys} must be between 1"):
+            lax.sort((z, z.real), num_keys=keys)
     # The sort's derivative permutes the cotangent (real inputs through a complex sort).
     x = np.array([3.0, 1.0, 2.0, 0.0])
     g = fg.grad(lambda x: fnp.sum(fnp.sort(x * (1 + 1j)).real * np.arange(4.0)))(x)

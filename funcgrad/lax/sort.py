@@ -37,16 +37,17 @@ def sort(operand: Any, dimension: int = -1, is_stable: bool = True, num_keys: in
     if not operands:
         raise ValueError("sort: needs at least one operand")
     num_keys = int(num_keys)
-    keys = _real_keys(operands[:num_keys])
-    extra = len(keys) if len(keys) != num_keys else 0  # complex keys: sort real copies
-    out = sort_p.bind(
-        *(keys if extra else ()),
-        *operands,
+    params = dict(
         dimension=_canonical_dimension(dimension, get_aval(operands[0]).ndim),
         is_stable=bool(is_stable),
-        num_keys=len(keys),
     )
-    out = out[extra:]
+    keys = operands[:num_keys]
+    if 1 <= num_keys <= len(operands) and any(get_aval(k).dtype.kind == "c" for k in keys):
+        # Complex keys: sort by real copies of their parts, drop the copies afterwards.
+        real = _real_keys(keys)
+        out = sort_p.bind(*real, *operands, num_keys=len(real), **params)[len(real) :]
+    else:
+        out = sort_p.bind(*operands, num_keys=num_keys, **params)
     return tuple(out) if isinstance(operand, (list, tuple)) else out[0]
 
 
