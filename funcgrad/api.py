@@ -254,38 +254,37 @@ def _check_complex_inputs(
             )
 
 
-def _check_jacobian_dtypes(
-    what: str, fname: str, holomorphic: bool, in_dtypes: Sequence[Any], out_dtypes: Sequence[Any]
+def _check_real_inputs(fname: str, dtypes_in: Sequence[Any]) -> None:
+    """``jacfwd`` without ``holomorphic`` pushes real input directions (a complex input
+    would need both a real and an imaginary one), as JAX."""
+    for dt in dtypes_in:
+        if np.dtype(dt).kind == "c":
+            raise TypeError(
+                f"jacfwd({fname}) needs real inputs, but got dtype {np.dtype(dt).name}: "
+                "for a holomorphic function pass holomorphic=True; otherwise "
+                "differentiate the real and imaginary parts as separate real inputs"
+            )
+
+
+def _check_jacobian_outputs(
+    what: str, fname: str, holomorphic: bool, dtypes_out: Sequence[Any]
 ) -> None:
-    """JAX's rules for complex Jacobians: without ``holomorphic``, ``jacfwd`` pushes real
-    input directions (complex inputs would need both a real and an imaginary one) and
-    ``jacrev`` pulls back real output directions; with it, inputs and outputs are complex
-    and the Jacobian is the complex derivative ``f'(z)``."""
-    if holomorphic:
-        for dt in out_dtypes:
-            if np.dtype(dt).kind != "c":
-                raise TypeError(
-                    f"{what}({fname}, holomorphic=True) needs complex outputs, but the "
-                    f"function returned dtype {np.dtype(dt).name}; drop holomorphic=True "
-                    "for a real function"
-                )
-        return
-    if what == "jacfwd":
-        for dt in in_dtypes:
-            if np.dtype(dt).kind == "c":
-                raise TypeError(
-                    f"jacfwd({fname}) needs real inputs, but got dtype {np.dtype(dt).name}: "
-                    "for a holomorphic function pass holomorphic=True; otherwise "
-                    "differentiate the real and imaginary parts as separate real inputs"
-                )
-    else:
-        for dt in out_dtypes:
-            if np.dtype(dt).kind == "c":
-                raise TypeError(
-                    f"jacrev({fname}) needs real outputs, but the function returned dtype "
-                    f"{np.dtype(dt).name}: for a holomorphic function pass holomorphic=True; "
-                    "for a non-holomorphic one with complex outputs use vjp directly"
-                )
+    """JAX's rules for a Jacobian's outputs: complex with ``holomorphic`` (the Jacobian is
+    ``f'(z)``); real for ``jacrev`` without it (it pulls back real output directions)."""
+    for dt in dtypes_out:
+        complex_out = np.dtype(dt).kind == "c"
+        if holomorphic and not complex_out:
+            raise TypeError(
+                f"{what}({fname}, holomorphic=True) needs complex outputs, but the "
+                f"function returned dtype {np.dtype(dt).name}; drop holomorphic=True "
+                "for a real function"
+            )
+        if what == "jacrev" and not holomorphic and complex_out:
+            raise TypeError(
+                f"jacrev({fname}) needs real outputs, but the function returned dtype "
+                f"{np.dtype(dt).name}: for a holomorphic function pass holomorphic=True; "
+                "for a non-holomorphic one with complex outputs use vjp directly"
+            )
 
 
 def _fix_cotangent(ct: Any, aval: ShapedArray) -> Any:
@@ -630,10 +629,11 @@ def jacfwd(
         nums = _normalize_argnums(argnums, len(args), fname)
         flat, in_tree, call, names = _dyn_args(fun, args, kwargs, nums)
         _check_float_inputs(flat, names, fname, "jacfwd")
+        avals = [get_aval(x).strip() for x in flat]
         if holomorphic:
             _check_complex_inputs(flat, names, fname, "jacfwd")
-        avals = [get_aval(x).strip() for x in flat]
-        _check_jacobian_dtypes("jacfwd", fname, holomorphic, [a.dtype for a in avals], [])
+        else:
+            _check_real_inputs(fname, [a.dtype for a in avals])
         outputs = _Outputs(call, has_aux, "jacfwd", fname)
         flat_call = outputs.concatenated
 
@@ -641,7 +641,7 @@ def jacfwd(
             outs, touts = ad.jvp_flat(flat_call, flat, list(basis))
             n = outputs.num_out
             out_dtypes = [get_aval(o).dtype for o in outs[:n]]
-            _check_jacobian_dtypes("jacfwd", fname, holomorphic, [], out_dtypes)
+            _check_jacobian_outputs("jacfwd", fname, holomorphic, out_dtypes)
             touts = [
                 _fix_cotangent(t, get_aval(o).strip())
                 for t, o in zip(touts[:n], outs[:n], strict=True)
@@ -697,7 +697,7 @@ def jacrev(
         outputs = _Outputs(call, has_aux, "jacrev", fname)
         outs, lin, aux_leaves = _reverse_flat(outputs, flat)
         out_dtypes = [a.dtype for a in lin.out_avals]
-        _check_jacobian_dtypes("jacrev", fname, holomorphic, [], out_dtypes)
+        _check_jacobian_outputs("jacrev", fname, holomorphic, out_dtypes)
         jac_leaves = []
         for j, out_aval in enumerate(lin.out_avals):
             m = out_aval.size
