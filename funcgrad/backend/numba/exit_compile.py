@@ -55,17 +55,14 @@ def pending_jobs(root: Path | None = None) -> list[Path]:
     root = root if root is not None else disk_cache.folder()
     if root is None:
         return []
-    now = time.time()
-    out = []
-    for p in sorted((root / JOBS_FOLDER).glob("*.json")):
-        try:
-            if now - p.stat().st_mtime < STALE_JOB_S:
-                out.append(p)
-            else:
-                p.unlink()
-        except OSError:
-            continue
-    return out
+    return [p for p in sorted((root / JOBS_FOLDER).glob("*.json")) if not _stale(p)]
+
+
+def _stale(path: Path) -> bool:
+    try:
+        return time.time() - path.stat().st_mtime >= STALE_JOB_S
+    except OSError:
+        return True  # gone meanwhile
 
 
 def _aval_json(aval: Any) -> list:
@@ -86,7 +83,9 @@ def hand_off(lowerings: list[Any]) -> tuple[int, int] | None:
     folder = _jobs_folder(root)
     if folder is None:
         return None
-    pending_jobs(root)  # deletes stale ones
+    for path in folder.glob("*.json"):
+        if _stale(path):
+            path.unlink(missing_ok=True)
     paths = []
     for lowering in lowerings:
         source = lowering.source
