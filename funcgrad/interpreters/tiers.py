@@ -269,6 +269,15 @@ class Job:
         self.submitted = time.perf_counter()
         self.ready_s = 0.0
 
+    def lowered(self) -> Any:
+        """The job's lowering, generating the source first if the caller did not (pure
+        Python: numba is not imported)."""
+        if self.lowering is None:
+            from funcgrad.backend.numba import lower
+
+            self.lowering = lower(self.closed, self.name)
+        return self.lowering
+
 
 _lock = threading.Lock()
 # Source text -> the key its kernel has in the backend's memory cache, most recently used
@@ -345,15 +354,12 @@ def submit(closed: Any, name: str, lowering: Any, on_done: Callable[[Job], None]
 
 
 def _build(job: Job) -> None:
-    if job.lowering is None:
-        from funcgrad.backend.numba import lower
-
-        job.lowering = lower(job.closed, job.name)
-    text = job.lowering.source.text
+    lowering = job.lowered()
+    text = lowering.source.text
     kernel = kernel_for(text)
     job.reused = kernel is not None
     if kernel is None:
-        kernel = job.lowering.compile()  # compile.py: memory, then disk, then numba
+        kernel = lowering.compile()  # compile.py: memory, then disk, then numba
         remember(text, kernel)
     job.kernel = kernel
 
@@ -438,14 +444,10 @@ def _unfinished() -> list[Any]:
             jobs.insert(0, _building)
     out = []
     for job in jobs:
-        if job.lowering is None:
-            from funcgrad.backend.numba import lower
-
-            try:
-                job.lowering = lower(job.closed, job.name)
-            except Exception:  # noqa: BLE001 - it would fail in the next run too
-                continue
-        out.append(job.lowering)
+        try:
+            out.append(job.lowered())
+        except Exception:  # noqa: BLE001 - it would fail in the next run too
+            continue
     return out
 
 
@@ -462,8 +464,6 @@ def _finish_at_exit() -> None:
     mode = _at_exit_mode()
     if mode == "drop" or _interp_s[0] < _env_seconds("FUNCGRAD_JIT_EXIT_WAIT_AFTER", 0.5):
         return
-    import sys
-
     if mode == "wait":
         limit = _env_seconds("FUNCGRAD_JIT_EXIT_WAIT", 60.0)
         print(
