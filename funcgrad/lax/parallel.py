@@ -391,16 +391,21 @@ def _names(axis_name: Any) -> tuple:
     return tuple(axis_name) if isinstance(axis_name, (tuple, list)) else (axis_name,)
 
 
-def psum(x: Any, axis_name: Any) -> Any:
-    """Sum of ``x`` (a pytree) over the instances of ``axis_name`` (a name or a tuple of
-    names); every instance gets the sum."""
+def _reduce(prim: Primitive, x: Any, axis_name: Any) -> Any:
+    """``prim`` over each name of ``axis_name`` in turn, on every leaf of ``x``."""
 
     def one(leaf: Any) -> Any:
         for name in _names(axis_name):
-            leaf = psum_p.bind(_as_array(leaf), axis_name=name)
+            leaf = prim.bind(_as_array(leaf), axis_name=name)
         return leaf
 
     return tree_map(one, x)
+
+
+def psum(x: Any, axis_name: Any) -> Any:
+    """Sum of ``x`` (a pytree) over the instances of ``axis_name`` (a name or a tuple of
+    names); every instance gets the sum."""
+    return _reduce(psum_p, x, axis_name)
 
 
 def pmean(x: Any, axis_name: Any) -> Any:
@@ -427,24 +432,12 @@ def _divide_by(n: int) -> Any:
 
 def pmax(x: Any, axis_name: Any) -> Any:
     """Elementwise maximum of ``x`` over the instances of ``axis_name``."""
-
-    def one(leaf: Any) -> Any:
-        for name in _names(axis_name):
-            leaf = pmax_p.bind(_as_array(leaf), axis_name=name)
-        return leaf
-
-    return tree_map(one, x)
+    return _reduce(pmax_p, x, axis_name)
 
 
 def pmin(x: Any, axis_name: Any) -> Any:
     """Elementwise minimum of ``x`` over the instances of ``axis_name``."""
-
-    def one(leaf: Any) -> Any:
-        for name in _names(axis_name):
-            leaf = pmin_p.bind(_as_array(leaf), axis_name=name)
-        return leaf
-
-    return tree_map(one, x)
+    return _reduce(pmin_p, x, axis_name)
 
 
 def all_gather(x: Any, axis_name: Any, *, axis: int = 0, tiled: bool = False) -> Any:
