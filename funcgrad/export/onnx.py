@@ -460,11 +460,17 @@ def _gather(b: _Builder, ins: list[str], in_avals: list, params: dict, out_aval:
             first = axis + indices.ndim - 1
             where = np.arange(first, first + trailing, dtype=np.int64)
             inside = b.node("Unsqueeze", [inside, b.const(where)])
-        fill = params.get("fill_value")
-        if fill is None:
-            fill = np.nan if out_aval.dtype.kind in "fc" else 0
-        out = b.node("Where", [inside, out, b.const(np.asarray(fill, out_aval.dtype))])
+        out = _fill_outside(b, inside, out, params, out_aval)
     return out
+
+
+def _fill_outside(b: _Builder, inside: str, out: str, params: dict, out_aval: Any) -> str:
+    """``out`` where ``inside``, else the gather's fill value (``FILL_OR_DROP`` mode: NaN
+    for inexact dtypes, 0 otherwise, as JAX)."""
+    fill = params.get("fill_value")
+    if fill is None:
+        fill = np.nan if out_aval.dtype.kind in "fc" else 0
+    return b.node("Where", [inside, out, b.const(np.asarray(fill, out_aval.dtype))])
 
 
 def _gather_nd(b: _Builder, ins: list[str], in_avals: list, params: dict, out_aval: Any) -> str:
@@ -509,10 +515,7 @@ def _gather_nd(b: _Builder, ins: list[str], in_avals: list, params: dict, out_av
         if trailing:
             where = np.arange(nb, nb + trailing, dtype=np.int64)
             inside = b.node("Unsqueeze", [inside, b.const(where)])
-        fill = params.get("fill_value")
-        if fill is None:
-            fill = np.nan if out_aval.dtype.kind in "fc" else 0
-        out = b.node("Where", [inside, out, b.const(np.asarray(fill, out_aval.dtype))])
+        out = _fill_outside(b, inside, out, params, out_aval)
     return out
 
 
